@@ -1,0 +1,9 @@
+// Package clock tells the agent what time it is and how far to trust it.
+//
+// Raspberry-Pi-class gateways have no battery-backed clock: after a power cut
+// the kernel's wall clock is 1970 or a stale fake-hwclock value until NTP
+// syncs, then it jumps. A Source stamps every reading with the boot id, the
+// monotonic CLOCK_BOOTTIME and the best wall time available with a quality
+// (synced / rtc / corrected / estimated), and re-stamps readings taken before
+// sync once the offset between monotonic and wall time is known.
+package clock

@@ -1,0 +1,116 @@
+package config
+
+import (
+	_ "embed"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gridedge/gridedge/shared/wire"
+)
+
+//go:embed example.yaml
+var example []byte
+
+func TestExampleParses(t *testing.T) {
+	cfg, err := Parse(example)
+	if err != nil {
+		t.Fatalf("example.yaml: %v", err)
+	}
+	if cfg.DeviceID != "gw-0001" || cfg.MQTT.AckTimeout.D() != 30*time.Second {
+		t.Fatalf("unexpected values: %+v", cfg)
+	}
+	sc := cfg.SensorConfigs()
+	if len(sc) != 2 || sc[0].Channel != "mains" || len(sc[0].Quantities) != 3 || sc[0].Quantities[0] != wire.Quantity_QUANTITY_ACTIVE_POWER {
+		t.Fatalf("sensor configs: %+v", sc)
+	}
+	if sc[0].Options["bus"] != "1" {
+		t.Fatalf("options not carried: %+v", sc[0].Options)
+	}
+	// A channel without its own interval takes sample_interval.
+	if cfg.Channels[1].Every() != 10*time.Second {
+		t.Fatalf("default interval: %v", cfg.Channels[1].Interval)
+	}
+}
+
+const minimal = `
+device_id: dev-1
+site: s1
+state_dir: /tmp/state
+mqtt: {url: "tcp://127.0.0.1:1883"}
+buffer: {dir: /tmp/buf}
+channels:
+  - {name: mains, driver: fake}
+`
+
+func TestDefaults(t *testing.T) {
+	cfg, err := Parse([]byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MQTT.ClientID != "gridedge-dev-1" || cfg.MQTT.MaxBatchReadings != DefaultMaxBatchReadings ||
+		cfg.Buffer.SyncInterval.D() != DefaultSyncInterval || cfg.Channels[0].Every() != DefaultSampleInterval {
+		t.Fatalf("defaults not applied: %+v", cfg)
+	}
+}
+
+func TestErrorsNameTheField(t *testing.T) {
+	cases := []struct {
+		name, edit, want string
+	}{
+		{"zero interval", `channels: [{name: a, driver: fake}, {name: b, driver: fake}, {name: c, driver: fake, interval: 0s}]`,
+			`channels[2].interval: must be > 0, got "0s"`},
+		{"bad quantity", `channels: [{name: a, driver: fake, quantities: [active_power, watts]}]`,
+			`channels[0].quantities[1]: unknown quantity "watts"`},
+		{"duplicate channel", `channels: [{name: a, driver: fake}, {name: a, driver: fake}]`,
+			`channels[1].name: "a" already used by channels[0]`},
+		{"bad channel name", `channels: [{name: "a/b", driver: fake}]`, `channels[0].name:`},
+		{"no driver", `channels: [{name: a}]`, `channels[0].driver: must be set`},
+		{"no channels", `channels: []`, `channels: at least one channel is required`},
+		{"device id", `device_id: "dev 1"`, `device_id:`},
+		{"bad url", `mqtt: {url: "http://x:1"}`, `mqtt.url: scheme "http" not supported`},
+		{"cert without key", `mqtt: {url: "ssl://x:8883", cert_file: /c.pem}`, `mqtt.cert_file: cert_file and key_file must be set together`},
+		{"batch readings", `mqtt: {url: "tcp://x:1", max_batch_readings: -1}`, `mqtt.max_batch_readings: must be 1..`},
+		{"same dirs", `state_dir: /tmp/buf`, `state_dir: must differ from buffer.dir`},
+		{"small quota", `buffer: {dir: /tmp/buf, quota_bytes: 1000}`, `buffer.quota_bytes: must be at least 8 MiB`},
+		{"bad zone", `time_zone: Mars/Olympus`, `time_zone: unknown IANA time zone`},
+		{"bad duration", `sample_interval: soon`, `duration "soon"`},
+		{"unknown field", `buffer: {dir: /tmp/b, size: 3}`, `field size not found`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(override(minimal, tc.edit)))
+			if err == nil {
+				t.Fatalf("no error, want %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestEmpty(t *testing.T) {
+	if _, err := Parse(nil); err == nil {
+		t.Fatal("empty config accepted")
+	}
+}
+
+// override replaces the top-level key of the first line of edit in base.
+func override(base, edit string) string {
+	key := edit[:strings.Index(edit, ":")+1]
+	var out []string
+	skipping := false
+	for _, l := range strings.Split(base, "\n") {
+		switch {
+		case strings.HasPrefix(l, key):
+			skipping = true
+			continue
+		case skipping && strings.HasPrefix(l, " "):
+			continue
+		}
+		skipping = false
+		out = append(out, l)
+	}
+	return strings.Join(out, "\n") + "\n" + edit + "\n"
+}

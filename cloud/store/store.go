@@ -1,0 +1,358 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/gridedge/gridedge/shared/wire"
+)
+
+// DefaultWindowSizes are the window sizes kept when none are configured.
+var defaultWindowSizes = []time.Duration{time.Minute}
+
+// DefaultOutOfOrderness is how far behind a device's newest reading its
+// watermark trails when not configured.
+const DefaultOutOfOrderness = 10 * time.Second
+
+// ErrBatchTooLarge means a batch does not fit in one transaction. The batch
+// is rejected as a whole (nothing of it is stored), so the caller can
+// dead-letter it.
+var ErrBatchTooLarge = errors.New("store: batch too large for one transaction")
+
+// Option changes how a Store is opened.
+type Option func(*settings)
+
+type settings struct {
+	windowSizes    []time.Duration
+	outOfOrderness time.Duration
+	logger         *slog.Logger
+	syncWrites     bool
+	memTableSize   int64
+}
+
+// WithWindowSizes sets the tumbling-window sizes maintained for every series.
+// Each must be positive and divide 24h evenly is not required; windows are
+// aligned to the Unix epoch.
+func WithWindowSizes(sizes ...time.Duration) Option {
+	return func(s *settings) { s.windowSizes = slices.Clone(sizes) }
+}
+
+// WithOutOfOrderness sets the bound subtracted from a device's newest event
+// time to form its watermark; a window closes when the watermark passes its end.
+func WithOutOfOrderness(d time.Duration) Option {
+	return func(s *settings) { s.outOfOrderness = d }
+}
+
+// WithLogger sets the logger for the store and Badger (warnings and errors).
+func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.logger = l } }
+
+// WithSyncWrites turns off fsync on commit when false. Only benchmarks that
+// measure the cost of fsync should use it: without it a crash loses batches
+// that were already acknowledged.
+func WithSyncWrites(on bool) Option { return func(s *settings) { s.syncWrites = on } }
+
+// WithMemTableSize sets Badger's memtable size in bytes; the largest batch a
+// transaction can hold grows with it.
+func WithMemTableSize(n int64) Option { return func(s *settings) { s.memTableSize = n } }
+
+// Store is the collector's Badger-backed state. Its methods are safe for
+// concurrent use.
+type Store struct {
+	db    *badger.DB
+	cfg   settings
+	log   *slog.Logger
+	seq   *badger.Sequence
+	apply sync.Mutex // one batch transaction at a time: no conflicts, no retries
+}
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, opts ...Option) (*Store, error) {
+	cfg := settings{
+		windowSizes:    defaultWindowSizes,
+		outOfOrderness: DefaultOutOfOrderness,
+		logger:         slog.Default(),
+		syncWrites:     true,
+		memTableSize:   64 << 20,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if len(cfg.windowSizes) == 0 {
+		return nil, errors.New("store: at least one window size is required")
+	}
+	for _, d := range cfg.windowSizes {
+		if d <= 0 {
+			return nil, fmt.Errorf("store: window size %v must be positive", d)
+		}
+	}
+	if cfg.outOfOrderness < 0 {
+		return nil, fmt.Errorf("store: out-of-orderness %v must not be negative", cfg.outOfOrderness)
+	}
+	bopts := badger.DefaultOptions(dir).
+		WithSyncWrites(cfg.syncWrites).
+		WithMemTableSize(cfg.memTableSize).
+		WithLogger(badgerLogger{cfg.logger}).
+		WithLoggingLevel(badger.WARNING)
+	db, err := badger.Open(bopts)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
+	seq, err := db.GetSequence([]byte("~deadletter-id"), 64)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: dead-letter sequence: %w", err)
+	}
+	return &Store{db: db, cfg: cfg, log: cfg.logger, seq: seq}, nil
+}
+
+// Close releases the sequence lease and closes the database.
+func (s *Store) Close() error {
+	err := s.seq.Release()
+	if cerr := s.db.Close(); cerr != nil {
+		return fmt.Errorf("store: close: %w", cerr)
+	}
+	if err != nil {
+		return fmt.Errorf("store: release sequence: %w", err)
+	}
+	return nil
+}
+
+// WindowSizes returns the configured window sizes.
+func (s *Store) WindowSizes() []time.Duration { return slices.Clone(s.cfg.windowSizes) }
+
+// Result says what ApplyBatch did.
+type Result struct {
+	Stored     int      // readings newly stored
+	Duplicates int      // readings already stored before (not counted again)
+	Seqs       []uint64 // every seq of the batch, stored now or before
+	// WindowsClosed counts windows that got revision 1 in this batch;
+	// WindowsRevised counts closed windows this batch changed.
+	WindowsClosed  int
+	WindowsRevised int
+}
+
+// DeviceInfo is what the store knows about a device.
+type DeviceInfo struct {
+	ID             string    `json:"id"`
+	Site           string    `json:"site"`
+	FirstSeen      time.Time `json:"first_seen"`
+	LastSeen       time.Time `json:"last_seen"`
+	ReadingsStored uint64    `json:"readings_stored"`
+	Duplicates     uint64    `json:"duplicates"`
+	// MaxEventNs is the newest reading time seen; the watermark trails it.
+	MaxEventNs int64 `json:"max_event_ns"`
+}
+
+type openWindow struct {
+	id        windowID
+	agg       aggregate
+	existed   bool
+	wasClosed bool
+	changed   bool
+}
+
+// ApplyBatch stores the batch's new readings and updates its device's
+// counters and windows in one transaction that is on disk when it returns
+// nil. Readings whose (device, seq_epoch, seq) is already stored are skipped
+// and reported as duplicates. The batch must have been validated
+// (wire.DecodeBatch). Reading times are stored as sent.
+func (s *Store) ApplyBatch(site string, b *wire.Batch, received time.Time) (Result, error) {
+	s.apply.Lock()
+	defer s.apply.Unlock()
+	res := Result{Seqs: make([]uint64, 0, len(b.Readings))}
+	err := s.db.Update(func(txn *badger.Txn) error {
+		res = Result{Seqs: res.Seqs[:0]}
+		info, err := getDevice(txn, b.DeviceId)
+		if err != nil {
+			return err
+		}
+		if info.ID == "" {
+			info = DeviceInfo{ID: b.DeviceId, FirstSeen: received.UTC(), MaxEventNs: math.MinInt64}
+		}
+		windows := map[windowID]*openWindow{}
+		seen := make(map[uint64]struct{}, len(b.Readings))
+		var value [25]byte
+		for _, r := range b.Readings {
+			res.Seqs = append(res.Seqs, r.Seq)
+			if _, dup := seen[r.Seq]; dup {
+				res.Duplicates++
+				continue
+			}
+			seen[r.Seq] = struct{}{}
+			dk := dedupKey(b.DeviceId, b.SeqEpoch, r.Seq)
+			switch _, err := txn.Get(dk); {
+			case err == nil:
+				res.Duplicates++
+				continue
+			case !errors.Is(err, badger.ErrKeyNotFound):
+				return fmt.Errorf("dedup lookup: %w", err)
+			}
+			if err := txn.Set(dk, nil); err != nil {
+				return err
+			}
+			binary.BigEndian.PutUint64(value[0:], math.Float64bits(r.Value))
+			binary.BigEndian.PutUint64(value[8:], uint64(r.TimeErrorNs))
+			binary.BigEndian.PutUint64(value[16:], uint64(received.UnixNano()))
+			value[24] = byte(r.TimeQuality)
+			if err := txn.Set(readingKey(b.DeviceId, r.Channel, r.Quantity, r.WallNs, b.SeqEpoch, r.Seq), slices.Clone(value[:])); err != nil {
+				return err
+			}
+			for _, size := range s.cfg.windowSizes {
+				id := windowID{Device: b.DeviceId, Channel: r.Channel, Quantity: r.Quantity, Size: size, StartNs: windowStart(r.WallNs, size)}
+				w, err := loadWindow(txn, windows, id)
+				if err != nil {
+					return err
+				}
+				w.agg.add(r.Value)
+				w.changed = true
+			}
+			res.Stored++
+			info.MaxEventNs = max(info.MaxEventNs, r.WallNs)
+		}
+		info.Site = site
+		info.LastSeen = received.UTC()
+		info.ReadingsStored += uint64(res.Stored)
+		info.Duplicates += uint64(res.Duplicates)
+		if err := putJSON(txn, deviceKey(prefixDevice, b.DeviceId), info); err != nil {
+			return err
+		}
+		if res.Stored == 0 {
+			return nil
+		}
+		closed, revised, err := s.settleWindows(txn, b.DeviceId, info.MaxEventNs, windows)
+		res.WindowsClosed, res.WindowsRevised = closed, revised
+		return err
+	})
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		return Result{}, fmt.Errorf("%w: %d readings", ErrBatchTooLarge, len(b.Readings))
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("store: apply batch of %s: %w", b.DeviceId, err)
+	}
+	return res, nil
+}
+
+func loadWindow(txn *badger.Txn, cache map[windowID]*openWindow, id windowID) (*openWindow, error) {
+	if w, ok := cache[id]; ok {
+		return w, nil
+	}
+	w := &openWindow{id: id}
+	item, err := txn.Get(id.key(prefixWindow))
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("window lookup: %w", err)
+	default:
+		err := item.Value(func(v []byte) error {
+			a, err := unmarshalAggregate(v)
+			w.agg = a
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		w.existed, w.wasClosed = true, w.agg.Closed
+	}
+	cache[id] = w
+	return w, nil
+}
+
+// settleWindows closes every open window of the device whose end the
+// watermark has passed, bumps the revision of closed windows this batch
+// changed, and writes the touched windows.
+func (s *Store) settleWindows(txn *badger.Txn, device string, maxEventNs int64, windows map[windowID]*openWindow) (closed, revised int, err error) {
+	watermark := maxEventNs - int64(s.cfg.outOfOrderness)
+	if maxEventNs == math.MinInt64 {
+		watermark = math.MinInt64
+	}
+	// Open windows this batch did not touch may still close now.
+	prefix := append(deviceKey(prefixOpenWindow, device), 0)
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	for it.Rewind(); it.Valid(); it.Next() {
+		id, perr := parseWindowKey(it.Item().Key())
+		if perr != nil {
+			it.Close()
+			return 0, 0, perr
+		}
+		if id.StartNs+int64(id.Size) > watermark {
+			continue
+		}
+		if _, err := loadWindow(txn, windows, id); err != nil {
+			it.Close()
+			return 0, 0, err
+		}
+	}
+	it.Close()
+	for _, w := range windows {
+		end := w.id.StartNs + int64(w.id.Size)
+		switch {
+		case w.wasClosed && w.changed:
+			w.agg.Revision++
+			revised++
+		case !w.agg.Closed && end <= watermark:
+			w.agg.Closed, w.agg.Revision = true, 1
+			closed++
+			if w.existed {
+				if err := txn.Delete(w.id.key(prefixOpenWindow)); err != nil {
+					return 0, 0, err
+				}
+			}
+		case !w.existed:
+			if err := txn.Set(w.id.key(prefixOpenWindow), nil); err != nil {
+				return 0, 0, err
+			}
+		case !w.changed:
+			continue
+		}
+		if err := txn.Set(w.id.key(prefixWindow), w.agg.marshal()); err != nil {
+			return 0, 0, err
+		}
+	}
+	return closed, revised, nil
+}
+
+func getDevice(txn *badger.Txn, device string) (DeviceInfo, error) {
+	var info DeviceInfo
+	err := getJSON(txn, deviceKey(prefixDevice, device), &info)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return DeviceInfo{}, nil
+	}
+	return info, err
+}
+
+func getJSON(txn *badger.Txn, key []byte, v any) error {
+	item, err := txn.Get(key)
+	if err != nil {
+		return err
+	}
+	return item.Value(func(b []byte) error {
+		if err := json.Unmarshal(b, v); err != nil {
+			return fmt.Errorf("decode %q: %w", key, err)
+		}
+		return nil
+	})
+}
+
+func putJSON(txn *badger.Txn, key []byte, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %q: %w", key, err)
+	}
+	return txn.Set(key, b)
+}
+
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error("badger: " + fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn("badger: " + fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Infof(f string, a ...any)    { b.l.Info("badger: " + fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Debugf(f string, a ...any)   { b.l.Debug("badger: " + fmt.Sprintf(f, a...)) }

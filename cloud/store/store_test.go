@@ -1,0 +1,205 @@
+package store
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/gridedge/gridedge/shared/wire"
+)
+
+var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+func openTest(t *testing.T, dir string, opts ...Option) *Store {
+	t.Helper()
+	s, err := Open(dir, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// batch builds a batch of n readings every second from seq first, on one channel.
+func batch(device string, epoch, first uint64, n int, start time.Time) *wire.Batch {
+	b := &wire.Batch{SchemaVersion: wire.SchemaVersion, DeviceId: device, SeqEpoch: epoch, BootId: "boot"}
+	for i := 0; i < n; i++ {
+		seq := first + uint64(i)
+		b.Readings = append(b.Readings, &wire.Reading{
+			Seq: seq, Channel: "mains", Quantity: wire.Quantity_QUANTITY_ACTIVE_POWER,
+			Value: float64(seq%97) * 10.5, WallNs: start.Add(time.Duration(seq) * time.Second).UnixNano(),
+			TimeQuality: wire.TimeQuality_TIME_QUALITY_SYNCED,
+		})
+	}
+	return b
+}
+
+func TestApplyBatchDeduplicates(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	b := batch("dev-1", 7, 1, 100, t0)
+	res, err := s.ApplyBatch("site", b, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stored != 100 || res.Duplicates != 0 || len(res.Seqs) != 100 {
+		t.Fatalf("first apply: %+v", res)
+	}
+	res, err = s.ApplyBatch("site", b, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stored != 0 || res.Duplicates != 100 || len(res.Seqs) != 100 {
+		t.Fatalf("resend: stored %d dup %d seqs %d", res.Stored, res.Duplicates, len(res.Seqs))
+	}
+	// Overlapping batch: 50 old, 50 new. A new epoch makes the same seqs new readings.
+	if res, err = s.ApplyBatch("site", batch("dev-1", 7, 51, 100, t0), t0); err != nil || res.Stored != 50 || res.Duplicates != 50 {
+		t.Fatalf("overlap: %+v %v", res, err)
+	}
+	if res, err = s.ApplyBatch("site", batch("dev-1", 8, 1, 10, t0), t0); err != nil || res.Stored != 10 {
+		t.Fatalf("new epoch: %+v %v", res, err)
+	}
+	info, ok, err := s.Device("dev-1")
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if info.ReadingsStored != 160 || info.Duplicates != 150 || info.Site != "site" {
+		t.Fatalf("device info %+v", info)
+	}
+	n := 0
+	if err := s.Readings("dev-1", "mains", wire.Quantity_QUANTITY_ACTIVE_POWER, time.Time{}, time.Time{}, func(Reading) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n != 160 {
+		t.Fatalf("stored readings %d, want 160", n)
+	}
+}
+
+func TestDuplicateWithinBatchCountedOnce(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	b := batch("d", 1, 1, 3, t0)
+	b.Readings = append(b.Readings, b.Readings[1])
+	res, err := s.ApplyBatch("s", b, t0)
+	if err != nil || res.Stored != 3 || res.Duplicates != 1 {
+		t.Fatalf("%+v %v", res, err)
+	}
+}
+
+// direct computes the 1-minute windows of the readings from scratch.
+func direct(readings []*wire.Reading, size time.Duration) map[int64]*aggregate {
+	out := map[int64]*aggregate{}
+	for _, r := range readings {
+		st := windowStart(r.WallNs, size)
+		a := out[st]
+		if a == nil {
+			a = &aggregate{}
+			out[st] = a
+		}
+		a.add(r.Value)
+	}
+	return out
+}
+
+func TestWindowsMatchDirectComputationAndRevise(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, WithWindowSizes(time.Minute, 5*time.Minute), WithOutOfOrderness(5*time.Second))
+	// 600 readings over 10 minutes, delivered in shuffled batches of 50.
+	all := batch("d", 1, 0, 600, t0).Readings
+	rng := rand.New(rand.NewPCG(1, 2))
+	shuffled := append([]*wire.Reading(nil), all...)
+	rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	for i := 0; i < len(shuffled); i += 50 {
+		b := &wire.Batch{SchemaVersion: 1, DeviceId: "d", SeqEpoch: 1, Readings: shuffled[i : i+50]}
+		if _, err := s.ApplyBatch("s", b, t0); err != nil {
+			t.Fatal(err)
+		}
+		if i == 300 { // restart halfway: state must carry over exactly
+			s.Close()
+			s = openTest(t, dir, WithWindowSizes(time.Minute, 5*time.Minute), WithOutOfOrderness(5*time.Second))
+		}
+	}
+	defer s.Close()
+	for _, size := range []time.Duration{time.Minute, 5 * time.Minute} {
+		want := direct(all, size)
+		got, err := s.Windows(WindowQuery{Device: "d", Channel: "mains", Quantity: wire.Quantity_QUANTITY_ACTIVE_POWER, Size: size})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("size %v: %d windows, want %d", size, len(got), len(want))
+		}
+		maxNs := all[len(all)-1].WallNs
+		for _, w := range got {
+			d := want[w.Start.UnixNano()]
+			if d == nil {
+				t.Fatalf("unexpected window %v", w.Start)
+			}
+			if w.Count != d.Count || w.Min != d.Min || w.Max != d.Max || math.Abs(w.Sum-d.Sum) > 1e-6 || math.Abs(w.Mean-d.Sum/float64(d.Count)) > 1e-9 {
+				t.Fatalf("size %v window %v: got %+v, want %+v", size, w.Start, w, d)
+			}
+			shouldClose := w.End.UnixNano() <= maxNs-int64(5*time.Second)
+			if w.Closed != shouldClose || (w.Closed && w.Revision < 1) || (!w.Closed && w.Revision != 0) {
+				t.Fatalf("size %v window %v: closed %v revision %d, want closed %v", size, w.Start, w.Closed, w.Revision, shouldClose)
+			}
+		}
+	}
+
+	// A late reading into a closed window bumps its revision by one; its
+	// redelivery changes nothing.
+	before, _ := s.Windows(WindowQuery{Device: "d", Channel: "mains", Size: time.Minute, Limit: 1})
+	late := &wire.Batch{SchemaVersion: 1, DeviceId: "d", SeqEpoch: 1, Readings: []*wire.Reading{{
+		Seq: 10_000, Channel: "mains", Quantity: wire.Quantity_QUANTITY_ACTIVE_POWER, Value: 1e6,
+		WallNs: t0.Add(time.Second).UnixNano(), TimeQuality: wire.TimeQuality_TIME_QUALITY_SYNCED,
+	}}}
+	for i := 0; i < 2; i++ {
+		res, err := s.ApplyBatch("s", late, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 && res.WindowsRevised != 2 || i == 1 && res.WindowsRevised != 0 {
+			t.Fatalf("delivery %d: revised %d", i, res.WindowsRevised)
+		}
+	}
+	after, _ := s.Windows(WindowQuery{Device: "d", Channel: "mains", Size: time.Minute, Limit: 1})
+	if after[0].Revision != before[0].Revision+1 || after[0].Count != before[0].Count+1 || after[0].Max != 1e6 {
+		t.Fatalf("late reading: before %+v after %+v", before[0], after[0])
+	}
+}
+
+func TestWindowStartBeforeEpoch(t *testing.T) {
+	if got := windowStart(-1, time.Minute); got != -int64(time.Minute) {
+		t.Fatalf("windowStart(-1) = %d", got)
+	}
+	if got := windowStart(int64(time.Minute), time.Minute); got != int64(time.Minute) {
+		t.Fatalf("windowStart(1m) = %d", got)
+	}
+}
+
+func TestDeadLettersAndStatus(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	for i, reason := range []string{"malformed", "device_mismatch"} {
+		if _, err := s.PutDeadLetter(DeadLetter{Reason: reason, Topic: "t", Received: t0.Add(time.Duration(i) * time.Second), Payload: []byte{0xff, byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := &wire.Status{SchemaVersion: 1, DeviceId: "d", Online: true, TimeZone: "Europe/Paris"}
+	if err := s.PutStatus("site", st, t0); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = openTest(t, dir)
+	defer s.Close()
+	dls, err := s.DeadLetters(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dls) != 2 || dls[0].Reason != "device_mismatch" || dls[1].Reason != "malformed" || dls[0].Payload[1] != 1 || dls[0].ID == dls[1].ID {
+		t.Fatalf("dead letters after reopen: %+v", dls)
+	}
+	sts, err := s.Statuses()
+	if err != nil || !sts["d"].Online || sts["d"].TimeZone != "Europe/Paris" {
+		t.Fatalf("statuses %+v %v", sts, err)
+	}
+}

@@ -1,0 +1,58 @@
+package buffer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+// BadgerOptions returns the Badger configuration the buffer uses. Badger's
+// defaults are for servers (64 MB memtables ×5, 256 MB block cache, every
+// table index in RAM, 1 GB mmapped value-log files) and have failed to mmap
+// on 32-bit ARM; these keep the whole store within a few tens of MB of RAM
+// and address space on a 512 MB Pi Zero. The reasoning for each value is in
+// docs/buffer.md.
+func BadgerOptions(dir string, log *slog.Logger) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithMemTableSize(8 << 20). // 15% of it (1.2 MB) bounds one transaction
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(8).
+		WithBaseTableSize(2 << 20).
+		WithBaseLevelSize(8 << 20).
+		WithValueLogFileSize(16 << 20). // mmapped: keep address space small on 32-bit
+		WithValueLogMaxEntries(200_000).
+		WithValueThreshold(1 << 10). // a reading is ~60 B: it lives in the LSM tree
+		WithBlockCacheSize(4 << 20).
+		WithIndexCacheSize(2 << 20). // bounded; 0 would keep every index in RAM
+		WithNumCompactors(2).        // the minimum Badger accepts
+		WithNumGoroutines(2).
+		WithCompression(options.Snappy).
+		WithMetricsEnabled(false).
+		WithDetectConflicts(false). // one writer, serialised by the buffer
+		WithSyncWrites(false).      // synced explicitly every sync interval
+		WithLogger(slogBadger{log})
+}
+
+// slogBadger routes Badger's logging to slog. Badger is chatty at INFO
+// (every compaction); only warnings and errors reach the agent's log.
+type slogBadger struct{ l *slog.Logger }
+
+func (s slogBadger) Errorf(f string, a ...any)   { s.l.Error("badger: " + trim(fmt.Sprintf(f, a...))) }
+func (s slogBadger) Warningf(f string, a ...any) { s.l.Warn("badger: " + trim(fmt.Sprintf(f, a...))) }
+func (s slogBadger) Infof(f string, a ...any) {
+	if s.l.Enabled(context.Background(), slog.LevelDebug-4) {
+		s.l.Debug("badger: " + trim(fmt.Sprintf(f, a...)))
+	}
+}
+func (s slogBadger) Debugf(string, ...any) {}
+
+func trim(s string) string {
+	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == ' ') {
+		s = s[:len(s)-1]
+	}
+	return s
+}

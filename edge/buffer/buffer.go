@@ -1,0 +1,581 @@
+package buffer
+
+import (
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gridedge/gridedge/shared/wire"
+)
+
+// Record is one buffered reading with what is needed to send it.
+type Record struct {
+	// SeqEpoch and Seq identify the reading; Reading.Seq equals Seq.
+	SeqEpoch uint64
+	Seq      uint64
+	// BootID is the kernel boot the reading's monotonic time counts from.
+	BootID  string
+	Reading *wire.Reading
+}
+
+// Recovery describes what Open found about the previous process.
+type Recovery struct {
+	// Unclean is true when the previous process did not Close the buffer
+	// (crash, kill -9, power cut).
+	Unclean bool
+	// LastBuffered is the highest sequence number found in the buffer at
+	// open (0 when empty).
+	LastBuffered uint64
+	// ReservedThrough is the highest number the previous process may have
+	// handed out. After an unclean stop, numbers in
+	// (max(LastBuffered, acked), ReservedThrough] were either never used or
+	// belonged to readings appended after the last sync and lost.
+	ReservedThrough uint64
+}
+
+// Stats are the buffer's counters since Open.
+type Stats struct {
+	Len        int64  // readings held now
+	Appended   uint64 // readings appended
+	Deleted    uint64 // readings deleted because the collector acked them
+	Dropped    uint64 // readings dropped to stay within the disk quota
+	Summarised uint64 // readings replaced by per-minute summaries (quota)
+	DiskBytes  int64  // size of the buffer directory at the last check
+}
+
+// ErrClosed is returned by calls on a closed buffer.
+var ErrClosed = errors.New("buffer closed")
+
+const (
+	prefixReading = 'r'
+	keyLen        = 9
+)
+
+// Buffer is the durable queue. All methods are safe for concurrent use.
+type Buffer struct {
+	db       *badger.DB
+	dir      string
+	stateDir string
+	o        settings
+	log      *slog.Logger
+
+	// mu serialises every mutation, so sequence numbers are committed in
+	// order: a reader that has seen seq n has seen everything below n.
+	mu       sync.Mutex
+	state    seqState
+	next     uint64
+	closed   bool
+	recovery Recovery
+
+	length     atomic.Int64
+	appended   atomic.Uint64
+	deleted    atomic.Uint64
+	dropped    atomic.Uint64
+	summarised atomic.Uint64
+	diskBytes  atomic.Int64
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// Option changes how a Buffer is opened.
+type Option func(*settings)
+
+type settings struct {
+	syncInterval time.Duration
+	gcInterval   time.Duration
+	reserve      uint64
+	quotaBytes   int64
+	log          *slog.Logger
+}
+
+// WithSyncInterval sets how often appended readings are fsynced (default
+// 1 s). It bounds what a power cut loses.
+func WithSyncInterval(d time.Duration) Option { return func(s *settings) { s.syncInterval = d } }
+
+// WithGCInterval sets how often value-log garbage collection and the quota
+// check run (default 1 min).
+func WithGCInterval(d time.Duration) Option { return func(s *settings) { s.gcInterval = d } }
+
+// WithReserve sets how many sequence numbers are reserved in the state file
+// at a time (default 1000). Larger means fewer state writes and bigger gaps
+// after a crash.
+func WithReserve(n uint64) Option { return func(s *settings) { s.reserve = max(n, 1) } }
+
+// WithQuota bounds the buffer's size on disk in bytes (0 = unbounded).
+func WithQuota(bytes int64) Option { return func(s *settings) { s.quotaBytes = bytes } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.log = l } }
+
+// Open opens (creating if needed) the buffer in dir with its sequence state
+// in stateDir. The two must differ: wiping dir keeps the sequence counter,
+// wiping both starts a new sequence epoch.
+func Open(dir, stateDir string, opts ...Option) (*Buffer, error) {
+	o := settings{syncInterval: time.Second, gcInterval: time.Minute, reserve: 1000, log: slog.Default()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if dir == "" || stateDir == "" {
+		return nil, errors.New("buffer: dir and state dir must be set")
+	}
+	for _, d := range []string{dir, stateDir} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return nil, fmt.Errorf("buffer: %w", err)
+		}
+	}
+	if same(dir, stateDir) {
+		return nil, fmt.Errorf("buffer: state dir %s must differ from the buffer dir", stateDir)
+	}
+	log := o.log.With("component", "buffer")
+	db, err := badger.Open(BadgerOptions(dir, log))
+	if err != nil {
+		return nil, fmt.Errorf("buffer: open badger in %s: %w", dir, err)
+	}
+	b := &Buffer{db: db, dir: dir, stateDir: stateDir, o: o, log: log, stop: make(chan struct{})}
+	if err := b.recover(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	b.diskBytes.Store(dirSize(dir))
+	b.wg.Add(2)
+	go b.syncLoop()
+	go b.maintenanceLoop()
+	return b, nil
+}
+
+func same(a, b string) bool {
+	sa, errA := os.Stat(a)
+	sb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(sa, sb)
+}
+
+// recover counts what is buffered and sets the next sequence number past
+// everything that may have been handed out before.
+func (b *Buffer) recover() error {
+	var count int64
+	var last uint64
+	err := b.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixReading}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			count++
+			last = seqOf(it.Item().Key())
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("buffer: scan: %w", err)
+	}
+	b.length.Store(count)
+	st, found, err := loadSeqState(b.stateDir)
+	if err != nil {
+		return fmt.Errorf("buffer: %w", err)
+	}
+	if !found {
+		if st, err = newSeqState(); err != nil {
+			return fmt.Errorf("buffer: %w", err)
+		}
+		if count > 0 {
+			b.log.Warn("sequence state missing but buffer holds readings; they keep their own epoch, new readings get a new one",
+				"buffered", count, "new_epoch", fmt.Sprintf("%016x", st.SeqEpoch))
+		}
+	}
+	b.recovery = Recovery{Unclean: found && !st.Clean, LastBuffered: last, ReservedThrough: st.ReservedThrough}
+	if b.recovery.Unclean {
+		b.log.Warn("previous run did not close the buffer: readings appended after its last sync may be lost",
+			"last_buffered_seq", last, "reserved_through", st.ReservedThrough)
+	}
+	b.next = max(st.ReservedThrough, last) + 1
+	st.ReservedThrough = b.next - 1
+	st.Clean = false
+	b.state = st
+	if err := b.state.save(b.stateDir); err != nil {
+		return fmt.Errorf("buffer: %w", err)
+	}
+	return nil
+}
+
+// SeqEpoch is the epoch of readings appended by this process.
+func (b *Buffer) SeqEpoch() uint64 { return b.state.SeqEpoch }
+
+// Recovery reports what Open found about the previous run.
+func (b *Buffer) Recovery() Recovery { return b.recovery }
+
+// NextSeq is the number the next appended reading will get.
+func (b *Buffer) NextSeq() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.next
+}
+
+// Len is the number of readings held.
+func (b *Buffer) Len() int64 { return b.length.Load() }
+
+// Stats returns the counters.
+func (b *Buffer) Stats() Stats {
+	return Stats{
+		Len: b.length.Load(), Appended: b.appended.Load(), Deleted: b.deleted.Load(),
+		Dropped: b.dropped.Load(), Summarised: b.summarised.Load(), DiskBytes: b.diskBytes.Load(),
+	}
+}
+
+func key(seq uint64) []byte {
+	k := make([]byte, keyLen)
+	k[0] = prefixReading
+	binary.BigEndian.PutUint64(k[1:], seq)
+	return k
+}
+
+func seqOf(k []byte) uint64 { return binary.BigEndian.Uint64(k[1:]) }
+
+// maxTxnEntries keeps one transaction well below Badger's batch limit for
+// the memtable size in BadgerOptions.
+const maxTxnEntries = 2000
+
+// Append stores readings taken during boot bootID, assigning each the next
+// sequence number (written into r.Seq). When Append returns nil the
+// readings are in the buffer; they are on disk after the next sync. A
+// reading that is nil or fails validation is rejected before anything is
+// stored.
+func (b *Buffer) Append(bootID string, rs ...*wire.Reading) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	for i, r := range rs {
+		if err := validate(r); err != nil {
+			return fmt.Errorf("buffer: append reading %d: %w", i, err)
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	if err := b.reserve(uint64(len(rs))); err != nil {
+		return err
+	}
+	first := b.next
+	for start := 0; start < len(rs); start += maxTxnEntries {
+		chunk := rs[start:min(start+maxTxnEntries, len(rs))]
+		err := b.db.Update(func(txn *badger.Txn) error {
+			for i, r := range chunk {
+				r.Seq = first + uint64(start+i)
+				val, err := encode(b.state.SeqEpoch, bootID, r)
+				if err != nil {
+					return err
+				}
+				if err := txn.Set(key(r.Seq), val); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			// Numbers already reserved are skipped, never reused.
+			b.next = first + uint64(len(rs))
+			b.appended.Add(uint64(start))
+			b.length.Add(int64(start))
+			return fmt.Errorf("buffer: append: %w", err)
+		}
+	}
+	b.next = first + uint64(len(rs))
+	b.appended.Add(uint64(len(rs)))
+	b.length.Add(int64(len(rs)))
+	return nil
+}
+
+// reserve makes sure n more numbers are covered by the state file before
+// they are used. Called with mu held.
+func (b *Buffer) reserve(n uint64) error {
+	need := b.next + n - 1
+	if need <= b.state.ReservedThrough {
+		return nil
+	}
+	st := b.state
+	st.ReservedThrough = need + b.o.reserve
+	if err := st.save(b.stateDir); err != nil {
+		return fmt.Errorf("buffer: reserve sequence numbers: %w", err)
+	}
+	b.state = st
+	return nil
+}
+
+func validate(r *wire.Reading) error {
+	if r == nil {
+		return errors.New("nil reading")
+	}
+	probe := &wire.Batch{DeviceId: "x", Readings: []*wire.Reading{r}}
+	if err := wire.ValidateBatch(probe); err != nil {
+		return err
+	}
+	return nil
+}
+
+// encode stores a reading in the wire format itself: a one-reading Batch
+// carrying the epoch and boot id. No second representation to keep in step.
+func encode(epoch uint64, bootID string, r *wire.Reading) ([]byte, error) {
+	return proto.Marshal(&wire.Batch{SeqEpoch: epoch, BootId: bootID, Readings: []*wire.Reading{r}})
+}
+
+func decode(k, v []byte) (Record, error) {
+	var bt wire.Batch
+	if err := proto.Unmarshal(v, &bt); err != nil || len(bt.Readings) != 1 {
+		return Record{}, fmt.Errorf("buffer: corrupt record at seq %d: %v", seqOf(k), err)
+	}
+	r := bt.Readings[0]
+	r.Seq = seqOf(k)
+	return Record{SeqEpoch: bt.SeqEpoch, Seq: r.Seq, BootID: bt.BootId, Reading: r}, nil
+}
+
+// Read returns up to max records with seq > after, in sequence order.
+func (b *Buffer) Read(after uint64, max int) ([]Record, error) {
+	if after == ^uint64(0) {
+		return nil, nil
+	}
+	return b.scan(after+1, ^uint64(0), max)
+}
+
+// ReadRange returns the records still held with first <= seq <= last, in
+// order, at most max.
+func (b *Buffer) ReadRange(first, last uint64, max int) ([]Record, error) {
+	return b.scan(first, last, max)
+}
+
+// Oldest returns the record with the lowest sequence number.
+func (b *Buffer) Oldest() (Record, bool, error) {
+	rs, err := b.scan(0, ^uint64(0), 1)
+	if err != nil || len(rs) == 0 {
+		return Record{}, false, err
+	}
+	return rs[0], true, nil
+}
+
+func (b *Buffer) scan(first, last uint64, limit int) ([]Record, error) {
+	if limit <= 0 || first > last {
+		return nil, nil
+	}
+	var out []Record
+	err := b.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixReading}, PrefetchValues: true, PrefetchSize: min(limit, 100)})
+		defer it.Close()
+		for it.Seek(key(first)); it.Valid() && len(out) < limit; it.Next() {
+			item := it.Item()
+			if seqOf(item.Key()) > last {
+				break
+			}
+			err := item.Value(func(v []byte) error {
+				rec, err := decode(item.Key(), v)
+				if err != nil {
+					return err
+				}
+				out = append(out, rec)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, badger.ErrDBClosed) {
+			return nil, ErrClosed
+		}
+		return nil, fmt.Errorf("buffer: read: %w", err)
+	}
+	return out, nil
+}
+
+// Delete removes exactly the held readings of epoch whose sequence numbers
+// fall in ranges (inclusive) and returns how many it removed. Ranges may
+// overlap or cover numbers no longer held; readings of another epoch are
+// kept.
+func (b *Buffer) Delete(epoch uint64, ranges ...*wire.SeqRange) (int, error) {
+	merged := mergeRanges(ranges)
+	if len(merged) == 0 {
+		return 0, nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, ErrClosed
+	}
+	var keys [][]byte
+	err := b.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixReading}, PrefetchValues: false})
+		defer it.Close()
+		for _, r := range merged {
+			for it.Seek(key(r.First)); it.Valid(); it.Next() {
+				item := it.Item()
+				if seqOf(item.Key()) > r.Last {
+					break
+				}
+				var match bool
+				if err := item.Value(func(v []byte) error {
+					rec, err := decode(item.Key(), v)
+					match = err == nil && rec.SeqEpoch == epoch
+					return nil
+				}); err != nil {
+					return err
+				}
+				if match {
+					keys = append(keys, item.KeyCopy(nil))
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("buffer: delete: %w", err)
+	}
+	if err := b.deleteKeys(keys); err != nil {
+		return 0, err
+	}
+	b.deleted.Add(uint64(len(keys)))
+	return len(keys), nil
+}
+
+// deleteKeys removes keys in transactions of bounded size. Called with mu
+// held.
+func (b *Buffer) deleteKeys(keys [][]byte) error {
+	for start := 0; start < len(keys); start += maxTxnEntries {
+		chunk := keys[start:min(start+maxTxnEntries, len(keys))]
+		err := b.db.Update(func(txn *badger.Txn) error {
+			for _, k := range chunk {
+				if err := txn.Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("buffer: delete: %w", err)
+		}
+		b.length.Add(-int64(len(chunk)))
+	}
+	return nil
+}
+
+func mergeRanges(in []*wire.SeqRange) []*wire.SeqRange {
+	rs := make([]*wire.SeqRange, 0, len(in))
+	for _, r := range in {
+		if r != nil && r.First <= r.Last {
+			rs = append(rs, &wire.SeqRange{First: r.First, Last: r.Last})
+		}
+	}
+	slices.SortFunc(rs, func(a, b *wire.SeqRange) int { return cmp.Compare(a.First, b.First) })
+	var out []*wire.SeqRange
+	for _, r := range rs {
+		if n := len(out); n > 0 && (out[n-1].Last == ^uint64(0) || r.First <= out[n-1].Last+1) {
+			out[n-1].Last = max(out[n-1].Last, r.Last)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// Sync forces everything appended so far to disk.
+func (b *Buffer) Sync() error {
+	if err := b.db.Sync(); err != nil {
+		return fmt.Errorf("buffer: sync: %w", err)
+	}
+	return nil
+}
+
+func (b *Buffer) syncLoop() {
+	defer b.wg.Done()
+	t := time.NewTicker(b.o.syncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+			if err := b.db.Sync(); err != nil {
+				b.log.Error("periodic sync failed", "err", err)
+			}
+		}
+	}
+}
+
+func (b *Buffer) maintenanceLoop() {
+	defer b.wg.Done()
+	t := time.NewTicker(b.o.gcInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+			b.maintain()
+		}
+	}
+}
+
+// maintain reclaims value-log space and enforces the quota.
+func (b *Buffer) maintain() {
+	for b.db.RunValueLogGC(0.5) == nil {
+		// Each successful run rewrote one file; try the next.
+	}
+	b.diskBytes.Store(dirSize(b.dir))
+	if err := b.enforceQuota(); err != nil {
+		b.log.Error("disk quota enforcement failed", "err", err)
+	}
+}
+
+// Close syncs, records a clean shutdown and closes the store. Further calls
+// return ErrClosed.
+func (b *Buffer) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return ErrClosed
+	}
+	b.closed = true
+	b.mu.Unlock()
+	close(b.stop)
+	b.wg.Wait()
+	var errs []error
+	if err := b.db.Sync(); err != nil {
+		errs = append(errs, fmt.Errorf("buffer: sync at close: %w", err))
+	}
+	if err := b.db.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("buffer: close badger: %w", err))
+	}
+	if len(errs) == 0 {
+		// Only a store that closed cleanly may give back its unused reserve.
+		st := b.state
+		st.ReservedThrough = b.next - 1
+		st.Clean = true
+		if err := st.save(b.stateDir); err != nil {
+			errs = append(errs, fmt.Errorf("buffer: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func dirSize(dir string) int64 {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && info.Mode().IsRegular() {
+			n += info.Size()
+		}
+	}
+	return n
+}

@@ -1,0 +1,298 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gridedge/gridedge/cloud/store"
+	"github.com/gridedge/gridedge/shared/wire"
+)
+
+// Option changes the API server.
+type Option func(*server)
+
+// WithGatherer serves the metrics of g on /metrics (default: none, an empty page).
+func WithGatherer(g prometheus.Gatherer) Option { return func(s *server) { s.gatherer = g } }
+
+// WithHealth sets the check behind /healthz; a non-nil error answers 503.
+func WithHealth(check func() error) Option { return func(s *server) { s.health = check } }
+
+// WithLogger sets the logger for request errors.
+func WithLogger(l *slog.Logger) Option { return func(s *server) { s.log = l } }
+
+// WithDefaultTimeZone is the time zone reported for devices whose status
+// does not name one.
+func WithDefaultTimeZone(tz string) Option { return func(s *server) { s.defaultTZ = tz } }
+
+type server struct {
+	st        *store.Store
+	gatherer  prometheus.Gatherer
+	health    func() error
+	log       *slog.Logger
+	defaultTZ string
+}
+
+// New returns the HTTP handler for the API over st.
+func New(st *store.Store, opts ...Option) http.Handler {
+	s := &server{st: st, gatherer: prometheus.NewRegistry(), health: st.Ping, log: slog.Default()}
+	for _, o := range opts {
+		o(s)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/devices", s.devices)
+	mux.HandleFunc("GET /api/v1/windows", s.windows)
+	mux.HandleFunc("GET /api/v1/deadletters", s.deadLetters)
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{ErrorLog: nil}))
+	mux.HandleFunc("GET /{$}", s.index)
+	return mux
+}
+
+// Device is one entry of GET /api/v1/devices.
+type Device struct {
+	ID             string     `json:"id"`
+	Site           string     `json:"site"`
+	LastSeen       *time.Time `json:"last_seen"`
+	ReadingsStored uint64     `json:"readings_stored"`
+	Duplicates     uint64     `json:"duplicates"`
+	Online         bool       `json:"online"`
+	TimeZone       string     `json:"time_zone,omitempty"`
+	AgentVersion   string     `json:"agent_version,omitempty"`
+	StatusReceived *time.Time `json:"status_received,omitempty"`
+}
+
+// Error is the body of every 4xx/5xx answer.
+type Error struct {
+	Error     string `json:"error"`
+	Parameter string `json:"parameter,omitempty"`
+}
+
+func (s *server) listDevices() ([]Device, error) {
+	infos, err := s.st.Devices()
+	if err != nil {
+		return nil, err
+	}
+	statuses, err := s.st.Statuses()
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]*Device{}
+	var out []Device
+	for _, in := range infos {
+		seen := in.LastSeen
+		out = append(out, Device{ID: in.ID, Site: in.Site, LastSeen: &seen, ReadingsStored: in.ReadingsStored, Duplicates: in.Duplicates, TimeZone: s.defaultTZ})
+	}
+	for i := range out {
+		byID[out[i].ID] = &out[i]
+	}
+	for id, st := range statuses {
+		if _, ok := byID[id]; !ok {
+			out = append(out, Device{ID: id, Site: st.Site, TimeZone: s.defaultTZ})
+		}
+	}
+	for i := range out {
+		if st, ok := statuses[out[i].ID]; ok {
+			received := st.Received
+			out[i].Online, out[i].AgentVersion, out[i].StatusReceived = st.Online, st.AgentVersion, &received
+			if st.TimeZone != "" {
+				out[i].TimeZone = st.TimeZone
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Device) int {
+		if a.ID < b.ID {
+			return -1
+		}
+		if a.ID > b.ID {
+			return 1
+		}
+		return 0
+	})
+	return out, nil
+}
+
+func (s *server) devices(w http.ResponseWriter, r *http.Request) {
+	out, err := s.listDevices()
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"devices": nonNil(out)})
+}
+
+func (s *server) windows(w http.ResponseWriter, r *http.Request) {
+	q, perr := s.parseWindowQuery(r)
+	if perr != nil {
+		writeJSON(w, http.StatusBadRequest, perr)
+		return
+	}
+	ws, err := s.st.Windows(q)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"size": q.Size.String(), "windows": nonNil(ws)})
+}
+
+func (s *server) parseWindowQuery(r *http.Request) (store.WindowQuery, *Error) {
+	v := r.URL.Query()
+	q := store.WindowQuery{Device: v.Get("device"), Channel: v.Get("channel"), Size: time.Minute}
+	if q.Device == "" {
+		return q, &Error{Parameter: "device", Error: "device is required"}
+	}
+	if err := wire.ValidateDeviceID(q.Device); err != nil {
+		return q, &Error{Parameter: "device", Error: "device " + err.Error()}
+	}
+	if name := v.Get("quantity"); name != "" {
+		qty, err := wire.ParseQuantity(name)
+		if err != nil {
+			return q, &Error{Parameter: "quantity", Error: err.Error()}
+		}
+		if q.Channel == "" {
+			return q, &Error{Parameter: "quantity", Error: "quantity needs channel"}
+		}
+		q.Quantity = qty
+	}
+	if sz := v.Get("size"); sz != "" {
+		d, err := time.ParseDuration(sz)
+		if err != nil || !slices.Contains(s.st.WindowSizes(), d) {
+			return q, &Error{Parameter: "size", Error: fmt.Sprintf("size %q: must be one of the configured window sizes %v", sz, s.st.WindowSizes())}
+		}
+		q.Size = d
+	} else if !slices.Contains(s.st.WindowSizes(), q.Size) {
+		q.Size = s.st.WindowSizes()[0]
+	}
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &q.From}, {"to", &q.To}} {
+		if raw := v.Get(p.name); raw != "" {
+			t, err := time.Parse(time.RFC3339Nano, raw)
+			if err != nil {
+				return q, &Error{Parameter: p.name, Error: fmt.Sprintf("%s %q: want RFC 3339 time, e.g. 2026-11-23T10:00:00Z", p.name, raw)}
+			}
+			*p.dst = t
+		}
+	}
+	if !q.From.IsZero() && !q.To.IsZero() && !q.To.After(q.From) {
+		return q, &Error{Parameter: "to", Error: "to must be after from"}
+	}
+	if raw := v.Get("limit"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > 100_000 {
+			return q, &Error{Parameter: "limit", Error: fmt.Sprintf("limit %q: want an integer 1..100000", raw)}
+		}
+		q.Limit = n
+	}
+	return q, nil
+}
+
+func (s *server) deadLetters(w http.ResponseWriter, r *http.Request) {
+	limit := 100
+	if raw := r.URL.Query().Get("limit"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > 10_000 {
+			writeJSON(w, http.StatusBadRequest, &Error{Parameter: "limit", Error: fmt.Sprintf("limit %q: want an integer 1..10000", raw)})
+			return
+		}
+		limit = n
+	}
+	dls, err := s.st.DeadLetters(limit)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deadletters": nonNil(dls)})
+}
+
+func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
+	if err := s.health(); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unhealthy", "error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+var indexPage = template.Must(template.New("index").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>gridedge collector</title>
+<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:right}th{background:#eee}</style>
+</head><body><h1>gridedge collector</h1>
+{{if not .}}<p>No devices yet.</p>{{end}}
+{{range .}}<h2>{{.Device.ID}} <small>site {{.Device.Site}} · {{if .Device.Online}}online{{else}}offline{{end}} · {{.Device.ReadingsStored}} readings{{if .Device.LastSeen}} · last seen {{.Device.LastSeen.Format "2006-01-02 15:04:05Z07:00"}}{{end}}</small></h2>
+<table><tr><th>channel</th><th>quantity</th><th>start</th><th>count</th><th>mean</th><th>min</th><th>max</th><th>rev</th><th>closed</th></tr>
+{{range .Windows}}<tr><td>{{.Channel}}</td><td>{{.Quantity}}</td><td>{{.Start.Format "15:04:05"}}</td><td>{{.Count}}</td><td>{{printf "%.2f" .Mean}}</td><td>{{printf "%.2f" .Min}}</td><td>{{printf "%.2f" .Max}}</td><td>{{.Revision}}</td><td>{{.Closed}}</td></tr>
+{{end}}</table>{{end}}
+<p><a href="/api/v1/devices">devices</a> · <a href="/api/v1/deadletters">dead letters</a> · <a href="/metrics">metrics</a></p>
+</body></html>
+`))
+
+func (s *server) index(w http.ResponseWriter, r *http.Request) {
+	devs, err := s.listDevices()
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	type row struct {
+		Device  Device
+		Windows []store.Window
+	}
+	var rows []row
+	for _, d := range devs {
+		ws, err := s.st.Windows(store.WindowQuery{Device: d.ID, Size: s.st.WindowSizes()[0], Limit: 100_000})
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		// The latest few windows per series.
+		latest := map[string][]store.Window{}
+		var order []string
+		for _, x := range ws {
+			k := x.Channel + "\x00" + x.Quantity
+			if _, ok := latest[k]; !ok {
+				order = append(order, k)
+			}
+			latest[k] = append(latest[k], x)
+			if len(latest[k]) > 5 {
+				latest[k] = latest[k][1:]
+			}
+		}
+		var keep []store.Window
+		for _, k := range order {
+			keep = append(keep, latest[k]...)
+		}
+		rows = append(rows, row{Device: d, Windows: keep})
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := indexPage.Execute(w, rows); err != nil {
+		s.log.Warn("render index", "err", err)
+	}
+}
+
+func (s *server) fail(w http.ResponseWriter, err error) {
+	s.log.Error("api request failed", "err", err)
+	writeJSON(w, http.StatusInternalServerError, &Error{Error: err.Error()})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -1,0 +1,138 @@
+package api
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gridedge/gridedge/cloud/store"
+	"github.com/gridedge/gridedge/shared/wire"
+)
+
+var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+func fixture(t *testing.T) *httptest.Server {
+	t.Helper()
+	st, err := store.Open(t.TempDir(), store.WithWindowSizes(time.Minute, 15*time.Minute), store.WithOutOfOrderness(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	b := &wire.Batch{SchemaVersion: 1, DeviceId: "dev-1", SeqEpoch: 1}
+	for i := 0; i < 180; i++ { // three minutes, one reading per second
+		b.Readings = append(b.Readings, &wire.Reading{Seq: uint64(i), Channel: "mains", Quantity: wire.Quantity_QUANTITY_ACTIVE_POWER,
+			Value: float64(i), WallNs: t0.Add(time.Duration(i) * time.Second).UnixNano(), TimeQuality: wire.TimeQuality_TIME_QUALITY_SYNCED})
+	}
+	if _, err := st.ApplyBatch("site-a", b, t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutStatus("site-a", &wire.Status{DeviceId: "dev-1", Online: true, TimeZone: "Europe/Paris"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.PutDeadLetter(store.DeadLetter{Reason: "malformed", Topic: "gridedge/v1/s/d/data", Received: t0, Payload: []byte{1, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "gridedge_test_total", Help: "test"})
+	reg.MustRegister(c)
+	srv := httptest.NewServer(New(st, WithGatherer(reg), WithDefaultTimeZone("UTC")))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func get(t *testing.T, srv *httptest.Server, path string, wantStatus int, v any) string {
+	t.Helper()
+	resp, err := http.Get(srv.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != wantStatus {
+		t.Fatalf("GET %s: status %d, want %d: %s", path, resp.StatusCode, wantStatus, body)
+	}
+	if v != nil {
+		if err := json.Unmarshal(body, v); err != nil {
+			t.Fatalf("GET %s: %v: %s", path, err, body)
+		}
+	}
+	return string(body)
+}
+
+func TestDevices(t *testing.T) {
+	srv := fixture(t)
+	var out struct{ Devices []Device }
+	get(t, srv, "/api/v1/devices", 200, &out)
+	if len(out.Devices) != 1 {
+		t.Fatalf("devices %+v", out.Devices)
+	}
+	d := out.Devices[0]
+	if d.ID != "dev-1" || d.Site != "site-a" || d.ReadingsStored != 180 || !d.Online || d.TimeZone != "Europe/Paris" || d.LastSeen == nil || !d.LastSeen.Equal(t0) {
+		t.Fatalf("device %+v", d)
+	}
+}
+
+func TestWindows(t *testing.T) {
+	srv := fixture(t)
+	var out struct{ Windows []store.Window }
+	get(t, srv, "/api/v1/windows?device=dev-1&channel=mains&quantity=active_power&size=1m&from=2026-11-23T10:01:00Z", 200, &out)
+	if len(out.Windows) != 2 {
+		t.Fatalf("windows %+v", out.Windows)
+	}
+	w := out.Windows[0]
+	// Readings 60..119 fall in 10:01; the watermark (10:02:59) has passed its end.
+	if !w.Start.Equal(t0.Add(time.Minute)) || !w.End.Equal(t0.Add(2*time.Minute)) || w.Count != 60 || w.Min != 60 || w.Max != 119 || w.Mean != 89.5 || !w.Closed || w.Revision != 1 {
+		t.Fatalf("window %+v", w)
+	}
+	if last := out.Windows[1]; last.Closed || last.Revision != 0 {
+		t.Fatalf("newest window should still be open: %+v", last)
+	}
+	get(t, srv, "/api/v1/windows?device=dev-1&size=15m", 200, &out)
+	if len(out.Windows) != 1 || out.Windows[0].Count != 180 {
+		t.Fatalf("15m windows %+v", out.Windows)
+	}
+}
+
+func TestBadParametersAre400NamingTheParameter(t *testing.T) {
+	srv := fixture(t)
+	for path, param := range map[string]string{
+		"/api/v1/windows":                                  "device",
+		"/api/v1/windows?device=a/b":                       "device",
+		"/api/v1/windows?device=d&size=7m":                 "size",
+		"/api/v1/windows?device=d&size=banana":             "size",
+		"/api/v1/windows?device=d&channel=m&quantity=watt": "quantity",
+		"/api/v1/windows?device=d&from=yesterday":          "from",
+		"/api/v1/windows?device=d&to=2026-13-01T00:00:00Z": "to",
+		"/api/v1/windows?device=d&limit=-1":                "limit",
+		"/api/v1/deadletters?limit=x":                      "limit",
+	} {
+		var e Error
+		get(t, srv, path, 400, &e)
+		if e.Parameter != param || !strings.Contains(e.Error, param) {
+			t.Errorf("%s: error %+v, want parameter %q", path, e, param)
+		}
+	}
+}
+
+func TestDeadLettersHealthMetricsIndex(t *testing.T) {
+	srv := fixture(t)
+	var out struct{ Deadletters []store.DeadLetter }
+	get(t, srv, "/api/v1/deadletters", 200, &out)
+	if len(out.Deadletters) != 1 || out.Deadletters[0].Reason != "malformed" || string(out.Deadletters[0].Payload) != "\x01\x02" {
+		t.Fatalf("dead letters %+v", out.Deadletters)
+	}
+	get(t, srv, "/healthz", 200, nil)
+	if body := get(t, srv, "/metrics", 200, nil); !strings.Contains(body, "gridedge_test_total") {
+		t.Fatalf("metrics page lacks the registry's metrics: %s", body)
+	}
+	if body := get(t, srv, "/", 200, nil); !strings.Contains(body, "dev-1") || !strings.Contains(body, "active_power") {
+		t.Fatalf("index page: %s", body)
+	}
+	get(t, srv, "/nope", 404, nil)
+}

@@ -157,7 +157,10 @@ func (d *Dev) configure(opts *Opts) error {
 	d.convTime = 2 * time.Duration(samples) * adcTime12 // bus and shunt in turn
 
 	d.currentLSB = maxI / (1 << 15)
-	cal := math.Trunc(calScale / (d.currentLSB * rShunt))
+	// The relative nudge keeps a quotient that is an exact integer on paper
+	// (0.00512 / (25 µA × 0.1 Ω) = 2048) from truncating to one less when
+	// float64 lands just below it.
+	cal := math.Trunc(calScale / (d.currentLSB * rShunt) * (1 + 1e-12))
 	// Bit 0 of the calibration register is void (reads 0), so the chip
 	// uses cal rounded down to even; program exactly that so the read-back
 	// check compares like with like.

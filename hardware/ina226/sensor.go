@@ -1,0 +1,101 @@
+package ina226
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"periph.io/x/conn/v3/i2c"
+	"periph.io/x/conn/v3/physic"
+
+	"github.com/gridedge/gridedge/edge/sensor"
+	"github.com/gridedge/gridedge/hardware/internal/drv"
+	"github.com/gridedge/gridedge/shared/wire"
+)
+
+// DriverName is the name channels use in the agent configuration.
+const DriverName = "ina226"
+
+// Options are a channel's driver options in the agent configuration.
+type Options struct {
+	// Bus is the I²C bus name as periph knows it ("1" for /dev/i2c-1);
+	// empty means the first bus.
+	Bus string `yaml:"bus"`
+	// Address of the chip; 0 means 0x40.
+	Address uint16 `yaml:"address"`
+	// ShuntOhms is the shunt resistance in Ω (default 0.1).
+	ShuntOhms float64 `yaml:"shunt_ohms"`
+	// MaxCurrentA is the largest expected current in A (default 0.8192, the
+	// ±81.92 mV range across 0.1 Ω).
+	MaxCurrentA float64 `yaml:"max_current_a"`
+	// Samples averaged per conversion: 1, 4, 16, 64, 128, 256, 512, 1024
+	// (default 1).
+	Samples int `yaml:"samples"`
+}
+
+var offered = []wire.Quantity{
+	wire.Quantity_QUANTITY_VOLTAGE,
+	wire.Quantity_QUANTITY_CURRENT,
+	wire.Quantity_QUANTITY_ACTIVE_POWER,
+}
+
+// Driver is the registry entry.
+func Driver() sensor.Driver {
+	return sensor.Driver{Name: DriverName, Summary: "TI INA226 DC shunt monitor (36 V) on I2C: voltage, current, power", New: NewSensor}
+}
+
+// NewSensor builds a channel's sensor from its configuration.
+func NewSensor(cfg sensor.Config, env sensor.Env) (sensor.Sensor, error) {
+	o := Options{ShuntOhms: 0.1, MaxCurrentA: 0.8192}
+	if err := cfg.DecodeOptions(&o); err != nil {
+		return nil, err
+	}
+	if err := drv.CheckQuantities(cfg, offered...); err != nil {
+		return nil, err
+	}
+	if env.OpenI2C == nil {
+		return nil, drv.Missing("I2C bus")
+	}
+	bus, err := env.OpenI2C(o.Bus)
+	if err != nil {
+		return nil, fmt.Errorf("ina226: open I2C bus %q: %w", o.Bus, err)
+	}
+	dev, err := New(bus, &Opts{
+		Address:       o.Address,
+		SenseResistor: physic.ElectricResistance(o.ShuntOhms * float64(physic.Ohm)),
+		MaxCurrent:    physic.ElectricCurrent(o.MaxCurrentA * float64(physic.Ampere)),
+		Samples:       o.Samples,
+	})
+	if err != nil {
+		return nil, errors.Join(err, bus.Close())
+	}
+	return &Sensor{dev: dev, bus: bus, cfg: cfg}, nil
+}
+
+// Sensor adapts a Dev to sensor.Sensor.
+type Sensor struct {
+	dev *Dev
+	bus i2c.BusCloser
+	cfg sensor.Config
+}
+
+// Sense reads the chip and returns the wanted quantities in V, A and W.
+func (s *Sensor) Sense(ctx context.Context) ([]sensor.Value, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var m PowerMonitor
+	if err := s.dev.Sense(&m); err != nil {
+		return nil, err
+	}
+	v := drv.NewValues(s.cfg)
+	v.Add(wire.Quantity_QUANTITY_VOLTAGE, float64(m.Voltage)/float64(physic.Volt))
+	v.Add(wire.Quantity_QUANTITY_CURRENT, float64(m.Current)/float64(physic.Ampere))
+	v.Add(wire.Quantity_QUANTITY_ACTIVE_POWER, float64(m.Power)/float64(physic.Watt))
+	return v.List(), nil
+}
+
+func (s *Sensor) String() string { return s.dev.String() }
+
+// Close releases the bus.
+func (s *Sensor) Close() error { return s.bus.Close() }

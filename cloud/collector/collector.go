@@ -1,0 +1,348 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/gridedge/gridedge/cloud/api"
+	"github.com/gridedge/gridedge/cloud/broker"
+	"github.com/gridedge/gridedge/cloud/ingest"
+	"github.com/gridedge/gridedge/cloud/store"
+	"github.com/gridedge/gridedge/shared/topic"
+	"github.com/gridedge/gridedge/shared/wire"
+)
+
+// Option changes a Collector.
+type Option func(*Collector)
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(c *Collector) { c.log = l } }
+
+// WithClock replaces time.Now as the source of receive times.
+func WithClock(now func() time.Time) Option { return func(c *Collector) { c.now = now } }
+
+// Collector is one running collector process.
+type Collector struct {
+	cfg      Config
+	log      *slog.Logger
+	now      func() time.Time
+	reg      *prometheus.Registry
+	store    *store.Store
+	ingester *ingest.Ingester
+	broker   *broker.Broker
+	httpLn   net.Listener
+	httpSrv  *http.Server
+	mqttURL  string
+
+	acks      chan ackJob
+	ready     chan struct{}
+	readyOnce sync.Once
+	connected atomic.Bool
+
+	// handling guards the store against being closed under a message handler.
+	handling sync.RWMutex
+	closed   bool
+
+	closeOnce sync.Once
+	closeErr  error
+
+	m struct {
+		acks       *prometheus.CounterVec
+		connected  prometheus.Gauge
+		connLost   prometheus.Counter
+		dispatched *prometheus.CounterVec
+	}
+}
+
+type ackJob struct {
+	site string
+	ack  *wire.Ack
+}
+
+// New validates cfg, opens the store, starts the embedded broker when
+// configured and binds the HTTP listener. Call Run to start ingesting, or
+// Close to release everything without running.
+func New(cfg Config, opts ...Option) (*Collector, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("collector: config: %w", err)
+	}
+	c := &Collector{cfg: cfg, log: slog.Default(), now: time.Now, reg: prometheus.NewRegistry(), ready: make(chan struct{})}
+	for _, o := range opts {
+		o(c)
+	}
+	c.acks = make(chan ackJob, cfg.AckQueue)
+	if err := c.registerMetrics(); err != nil {
+		return nil, err
+	}
+	st, err := store.Open(cfg.DataDir,
+		store.WithWindowSizes(cfg.WindowSizes...),
+		store.WithOutOfOrderness(cfg.OutOfOrderness),
+		store.WithLogger(c.log))
+	if err != nil {
+		return nil, fmt.Errorf("collector: %w", err)
+	}
+	c.store = st
+	c.ingester, err = ingest.New(st, c.reg, ingest.WithLogger(c.log))
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("collector: %w", err)
+	}
+	c.mqttURL = cfg.MQTTURL
+	if cfg.EmbeddedBroker != "" {
+		c.broker, err = broker.Start(cfg.EmbeddedBroker, c.log)
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("collector: embedded_broker: %w", err)
+		}
+		if c.mqttURL == "" {
+			c.mqttURL = c.broker.URL()
+		}
+	}
+	c.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		c.closeResources()
+		return nil, fmt.Errorf("collector: http_addr %s: %w", cfg.HTTPAddr, err)
+	}
+	c.httpSrv = &http.Server{
+		Handler: api.New(st,
+			api.WithGatherer(c.reg),
+			api.WithHealth(c.health),
+			api.WithLogger(c.log),
+			api.WithDefaultTimeZone(cfg.SiteTZ)),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	return c, nil
+}
+
+func (c *Collector) registerMetrics() error {
+	c.m.acks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gridedge_collector_acks_total",
+		Help: "End-to-end acks by outcome: published (broker took it), failed (publish error or timeout), dropped (ack queue full).",
+	}, []string{"outcome"})
+	c.m.connected = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "gridedge_collector_mqtt_connected",
+		Help: "1 while the MQTT client is connected and subscribed.",
+	})
+	c.m.connLost = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gridedge_collector_mqtt_connection_lost_total",
+		Help: "MQTT connection losses (the client reconnects by itself).",
+	})
+	c.m.dispatched = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gridedge_collector_mqtt_messages_total",
+		Help: "MQTT messages received, by topic kind.",
+	}, []string{"kind"})
+	for _, col := range []prometheus.Collector{c.m.acks, c.m.connected, c.m.connLost, c.m.dispatched,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if err := c.reg.Register(col); err != nil {
+			return fmt.Errorf("collector: register metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// HTTPAddr is the bound address of the HTTP API (host:port).
+func (c *Collector) HTTPAddr() string { return c.httpLn.Addr().String() }
+
+// MQTTURL is the broker the collector connects to (the embedded broker's
+// bound address when that is used).
+func (c *Collector) MQTTURL() string { return c.mqttURL }
+
+// Ready is closed once the collector has connected and subscribed for the
+// first time.
+func (c *Collector) Ready() <-chan struct{} { return c.ready }
+
+// Store gives read access to the collector's store (for tests and tools in
+// the same process).
+func (c *Collector) Store() *store.Store { return c.store }
+
+func (c *Collector) health() error {
+	if err := c.store.Ping(); err != nil {
+		return err
+	}
+	if !c.connected.Load() {
+		return errors.New("mqtt: not connected")
+	}
+	return nil
+}
+
+// Run connects to the broker, subscribes and serves the API until ctx ends,
+// then disconnects and closes the store. It returns nil after a clean
+// shutdown. A Collector runs once.
+func (c *Collector) Run(ctx context.Context) error {
+	defer c.Close()
+	httpErr := make(chan error, 1)
+	go func() {
+		if err := c.httpSrv.Serve(c.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			httpErr <- fmt.Errorf("collector: http: %w", err)
+		}
+	}()
+	var ackers sync.WaitGroup
+	client := paho.NewClient(c.mqttOptions())
+	ackers.Go(func() { c.publishAcks(client) })
+	c.log.Info("collector starting", "mqtt", c.mqttURL, "client_id", c.cfg.ClientID, "http", c.HTTPAddr(), "data_dir", c.cfg.DataDir)
+	// With ConnectRetry the token completes only once connected; the
+	// OnConnect handler subscribes, so nothing waits on it here.
+	client.Connect()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-httpErr:
+	}
+	c.log.Info("collector stopping")
+	client.Disconnect(1000)
+	c.connected.Store(false)
+	close(c.acks)
+	ackers.Wait()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if serr := c.httpSrv.Shutdown(shutdownCtx); serr != nil && err == nil {
+		err = fmt.Errorf("collector: http shutdown: %w", serr)
+	}
+	if cerr := c.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (c *Collector) mqttOptions() *paho.ClientOptions {
+	o := paho.NewClientOptions().
+		AddBroker(c.mqttURL).
+		SetClientID(c.cfg.ClientID).
+		SetCleanSession(false). // the broker queues QoS1 data while we are away
+		SetAutoReconnect(true).
+		SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).
+		SetMaxReconnectInterval(10 * time.Second).
+		SetKeepAlive(30 * time.Second).
+		SetOrderMatters(true). // one batch at a time, in order, PUBACK after it is stored
+		SetDefaultPublishHandler(c.onMessage)
+	o.SetOnConnectHandler(func(cl paho.Client) {
+		// Subscribe on every connect: the session may be new (first start,
+		// or the broker lost it). Data goes to the shared group; status is
+		// a plain subscription because retained messages are not sent to
+		// shared subscriptions.
+		tok := cl.SubscribeMultiple(map[string]byte{
+			topic.Shared(c.cfg.ShareGroup, topic.Data): 1,
+			topic.Filter(topic.Status):                 1,
+		}, nil)
+		go func() {
+			if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+				c.log.Error("mqtt subscribe failed; reconnecting", "err", tok.Error())
+				c.connected.Store(false)
+				c.m.connected.Set(0)
+				return
+			}
+			c.connected.Store(true)
+			c.m.connected.Set(1)
+			c.log.Info("mqtt connected and subscribed", "broker", c.mqttURL)
+			c.readyOnce.Do(func() { close(c.ready) })
+		}()
+	})
+	o.SetConnectionLostHandler(func(_ paho.Client, err error) {
+		c.connected.Store(false)
+		c.m.connected.Set(0)
+		c.m.connLost.Inc()
+		c.log.Warn("mqtt connection lost", "err", err)
+	})
+	return o
+}
+
+// onMessage runs on paho's router goroutine, one message at a time; paho
+// sends the PUBACK to the broker after it returns, so a message is only
+// released by the broker once its batch is durable (or dead-lettered).
+func (c *Collector) onMessage(_ paho.Client, m paho.Message) {
+	c.handling.RLock()
+	defer c.handling.RUnlock()
+	if c.closed {
+		return
+	}
+	received := c.now()
+	if strings.HasSuffix(m.Topic(), "/"+string(topic.Status)) {
+		c.m.dispatched.WithLabelValues(string(topic.Status)).Inc()
+		if err := c.ingester.HandleStatus(m.Topic(), m.Payload(), received); err != nil {
+			c.log.Debug("status not stored", "err", err)
+		}
+		return
+	}
+	c.m.dispatched.WithLabelValues(string(topic.Data)).Inc()
+	out, err := c.ingester.HandleData(m.Topic(), m.Payload(), received)
+	if err != nil {
+		var rej *ingest.RejectError
+		if !errors.As(err, &rej) {
+			c.log.Error("batch not stored; the agent will resend it", "topic", m.Topic(), "err", err)
+		}
+		return
+	}
+	select {
+	case c.acks <- ackJob{site: out.Site, ack: out.Ack}:
+	default:
+		c.m.acks.WithLabelValues("dropped").Inc()
+	}
+}
+
+// publishAcks publishes acks off the router goroutine: waiting for a PUBACK
+// inside a message handler would stall the client's inbound processing.
+func (c *Collector) publishAcks(client paho.Client) {
+	for job := range c.acks {
+		payload, err := wire.EncodeAck(job.ack)
+		if err != nil {
+			c.m.acks.WithLabelValues("failed").Inc()
+			c.log.Error("encode ack", "err", err)
+			continue
+		}
+		tok := client.Publish(topic.For(job.site, job.ack.DeviceId, topic.Ack), 1, false, payload)
+		if !tok.WaitTimeout(c.cfg.AckTimeout) || tok.Error() != nil {
+			// A lost ack costs a resend, which deduplication absorbs.
+			c.m.acks.WithLabelValues("failed").Inc()
+			c.log.Warn("ack not published", "device", job.ack.DeviceId, "err", tok.Error())
+			continue
+		}
+		c.m.acks.WithLabelValues("published").Inc()
+	}
+}
+
+// Close releases the store, the broker and the HTTP listener. Run calls it;
+// call it yourself only when Run is never called. It is idempotent.
+func (c *Collector) Close() error {
+	c.closeOnce.Do(func() { c.closeErr = c.closeResources() })
+	return c.closeErr
+}
+
+func (c *Collector) closeResources() error {
+	c.handling.Lock()
+	c.closed = true
+	c.handling.Unlock()
+	var errs []error
+	if c.httpLn != nil {
+		if err := c.httpLn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, fmt.Errorf("http listener: %w", err))
+		}
+	}
+	if c.broker != nil {
+		if err := c.broker.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.store != nil {
+		if err := c.store.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("collector: close: %w", err)
+	}
+	return nil
+}

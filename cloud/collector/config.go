@@ -1,0 +1,150 @@
+package collector
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/gridedge/gridedge/cloud/store"
+	"github.com/gridedge/gridedge/shared/topic"
+)
+
+// Config is the collector's configuration. The YAML names are the keys of
+// the -config file.
+type Config struct {
+	// MQTTURL is the broker, tcp://host:port. Empty with EmbeddedBroker set
+	// means the embedded broker.
+	MQTTURL string `yaml:"mqtt_url"`
+	// ClientID must be stable across restarts (the broker keeps the
+	// persistent session, and the messages queued for it, under this id) and
+	// unique among the collectors sharing a broker.
+	ClientID string `yaml:"client_id"`
+	// ShareGroup is the shared-subscription group; collectors in one group
+	// split the devices' data between them.
+	ShareGroup string `yaml:"share_group"`
+	// HTTPAddr is the API listen address; port 0 picks a free port.
+	HTTPAddr string `yaml:"http_addr"`
+	// DataDir holds the Badger store.
+	DataDir string `yaml:"data_dir"`
+	// EmbeddedBroker, when set, starts an MQTT broker listening there.
+	EmbeddedBroker string `yaml:"embedded_broker"`
+	// WindowSizes are the tumbling-window sizes kept for every series.
+	WindowSizes []time.Duration `yaml:"window_sizes"`
+	// OutOfOrderness is how far a device's watermark trails its newest reading.
+	OutOfOrderness time.Duration `yaml:"out_of_orderness"`
+	// SiteTZ is the IANA time zone reported for devices whose status names none.
+	SiteTZ string `yaml:"site_tz"`
+	// AckTimeout bounds the wait for the broker to take an ack (PUBACK).
+	AckTimeout time.Duration `yaml:"ack_timeout"`
+	// AckQueue is how many acks may wait for the publisher; beyond it acks
+	// are dropped (counted) and the agent's resend brings them back.
+	AckQueue int `yaml:"ack_queue"`
+}
+
+// DefaultConfig returns the configuration used for every field not set.
+func DefaultConfig() Config {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "local"
+	}
+	return Config{
+		ClientID:       "gridedge-collector-" + sanitizeID(host),
+		ShareGroup:     "gridedge",
+		HTTPAddr:       "127.0.0.1:8080",
+		DataDir:        "gridedge-collector-data",
+		WindowSizes:    []time.Duration{time.Minute},
+		OutOfOrderness: store.DefaultOutOfOrderness,
+		SiteTZ:         "UTC",
+		AckTimeout:     10 * time.Second,
+		AckQueue:       4096,
+	}
+}
+
+func sanitizeID(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+			return r
+		}
+		return '-'
+	}, s)
+}
+
+// LoadConfig reads a YAML file over DefaultConfig. Unknown keys are errors,
+// so a misspelt key is not silently ignored.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	// An empty file decodes to io.EOF and means "all defaults".
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Validate reports the first field that is wrong, naming it by its YAML key.
+func (c Config) Validate() error {
+	if c.MQTTURL == "" && c.EmbeddedBroker == "" {
+		return errors.New("mqtt_url: required unless embedded_broker is set (e.g. tcp://127.0.0.1:1883)")
+	}
+	if c.MQTTURL != "" {
+		u, err := url.Parse(c.MQTTURL)
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("mqtt_url %q: want scheme://host:port, e.g. tcp://127.0.0.1:1883", c.MQTTURL)
+		}
+		switch u.Scheme {
+		case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
+		default:
+			return fmt.Errorf("mqtt_url %q: scheme %q not supported (tcp, ssl, ws, wss)", c.MQTTURL, u.Scheme)
+		}
+	}
+	if c.ClientID == "" || len(c.ClientID) > 128 {
+		return fmt.Errorf("client_id %q: must be 1..128 characters", c.ClientID)
+	}
+	if err := topic.ValidateSite(c.ShareGroup); err != nil {
+		return fmt.Errorf("share_group %q: must use A-Z a-z 0-9 . _ - only", c.ShareGroup)
+	}
+	if c.HTTPAddr == "" {
+		return errors.New("http_addr: required (host:port, port 0 picks a free one)")
+	}
+	if c.DataDir == "" {
+		return errors.New("data_dir: required")
+	}
+	if len(c.WindowSizes) == 0 {
+		return errors.New("window_sizes: at least one size is required, e.g. [1m, 15m]")
+	}
+	seen := map[time.Duration]bool{}
+	for _, d := range c.WindowSizes {
+		if d < time.Second || d > 31*24*time.Hour {
+			return fmt.Errorf("window_sizes: %v is outside 1s..744h", d)
+		}
+		if seen[d] {
+			return fmt.Errorf("window_sizes: %v is listed twice", d)
+		}
+		seen[d] = true
+	}
+	if c.OutOfOrderness < 0 {
+		return fmt.Errorf("out_of_orderness: %v must not be negative", c.OutOfOrderness)
+	}
+	if _, err := time.LoadLocation(c.SiteTZ); err != nil || c.SiteTZ == "" {
+		return fmt.Errorf("site_tz %q: not an IANA time zone (e.g. Europe/Paris, UTC)", c.SiteTZ)
+	}
+	if c.AckTimeout <= 0 {
+		return fmt.Errorf("ack_timeout: %v must be positive", c.AckTimeout)
+	}
+	if c.AckQueue < 1 {
+		return fmt.Errorf("ack_queue: %d must be at least 1", c.AckQueue)
+	}
+	return nil
+}

@@ -1,0 +1,165 @@
+package collector
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gridedge/gridedge/cloud/store"
+	"github.com/gridedge/gridedge/shared/mqtttest"
+	"github.com/gridedge/gridedge/shared/wire"
+)
+
+func TestIngestDedupDeadLettersAndAcks(t *testing.T) {
+	b := mqtttest.Start(t)
+	c, _ := start(t, testConfig(t, b.URL(), t.TempDir()))
+
+	// Every ack must find its readings already in the store.
+	missing := make(chan string, 100)
+	ag := newAgent(t, b.URL(), "agent-dev-1", func(a *wire.Ack) {
+		for _, r := range a.Ranges {
+			n := 0
+			_ = c.Store().Readings(a.DeviceId, "mains", wire.Quantity_QUANTITY_ACTIVE_POWER, time.Time{}, time.Time{}, func(rd store.Reading) error {
+				if rd.Seq >= r.First && rd.Seq <= r.Last {
+					n++
+				}
+				return nil
+			})
+			if n == 0 {
+				missing <- a.String()
+			}
+		}
+	})
+
+	garbage := []byte("\xff\xfe not a protobuf")
+	wrongVersion := func() []byte {
+		p := encode(t, makeBatch("dev-1", 9, 1000, 3))
+		var bb wire.Batch
+		if err := proto.Unmarshal(p, &bb); err != nil {
+			t.Fatal(err)
+		}
+		bb.SchemaVersion = 2
+		out, _ := proto.Marshal(&bb)
+		return out
+	}()
+	ag.publish("site-a", "dev-1", encode(t, makeBatch("dev-1", 9, 0, 100)))
+	ag.publish("site-a", "dev-1", garbage)
+	ag.publish("site-a", "dev-1", wrongVersion)
+	ag.publish("site-a", "dev-1", encode(t, makeBatch("dev-2", 9, 0, 5)))    // dev-2's batch on dev-1's topic
+	ag.publish("site-a", "dev-1", encode(t, makeBatch("dev-1", 9, 0, 100)))  // resend
+	ag.publish("site-a", "dev-1", encode(t, makeBatch("dev-1", 9, 50, 100))) // half new
+
+	waitFor(t, "three acks", func() bool { return ag.ackCount() >= 3 })
+	select {
+	case m := <-missing:
+		t.Fatalf("ack published before its readings were stored: %s", m)
+	default:
+	}
+	ag.mu.Lock()
+	acks := append([]*wire.Ack(nil), ag.acks...)
+	ag.mu.Unlock()
+	if len(acks) != 3 {
+		t.Fatalf("%d acks, want 3 (invalid payloads are never acked)", len(acks))
+	}
+	wantRanges := [][2]uint64{{0, 99}, {0, 99}, {50, 149}}
+	for i, a := range acks {
+		if a.DeviceId != "dev-1" || a.SeqEpoch != 9 || len(a.Ranges) != 1 || a.Ranges[0].First != wantRanges[i][0] || a.Ranges[0].Last != wantRanges[i][1] {
+			t.Fatalf("ack %d: %v, want range %v", i, a, wantRanges[i])
+		}
+	}
+	if got := readingsStored(t, c.HTTPAddr(), "dev-1"); got != 150 {
+		t.Fatalf("readings stored %d, want 150", got)
+	}
+	var dl struct{ Deadletters []store.DeadLetter }
+	getJSON(t, "http://"+c.HTTPAddr()+"/api/v1/deadletters", &dl)
+	reasons := map[string]bool{}
+	for _, d := range dl.Deadletters {
+		reasons[d.Reason] = true
+	}
+	if len(dl.Deadletters) != 3 || !reasons["malformed"] || !reasons["schema_version"] || !reasons["device_mismatch"] {
+		t.Fatalf("dead letters %+v", dl.Deadletters)
+	}
+	checkWindows(t, c.HTTPAddr(), "dev-1", makeBatch("dev-1", 9, 0, 150).Readings, time.Minute)
+	checkWindows(t, c.HTTPAddr(), "dev-1", makeBatch("dev-1", 9, 0, 150).Readings, 5*time.Minute)
+}
+
+func TestRestartKeepsCountsExact(t *testing.T) {
+	b := mqtttest.Start(t)
+	dir := t.TempDir()
+	cfg := testConfig(t, b.URL(), dir)
+	c, stop := start(t, cfg)
+	ag := newAgent(t, b.URL(), "agent", nil)
+	for i := 0; i < 5; i++ {
+		ag.publish("s", "dev-1", encode(t, makeBatch("dev-1", 1, uint64(i*40), 40)))
+	}
+	waitFor(t, "5 acks", func() bool { return ag.ackCount() >= 5 })
+	stop()
+
+	c, _ = start(t, cfg)
+	// The agent resends everything (it did not see... or lost the acks) plus new data.
+	for i := 0; i < 8; i++ {
+		ag.publish("s", "dev-1", encode(t, makeBatch("dev-1", 1, uint64(i*40), 40)))
+	}
+	waitFor(t, "13 acks", func() bool { return ag.ackCount() >= 13 })
+	var out struct{ Devices []deviceJSON }
+	getJSON(t, "http://"+c.HTTPAddr()+"/api/v1/devices", &out)
+	if len(out.Devices) != 1 || out.Devices[0].ReadingsStored != 320 || out.Devices[0].Duplicates != 200 {
+		t.Fatalf("devices after restart %+v, want 320 stored, 200 duplicates", out.Devices)
+	}
+	checkWindows(t, c.HTTPAddr(), "dev-1", makeBatch("dev-1", 1, 0, 320).Readings, time.Minute)
+}
+
+func TestStatusIsKept(t *testing.T) {
+	b := mqtttest.Start(t)
+	ag := newAgent(t, b.URL(), "agent", nil)
+	// Retained before the collector exists: it must still see it.
+	p, _ := wire.EncodeStatus(&wire.Status{DeviceId: "dev-7", Online: true, TimeZone: "Europe/Paris", AgentVersion: "1.0"})
+	if tok := ag.client.Publish("gridedge/v1/s/dev-7/status", 1, true, p); !tok.WaitTimeout(waitLimit) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	c, _ := start(t, testConfig(t, b.URL(), t.TempDir()))
+	waitFor(t, "dev-7 online", func() bool {
+		var out struct{ Devices []deviceJSON }
+		getJSON(t, "http://"+c.HTTPAddr()+"/api/v1/devices", &out)
+		return len(out.Devices) == 1 && out.Devices[0].Online && out.Devices[0].TimeZone == "Europe/Paris"
+	})
+}
+
+func TestEmbeddedBroker(t *testing.T) {
+	cfg := testConfig(t, "", t.TempDir())
+	cfg.EmbeddedBroker = "127.0.0.1:0"
+	c, _ := start(t, cfg)
+	ag := newAgent(t, c.MQTTURL(), "agent", nil)
+	ag.publish("s", "dev-1", encode(t, makeBatch("dev-1", 1, 0, 10)))
+	waitFor(t, "ack through the embedded broker", func() bool { return ag.ackCount() == 1 })
+	if got := readingsStored(t, c.HTTPAddr(), "dev-1"); got != 10 {
+		t.Fatalf("readings stored %d", got)
+	}
+}
+
+func TestNewRejectsBadConfigNamingTheField(t *testing.T) {
+	for field, mutate := range map[string]func(*Config){
+		"mqtt_url":     func(c *Config) { c.MQTTURL = "" },
+		"window_sizes": func(c *Config) { c.WindowSizes = []time.Duration{time.Millisecond} },
+		"site_tz":      func(c *Config) { c.SiteTZ = "Mars/Olympus" },
+		"data_dir":     func(c *Config) { c.DataDir = "" },
+		"ack_queue":    func(c *Config) { c.AckQueue = 0 },
+	} {
+		cfg := testConfig(t, "tcp://127.0.0.1:1", t.TempDir())
+		mutate(&cfg)
+		_, err := New(cfg)
+		if err == nil || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: error %v does not name the field", field, err)
+		}
+	}
+	// A collector that is never run releases its resources on Close.
+	c, err := New(testConfig(t, "tcp://127.0.0.1:1", t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

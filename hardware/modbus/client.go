@@ -14,7 +14,10 @@ import (
 )
 
 // Port is the byte stream the client talks over. sensor.SerialPort satisfies
-// it; so does hardware/serialtest.Playback in tests.
+// it; so does hardware/serialtest.Playback in tests. A port that also
+// implements sync.Locker (hardware/host's shared ports do) is locked for
+// each exchange, so clients of different meters on one line never
+// interleave their frames.
 type Port interface {
 	io.ReadWriter
 	// SetReadTimeout bounds each Read; a Read that times out returns 0 bytes
@@ -166,6 +169,12 @@ func (c *Client) Call(ctx context.Context, slave, function byte, data []byte, re
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if l, ok := c.port.(sync.Locker); ok {
+		// Several clients share one RS-485 line (one per meter driver):
+		// the port's lock keeps their exchanges whole.
+		l.Lock()
+		defer l.Unlock()
+	}
 	var lastErr error
 	for attempt := 1; attempt <= c.cfg.attempts; attempt++ {
 		if err := ctx.Err(); err != nil {

@@ -1,0 +1,53 @@
+package drv
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gridedge/gridedge/edge/sensor"
+	"github.com/gridedge/gridedge/hardware/modbus"
+)
+
+// SerialOptions are the line options every Modbus meter channel has; driver
+// option structs embed them with `yaml:",inline"`.
+type SerialOptions struct {
+	// Port is the serial device, e.g. /dev/ttyS0 or /dev/ttyUSB0.
+	Port string `yaml:"port"`
+	// Baud overrides the driver's default line speed.
+	Baud int `yaml:"baud"`
+	// TimeoutMS bounds the wait for one response (default 1000).
+	TimeoutMS int `yaml:"timeout_ms"`
+	// Attempts per request (default 3).
+	Attempts int `yaml:"attempts"`
+}
+
+// OpenModbus opens o.Port and returns a Modbus client on it; closing the
+// returned port releases it.
+func OpenModbus(env sensor.Env, o SerialOptions, defaultBaud int) (*modbus.Client, sensor.SerialPort, error) {
+	if o.Port == "" {
+		return nil, nil, errors.New(`option "port" (serial device) is required`)
+	}
+	if env.OpenSerial == nil {
+		return nil, nil, Missing("serial port")
+	}
+	baud := o.Baud
+	if baud == 0 {
+		baud = defaultBaud
+	}
+	timeout := modbus.DefaultResponseTimeout
+	if o.TimeoutMS > 0 {
+		timeout = time.Duration(o.TimeoutMS) * time.Millisecond
+	}
+	attempts := modbus.DefaultAttempts
+	if o.Attempts > 0 {
+		attempts = o.Attempts
+	}
+	port, err := env.OpenSerial(o.Port, baud)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open serial port %s at %d baud: %w", o.Port, baud, err)
+	}
+	c := modbus.NewClient(port, modbus.WithBaud(baud), modbus.WithResponseTimeout(timeout),
+		modbus.WithAttempts(attempts), modbus.WithLogger(Logger(env.Logger)))
+	return c, port, nil
+}

@@ -11,10 +11,10 @@ import (
 
 // Registers and functions (user manual section 2).
 const (
-	regVoltage     uint16 = 0x0000
-	inputRegisters uint16 = 10 // 0x0000..0x0009
-	holdingAddress uint16 = 0x0002
-	funcResetEnergy byte  = 0x42
+	regVoltage      uint16 = 0x0000
+	inputRegisters  uint16 = 10 // 0x0000..0x0009
+	holdingAddress  uint16 = 0x0002
+	funcResetEnergy byte   = 0x42
 )
 
 // Addresses.

@@ -254,7 +254,7 @@ func (p *Publisher) clientOptions(tc *tls.Config) *mqtt.ClientOptions {
 		SetCleanSession(false).
 		SetOrderMatters(false).
 		SetKeepAlive(p.cfg.KeepAlive).
-		SetPingTimeout(10 * time.Second).
+		SetPingTimeout(10*time.Second).
 		SetConnectTimeout(p.o.connectTimeout).
 		SetWriteTimeout(p.o.publishTimeout).
 		// The publisher runs its own reconnect loop with jitter.

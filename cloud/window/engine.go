@@ -1,0 +1,926 @@
+package window
+
+import (
+	"cmp"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/bits"
+	"slices"
+	"time"
+
+	"github.com/gridedge/gridedge/shared/wire"
+)
+
+const (
+	noTime = math.MinInt64
+	never  = math.MaxInt64
+	// maxSlots caps the coverage bitmap of one window; longer windows get
+	// wider slots.
+	maxSlots = 4096
+	// nsPerHour converts W·ns to Wh.
+	nsPerHour = float64(time.Hour)
+)
+
+// Engine evaluates pipelines over readings. It is not safe for concurrent use.
+type Engine struct {
+	pipes    []*pipe
+	devIndex map[string]int32
+	devs     []device
+	routes   map[routeKey]int32
+	routeTab []route
+	series   []series
+	dps      []devPipe
+
+	now     int64
+	applied uint64
+	zones   map[string]*time.Location
+
+	out   Output
+	arena []float64
+	free  []*win
+	spans []Span
+	fired []int64
+	stats Stats
+	log   *slog.Logger
+}
+
+// Stats are the engine's counters since it was created (restored counters
+// continue from the checkpoint).
+type Stats struct {
+	Readings     uint64 // readings applied
+	Unrouted     uint64 // readings no pipeline selected
+	Late         uint64 // readings sent to the late stream (once per pipeline)
+	Results      uint64 // results emitted, all revisions
+	Provisional  uint64 // provisional results emitted
+	Refires      uint64 // revisions > 1 caused by late readings
+	OpenWindows  int    // windows currently held
+	CounterReset uint64 // counter resets seen in emitted final results
+}
+
+type routeKey struct {
+	device, channel string
+	q               wire.Quantity
+}
+
+// Route is a pre-resolved (device, channel, quantity) series; ApplyRoute
+// with it skips the lookup Apply does per reading.
+type Route int32
+
+type route struct {
+	dev    int32
+	series []int32
+	join   []int8 // per series: index in the pipeline's Join, or -1
+}
+
+type device struct {
+	name     string
+	has      bool
+	maxT     int64
+	lastSeen int64
+	zone     string
+	loc      *time.Location
+	dps      []int32
+}
+
+type devPipe struct {
+	pipe      int32
+	dev       int32
+	series    []int32
+	nextEvent int64
+	dirtyOpen bool
+	derived   map[derivedKey]*derivedWin
+}
+
+type derivedKey struct {
+	idx   int
+	start int64
+}
+
+type derivedWin struct {
+	end      int64
+	revision uint32
+}
+
+type series struct {
+	pipe, dp, dev int32
+	key           Key
+	wins          []*win
+	cur           *win
+	sess          *sessionState
+}
+
+type point struct {
+	t     int64
+	v     float64
+	epoch uint64
+	seq   uint64
+	q     wire.TimeQuality
+}
+
+func cmpPoint(a, b point) int {
+	if c := cmp.Compare(a.t, b.t); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.epoch, b.epoch); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.seq, b.seq)
+}
+
+// win is the state of one window of one series. Statistics are kept
+// incrementally; points only when the pipeline needs event-time order.
+type win struct {
+	start, end int64
+	revision   uint32
+	fired      bool // a final result was emitted
+	dirty      bool // changed since the last emission
+	unsorted   bool
+	count      int64
+	sum        float64
+	shift      float64 // first value applied; s1, s2 are sums of (v - shift)
+	s1, s2     float64
+	min, max   float64
+	first      point
+	last       point
+	worst      wire.TimeQuality
+	nslots     int32
+	slots      []uint64
+	pts        []point
+}
+
+type pipe struct {
+	spec     Pipeline
+	idx      int32
+	names    []string
+	funcs    []Func
+	needPts  bool
+	derived  []*Expr
+	dnames   [][]string
+	loc      *time.Location
+	ooo      int64
+	late     int64
+	idle     int64
+	maxGap   int64
+	slotW    int64
+	size     int64
+	slide    int64
+	joinKey  string
+	joinIdx  map[string]int8
+	joinCols int
+}
+
+// Option configures an Engine.
+type Option func(*Engine)
+
+// WithLogger sets the logger for rare events (a time zone that cannot be
+// loaded); the default discards.
+func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.log = l } }
+
+// New compiles pipelines into an engine. Pipeline names must be unique.
+func New(pipelines []Pipeline, opts ...Option) (*Engine, error) {
+	e := &Engine{
+		devIndex: map[string]int32{},
+		routes:   map[routeKey]int32{},
+		zones:    map[string]*time.Location{},
+		log:      slog.New(slog.DiscardHandler),
+	}
+	for _, o := range opts {
+		o(e)
+	}
+	seen := map[string]bool{}
+	for i := range pipelines {
+		p, err := compile(pipelines[i], int32(i))
+		if err != nil {
+			return nil, err
+		}
+		if seen[p.spec.Name] {
+			return nil, fmt.Errorf("pipeline %s: name used twice", p.spec.Name)
+		}
+		seen[p.spec.Name] = true
+		e.pipes = append(e.pipes, p)
+	}
+	return e, nil
+}
+
+func compile(spec Pipeline, idx int32) (*pipe, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	p := &pipe{spec: spec, idx: idx, loc: time.UTC}
+	for _, a := range spec.Aggregations {
+		p.names = append(p.names, a.Name)
+		p.funcs = append(p.funcs, a.Func)
+		p.needPts = p.needPts || a.Func.needsPoints()
+	}
+	for _, d := range spec.Derived {
+		x, err := ParseExpr(d.Expr)
+		if err != nil {
+			return nil, err
+		}
+		p.derived = append(p.derived, x)
+		p.dnames = append(p.dnames, []string{"value"})
+	}
+	if spec.TimeZone != "" {
+		loc, err := time.LoadLocation(spec.TimeZone)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline %s: %w", spec.Name, err)
+		}
+		p.loc = loc
+	}
+	p.ooo = int64(spec.OutOfOrderness)
+	p.late = int64(spec.AllowedLateness)
+	p.idle = int64(spec.IdleTimeout)
+	p.maxGap = int64(spec.MaxGap)
+	if p.maxGap == 0 {
+		p.maxGap = int64(time.Second)
+	}
+	p.size = int64(spec.Window.Size)
+	p.slide = int64(spec.Window.Slide)
+	p.slotW = int64(spec.CoverageSlot())
+	if len(spec.Join) > 0 {
+		p.joinIdx = map[string]int8{}
+		for i, c := range spec.Join {
+			p.joinIdx[c] = int8(i)
+		}
+		p.joinCols = len(spec.Join)
+		p.joinKey = joinName(spec.Join)
+	}
+	return p, nil
+}
+
+// SetTimeZone sets the IANA zone of a device's site for calendar windows
+// created from now on (windows already open keep their bounds).
+func (e *Engine) SetTimeZone(device, zone string) error {
+	loc, err := e.location(zone)
+	if err != nil {
+		return fmt.Errorf("device %s: %w", device, err)
+	}
+	d := &e.devs[e.deviceIndex(device)]
+	d.zone, d.loc = zone, loc
+	return nil
+}
+
+func (e *Engine) location(zone string) (*time.Location, error) {
+	if loc, ok := e.zones[zone]; ok {
+		return loc, nil
+	}
+	loc, err := time.LoadLocation(zone)
+	if err != nil {
+		return nil, fmt.Errorf("time zone %q: %w", zone, err)
+	}
+	e.zones[zone] = loc
+	return loc, nil
+}
+
+func (e *Engine) deviceIndex(name string) int32 {
+	if i, ok := e.devIndex[name]; ok {
+		return i
+	}
+	i := int32(len(e.devs))
+	e.devs = append(e.devs, device{name: name, maxT: noTime})
+	e.devIndex[name] = i
+	return i
+}
+
+// Resolve returns the route of a series, creating its state on first use.
+// Routes stay valid for the engine's life (and across Checkpoint/Restore
+// for the same configuration only if resolved again).
+func (e *Engine) Resolve(device, channel string, q wire.Quantity) Route {
+	k := routeKey{device, channel, q}
+	if i, ok := e.routes[k]; ok {
+		return Route(i)
+	}
+	return Route(e.newRoute(k))
+}
+
+func (e *Engine) newRoute(k routeKey) int32 {
+	dev := e.deviceIndex(k.device)
+	d := &e.devs[dev]
+	k.device = d.name // intern
+	rt := route{dev: dev}
+	for _, p := range e.pipes {
+		if !p.selects(k.device, k.channel, k.q) {
+			continue
+		}
+		ji := int8(-1)
+		key := Key{Device: d.name, Channel: k.channel, Quantity: k.q}
+		if p.joinIdx != nil {
+			var ok bool
+			if ji, ok = p.joinIdx[k.channel]; !ok {
+				continue
+			}
+			key = Key{Device: d.name, Channel: p.joinKey}
+		}
+		dpi := e.devPipe(dev, p.idx)
+		si := int32(-1)
+		if p.joinIdx != nil {
+			for _, s := range e.dps[dpi].series {
+				si = s
+			}
+		}
+		if si < 0 {
+			si = int32(len(e.series))
+			e.series = append(e.series, series{pipe: p.idx, dp: dpi, dev: dev, key: key})
+			e.dps[dpi].series = append(e.dps[dpi].series, si)
+		}
+		rt.series = append(rt.series, si)
+		rt.join = append(rt.join, ji)
+	}
+	i := int32(len(e.routeTab))
+	e.routeTab = append(e.routeTab, rt)
+	e.routes[k] = i
+	return i
+}
+
+func (p *pipe) selects(device, channel string, q wire.Quantity) bool {
+	for _, s := range p.spec.Inputs {
+		if s.Matches(device, channel, q) {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *Engine) devPipe(dev, p int32) int32 {
+	for _, dpi := range e.devs[dev].dps {
+		if e.dps[dpi].pipe == p {
+			return dpi
+		}
+	}
+	dpi := int32(len(e.dps))
+	e.dps = append(e.dps, devPipe{pipe: p, dev: dev, nextEvent: never})
+	e.devs[dev].dps = append(e.devs[dev].dps, dpi)
+	return dpi
+}
+
+// Apply feeds one reading. Results and late readings it causes are held
+// until TakeOutput. Apply never fails: a reading no pipeline selects is
+// counted in Stats.Unrouted.
+func (e *Engine) Apply(r *Reading) {
+	e.ApplyRoute(e.Resolve(r.Device, r.Channel, r.Quantity), r)
+}
+
+// ApplyBatch applies rs in order.
+func (e *Engine) ApplyBatch(rs []Reading) {
+	for i := range rs {
+		e.Apply(&rs[i])
+	}
+}
+
+// ApplyRoute is Apply for a reading whose series was resolved with Resolve;
+// r's Device, Channel and Quantity are not read.
+func (e *Engine) ApplyRoute(rt Route, r *Reading) {
+	e.stats.Readings++
+	ro := &e.routeTab[rt]
+	d := &e.devs[ro.dev]
+	d.lastSeen = e.now
+	had, prevMax := d.has, d.maxT
+	if len(ro.series) == 0 {
+		e.stats.Unrouted++
+	}
+	for i, si := range ro.series {
+		e.add(si, ro.join[i], r, had, prevMax)
+	}
+	if had && r.TimeNs <= prevMax {
+		return
+	}
+	d.has, d.maxT = true, r.TimeNs
+	for _, dpi := range d.dps {
+		dp := &e.dps[dpi]
+		if wm := e.pipes[dp.pipe].watermark(true, r.TimeNs); wm >= dp.nextEvent {
+			e.advance(dpi, wm)
+		}
+	}
+}
+
+func (p *pipe) watermark(has bool, maxT int64) int64 {
+	if !has {
+		return noTime
+	}
+	if maxT < noTime+p.ooo {
+		return noTime
+	}
+	return maxT - p.ooo
+}
+
+// assign returns the windows t belongs to, in e.spans.
+func (e *Engine) assign(p *pipe, d *device, t int64) []Span {
+	e.spans = e.spans[:0]
+	switch p.spec.Window.Kind {
+	case Tumbling:
+		s := floorDiv(t, p.size) * p.size
+		e.spans = append(e.spans, Span{s, s + p.size})
+	case Sliding:
+		last := floorDiv(t, p.slide) * p.slide
+		for s := last; s > t-p.size; s -= p.slide {
+			e.spans = append(e.spans, Span{s, s + p.size})
+		}
+		slices.Reverse(e.spans)
+	default:
+		loc := p.loc
+		if d.loc != nil {
+			loc = d.loc
+		}
+		s, end := CalendarSpan(p.spec.Window.Kind, t, loc)
+		e.spans = append(e.spans, Span{s, end})
+	}
+	return e.spans
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// CalendarSpan returns the Day, Week (ISO, from Monday) or Month window
+// holding t in loc: [local midnight, next local midnight) as UTC ns.
+func CalendarSpan(k Kind, t int64, loc *time.Location) (start, end int64) {
+	tm := time.Unix(0, t).In(loc)
+	y, m, d := tm.Date()
+	var s, n time.Time
+	switch k {
+	case Week:
+		wd := (int(tm.Weekday()) + 6) % 7
+		s = time.Date(y, m, d-wd, 0, 0, 0, 0, loc)
+		n = time.Date(y, m, d-wd+7, 0, 0, 0, 0, loc)
+	case Month:
+		s = time.Date(y, m, 1, 0, 0, 0, 0, loc)
+		n = time.Date(y, m+1, 1, 0, 0, 0, 0, loc)
+	default:
+		s = time.Date(y, m, d, 0, 0, 0, 0, loc)
+		n = time.Date(y, m, d+1, 0, 0, 0, 0, loc)
+	}
+	return s.UnixNano(), n.UnixNano()
+}
+
+func (e *Engine) add(si int32, joinCol int8, r *Reading, had bool, prevMax int64) {
+	s := &e.series[si]
+	p := e.pipes[s.pipe]
+	wm := p.watermark(had, prevMax)
+	if p.spec.Window.Kind == Session {
+		e.addSession(s, p, joinCol, r, wm)
+		return
+	}
+	t := r.TimeNs
+	if w := s.cur; w != nil && t >= w.start && t < w.end && p.spec.Window.Kind != Sliding && w.end > wm {
+		// Hot path: the reading falls in the series' current open window.
+		w.add(p, r)
+		if !w.dirty {
+			w.dirty = true
+			e.dps[s.dp].dirtyOpen = true
+		}
+		return
+	}
+	var late []Span
+	for _, sp := range e.assign(p, &e.devs[s.dev], t) {
+		if wm != noTime && sp.End+p.late <= wm {
+			late = append(late, sp)
+			continue
+		}
+		w := e.window(s, p, sp, wm)
+		w.add(p, r)
+		if sp.End <= wm {
+			if w.fired {
+				e.stats.Refires++
+			}
+			e.emit(s, p, w, false)
+			e.derive(s.dp, w.start, w.end, false)
+			continue
+		}
+		w.dirty = true
+		e.dps[s.dp].dirtyOpen = true
+		if p.spec.Window.Kind != Sliding {
+			s.cur = w
+		}
+	}
+	if late != nil {
+		e.stats.Late++
+		e.out.Late = append(e.out.Late, LateReading{Pipeline: p.spec.Name, Reading: *r, Windows: late})
+	}
+}
+
+// window finds or creates the state of window sp in s.
+func (e *Engine) window(s *series, p *pipe, sp Span, wm int64) *win {
+	i, found := slices.BinarySearchFunc(s.wins, sp.Start, func(w *win, start int64) int { return cmp.Compare(w.start, start) })
+	if found {
+		return s.wins[i]
+	}
+	w := e.newWin(p, sp)
+	s.wins = slices.Insert(s.wins, i, w)
+	e.stats.OpenWindows++
+	dp := &e.dps[s.dp]
+	ev := sp.End
+	if sp.End <= wm {
+		ev = sp.End + p.late
+	}
+	dp.nextEvent = min(dp.nextEvent, ev)
+	return w
+}
+
+func (e *Engine) newWin(p *pipe, sp Span) *win {
+	var w *win
+	if n := len(e.free); n > 0 {
+		w = e.free[n-1]
+		e.free = e.free[:n-1]
+		slots, pts := w.slots[:0], w.pts[:0]
+		*w = win{slots: slots, pts: pts}
+	} else {
+		w = &win{}
+	}
+	w.start, w.end = sp.Start, sp.End
+	n := int((sp.End - sp.Start + p.slotW - 1) / p.slotW)
+	w.nslots = int32(n)
+	words := (n + 63) / 64
+	if cap(w.slots) >= words {
+		w.slots = w.slots[:words]
+		clear(w.slots)
+	} else {
+		w.slots = make([]uint64, words)
+	}
+	return w
+}
+
+func (e *Engine) release(w *win) {
+	e.stats.OpenWindows--
+	if len(e.free) < 1<<16 {
+		e.free = append(e.free, w)
+	}
+}
+
+func (w *win) add(p *pipe, r *Reading) {
+	pt := point{t: r.TimeNs, v: r.Value, epoch: r.SeqEpoch, seq: r.Seq, q: r.Quality}
+	v := r.Value
+	if w.count == 0 {
+		w.shift, w.min, w.max = v, v, v
+		w.first, w.last = pt, pt
+		w.worst = r.Quality
+	} else {
+		w.min = min(w.min, v)
+		w.max = max(w.max, v)
+		if cmpPoint(pt, w.first) < 0 {
+			w.first = pt
+		}
+		if cmpPoint(pt, w.last) > 0 {
+			w.last = pt
+		}
+		if r.Quality.Worse(w.worst) {
+			w.worst = r.Quality
+		}
+	}
+	w.count++
+	w.sum += v
+	dv := v - w.shift
+	w.s1 += dv
+	w.s2 += dv * dv
+	slot := (r.TimeNs - w.start) / p.slotW
+	w.slots[slot>>6] |= 1 << (slot & 63)
+	if p.needPts {
+		if n := len(w.pts); n > 0 && cmpPoint(pt, w.pts[n-1]) < 0 {
+			w.unsorted = true
+		}
+		w.pts = append(w.pts, pt)
+	}
+}
+
+func (w *win) sorted() []point {
+	if w.unsorted {
+		slices.SortFunc(w.pts, cmpPoint)
+		w.unsorted = false
+	}
+	return w.pts
+}
+
+func (w *win) coverage() float64 {
+	n := 0
+	for _, x := range w.slots {
+		n += bits.OnesCount64(x)
+	}
+	return float64(n) / float64(w.nslots)
+}
+
+// value computes aggregate i of w. counterResets is set for EnergyCounter.
+func (p *pipe) value(w *win, f Func) (v float64, resets int) {
+	switch f {
+	case Count:
+		return float64(w.count), 0
+	case Sum:
+		return w.sum, 0
+	case Mean:
+		return w.sum / float64(w.count), 0
+	case Min:
+		return w.min, 0
+	case Max:
+		return w.max, 0
+	case First:
+		return w.first.v, 0
+	case Last:
+		return w.last.v, 0
+	case Stddev:
+		if w.count < 2 {
+			return 0, 0
+		}
+		n := float64(w.count)
+		return math.Sqrt(max(0, (w.s2-w.s1*w.s1/n)/(n-1))), 0
+	case EnergyCounter:
+		return CounterEnergy(w.sorted())
+	case EnergyIntegral:
+		return IntegrateStep(w.sorted(), w.end, p.maxGap), 0
+	}
+	return 0, 0
+}
+
+// CounterEnergy is the energy (Wh) a cumulative counter recorded over pts in
+// event-time order: the sum of non-negative increments; a decrease is a reset
+// after which the new value itself counts (the counter restarted from 0).
+func CounterEnergy(pts []point) (wh float64, resets int) {
+	for i := 1; i < len(pts); i++ {
+		d := pts[i].v - pts[i-1].v
+		if d < 0 {
+			resets++
+			d = pts[i].v
+		}
+		wh += d
+	}
+	return wh, resets
+}
+
+// IntegrateStep integrates power (W) over pts in event-time order into Wh:
+// each value holds until the next point, at most maxGap, never past end.
+func IntegrateStep(pts []point, end, maxGap int64) float64 {
+	var e float64
+	for i, pt := range pts {
+		next := end
+		if i+1 < len(pts) {
+			next = pts[i+1].t
+		}
+		if dt := min(next-pt.t, maxGap); dt > 0 {
+			e += pt.v * float64(dt)
+		}
+	}
+	return e / nsPerHour
+}
+
+func (e *Engine) alloc(n int) []float64 {
+	if len(e.arena)+n > cap(e.arena) {
+		e.arena = make([]float64, 0, max(4096, n))
+	}
+	s := e.arena[len(e.arena) : len(e.arena)+n : len(e.arena)+n]
+	e.arena = e.arena[:len(e.arena)+n]
+	return s
+}
+
+func (e *Engine) emit(s *series, p *pipe, w *win, provisional bool) {
+	w.revision++
+	w.dirty = false
+	if !provisional {
+		w.fired = true
+	}
+	res := Result{
+		Pipeline:     p.spec.Name,
+		Key:          s.key,
+		Start:        w.start,
+		End:          w.end,
+		Revision:     w.revision,
+		Provisional:  provisional,
+		Names:        p.names,
+		Values:       e.alloc(len(p.funcs)),
+		Count:        w.count,
+		Coverage:     w.coverage(),
+		WorstQuality: w.worst,
+	}
+	for i, f := range p.funcs {
+		var resets int
+		res.Values[i], resets = p.value(w, f)
+		res.CounterResets += resets
+		if f == Readings {
+			res.Values[i] = float64(w.count)
+			pts := w.sorted()
+			rows := make([]Row, len(pts))
+			vals := e.alloc(len(pts))
+			for j, pt := range pts {
+				vals[j] = pt.v
+				rows[j] = Row{TimeNs: pt.t, Values: vals[j : j+1 : j+1]}
+			}
+			res.Rows = rows
+		}
+	}
+	e.stats.Results++
+	if provisional {
+		e.stats.Provisional++
+	} else {
+		e.stats.CounterReset += uint64(res.CounterResets)
+	}
+	e.out.Results = append(e.out.Results, res)
+}
+
+// advance fires and purges the windows of one device-pipeline up to wm.
+func (e *Engine) advance(dpi int32, wm int64) {
+	dp := &e.dps[dpi]
+	p := e.pipes[dp.pipe]
+	if p.spec.Window.Kind == Session {
+		e.advanceSessions(dpi, p, wm)
+		return
+	}
+	e.fired = e.fired[:0]
+	for _, si := range dp.series {
+		s := &e.series[si]
+		for _, w := range s.wins {
+			if !w.fired && w.end <= wm {
+				e.emit(s, p, w, false)
+				e.fired = append(e.fired, w.start)
+			}
+		}
+	}
+	// Derive before purging: a jump of the watermark can fire and expire a
+	// window in one step, and its derived series still needs it.
+	if len(p.derived) > 0 && len(e.fired) > 0 {
+		slices.Sort(e.fired)
+		for _, start := range slices.Compact(e.fired) {
+			e.derive(dpi, start, 0, false)
+		}
+	}
+	next := int64(never)
+	for _, si := range dp.series {
+		s := &e.series[si]
+		keep := s.wins[:0]
+		for _, w := range s.wins {
+			if w.fired && w.end+p.late <= wm {
+				if s.cur == w {
+					s.cur = nil
+				}
+				e.release(w)
+				continue
+			}
+			keep = append(keep, w)
+			if w.fired {
+				next = min(next, w.end+p.late)
+			} else {
+				next = min(next, w.end)
+			}
+		}
+		clear(s.wins[len(keep):])
+		s.wins = keep
+	}
+	dp.nextEvent = next
+	for k, dw := range dp.derived {
+		if dw.end+p.late <= wm {
+			delete(dp.derived, k)
+		}
+	}
+}
+
+// Advance moves the processing-time clock to nowNs (it never goes back) and
+// emits provisional results for open windows of devices silent for longer
+// than their pipeline's idle timeout.
+func (e *Engine) Advance(nowNs int64) {
+	e.now = max(e.now, nowNs)
+	for dpi := range e.dps {
+		dp := &e.dps[dpi]
+		p := e.pipes[dp.pipe]
+		if !dp.dirtyOpen || p.idle <= 0 || e.now-e.devs[dp.dev].lastSeen < p.idle {
+			continue
+		}
+		dp.dirtyOpen = false
+		if p.spec.Window.Kind == Session {
+			e.provisionalSessions(int32(dpi), p)
+			continue
+		}
+		e.fired = e.fired[:0]
+		for _, si := range dp.series {
+			s := &e.series[si]
+			for _, w := range s.wins {
+				if !w.fired && w.dirty {
+					e.emit(s, p, w, true)
+					e.fired = append(e.fired, w.start)
+				}
+			}
+		}
+		if len(p.derived) > 0 {
+			slices.Sort(e.fired)
+			for _, start := range slices.Compact(e.fired) {
+				e.derive(int32(dpi), start, 0, true)
+			}
+		}
+	}
+}
+
+// derive recomputes the derived series of a device-pipeline for the window
+// starting at start.
+func (e *Engine) derive(dpi int32, start, _ int64, provisional bool) {
+	dp := &e.dps[dpi]
+	p := e.pipes[dp.pipe]
+	if len(p.derived) == 0 {
+		return
+	}
+	var end int64
+	cov := 1.0
+	var worst wire.TimeQuality
+	anyWorst := false
+	lookup := func(channel, agg string) (float64, bool) {
+		ai := slices.Index(p.names, agg)
+		if ai < 0 {
+			return 0, false
+		}
+		for _, si := range dp.series {
+			s := &e.series[si]
+			if s.key.Channel != channel {
+				continue
+			}
+			i, found := slices.BinarySearchFunc(s.wins, start, func(w *win, st int64) int { return cmp.Compare(w.start, st) })
+			if !found {
+				return 0, false
+			}
+			w := s.wins[i]
+			if !provisional && !w.fired {
+				return 0, false
+			}
+			end = w.end
+			cov = min(cov, w.coverage())
+			if !anyWorst || w.worst.Worse(worst) {
+				worst, anyWorst = w.worst, true
+			}
+			v, _ := p.value(w, p.funcs[ai])
+			return v, true
+		}
+		return 0, false
+	}
+	if dp.derived == nil {
+		dp.derived = map[derivedKey]*derivedWin{}
+	}
+	for i, x := range p.derived {
+		cov, anyWorst = 1, false
+		v, ok := x.Eval(lookup)
+		if !ok {
+			continue
+		}
+		k := derivedKey{i, start}
+		dw := dp.derived[k]
+		if dw == nil {
+			dw = &derivedWin{end: end}
+			dp.derived[k] = dw
+		}
+		dw.revision++
+		vals := e.alloc(1)
+		vals[0] = v
+		e.stats.Results++
+		if provisional {
+			e.stats.Provisional++
+		}
+		e.out.Results = append(e.out.Results, Result{
+			Pipeline:     p.spec.Name,
+			Key:          Key{Device: e.devs[dp.dev].name, Channel: p.spec.Derived[i].Name},
+			Start:        start,
+			End:          end,
+			Revision:     dw.revision,
+			Provisional:  provisional,
+			Names:        p.dnames[i],
+			Values:       vals,
+			Coverage:     cov,
+			WorstQuality: worst,
+		})
+	}
+}
+
+// TakeOutput returns everything emitted since the last call and hands its
+// ownership to the caller.
+func (e *Engine) TakeOutput() Output {
+	out := e.out
+	e.out = Output{
+		Results: make([]Result, 0, cap(out.Results)),
+	}
+	e.arena = nil
+	return out
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats { return e.stats }
+
+// Now is the processing time of the last Advance.
+func (e *Engine) Now() int64 { return e.now }
+
+// MarkApplied records that the caller's durable input log has been applied
+// through offset (inclusive). It is saved in the checkpoint; after Restore,
+// replay the log from AppliedThrough()+1.
+func (e *Engine) MarkApplied(offset uint64) { e.applied = offset }
+
+// AppliedThrough is the last offset given to MarkApplied.
+func (e *Engine) AppliedThrough() uint64 { return e.applied }
+
+// Watermark returns a device's event-time watermark for a pipeline, and
+// false when the device has no readings yet or the pipeline is unknown.
+func (e *Engine) Watermark(pipeline, device string) (int64, bool) {
+	di, ok := e.devIndex[device]
+	if !ok || !e.devs[di].has {
+		return 0, false
+	}
+	for _, p := range e.pipes {
+		if p.spec.Name == pipeline {
+			return p.watermark(true, e.devs[di].maxT), true
+		}
+	}
+	return 0, false
+}

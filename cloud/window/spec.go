@@ -1,0 +1,253 @@
+package window
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"time"
+
+	"github.com/gridedge/gridedge/shared/wire"
+)
+
+// Kind is the shape of a pipeline's windows.
+type Kind uint8
+
+// Window kinds. Day, Week (ISO, Monday first) and Month are aligned to the
+// device's IANA time zone, so a day is 23 or 25 hours long across DST.
+const (
+	Tumbling Kind = iota + 1
+	Sliding
+	Session
+	Day
+	Week
+	Month
+)
+
+var kindNames = map[Kind]string{
+	Tumbling: "tumbling", Sliding: "sliding", Session: "session",
+	Day: "day", Week: "week", Month: "month",
+}
+
+func (k Kind) String() string {
+	if n, ok := kindNames[k]; ok {
+		return n
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Func is an aggregation function.
+type Func uint8
+
+// Aggregation functions. First and Last are by event time (ties broken by
+// sequence). Stddev is the sample standard deviation (n−1; 0 for one
+// reading). EnergyCounter is the energy (Wh) seen by a cumulative Wh counter:
+// the sum of increments between consecutive readings in the window, where a
+// decrease is a counter reset and the new value counts as energy since the
+// reset. EnergyIntegral integrates power (W) into Wh with a step (sample and
+// hold) rule: each reading's value holds until the next reading, for at most
+// MaxGap, never past the window end. Readings emits the window's readings as
+// rows (feature snapshots, sessions).
+const (
+	Count Func = iota + 1
+	Sum
+	Mean
+	Min
+	Max
+	First
+	Last
+	Stddev
+	EnergyCounter
+	EnergyIntegral
+	Readings
+)
+
+var funcNames = map[Func]string{
+	Count: "count", Sum: "sum", Mean: "mean", Min: "min", Max: "max",
+	First: "first", Last: "last", Stddev: "stddev",
+	EnergyCounter: "energy_counter", EnergyIntegral: "energy_integral",
+	Readings: "readings",
+}
+
+func (f Func) String() string {
+	if n, ok := funcNames[f]; ok {
+		return n
+	}
+	return fmt.Sprintf("func(%d)", uint8(f))
+}
+
+// ParseFunc maps a configuration name ("mean", "energy_counter", ...) to a Func.
+func ParseFunc(name string) (Func, error) {
+	for f, n := range funcNames {
+		if n == name {
+			return f, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown aggregation %q", name)
+}
+
+// needsPoints reports whether f needs the window's readings in event-time
+// order, which the engine then keeps per window.
+func (f Func) needsPoints() bool {
+	return f == EnergyCounter || f == EnergyIntegral || f == Readings
+}
+
+// Selector picks input series by glob patterns (path.Match syntax) on device,
+// channel and quantity name. An empty pattern matches everything.
+type Selector struct {
+	Device, Channel, Quantity string
+}
+
+// Matches reports whether the series (device, channel, q) is selected.
+func (s Selector) Matches(device, channel string, q wire.Quantity) bool {
+	return globMatch(s.Device, device) && globMatch(s.Channel, channel) && globMatch(s.Quantity, q.Name())
+}
+
+func globMatch(pattern, name string) bool {
+	if pattern == "" || pattern == "*" {
+		return true
+	}
+	ok, err := path.Match(pattern, name)
+	return err == nil && ok
+}
+
+// Aggregation is one named output of a pipeline.
+type Aggregation struct {
+	Name string // output name, e.g. "energy"
+	Func Func
+}
+
+// Derived is a series computed from other series' results of the same window
+// and device, e.g. {Name: "rest", Expr: "mains.energy - sub1.energy"}.
+type Derived struct {
+	Name, Expr string
+}
+
+// WindowSpec is the window shape. Size is used by Tumbling and Sliding, Slide
+// by Sliding, Gap and MinDuration by Session.
+type WindowSpec struct {
+	Kind        Kind
+	Size, Slide time.Duration
+	Gap         time.Duration
+	MinDuration time.Duration
+}
+
+// Pipeline declares one windowed computation.
+type Pipeline struct {
+	Name         string
+	Inputs       []Selector
+	Window       WindowSpec
+	Aggregations []Aggregation
+	// OutOfOrderness is the bound subtracted from a device's max event time to
+	// get its watermark.
+	OutOfOrderness time.Duration
+	// AllowedLateness keeps a fired window open for updates this long (in
+	// event time) past its end.
+	AllowedLateness time.Duration
+	// IdleTimeout (processing time) after which a silent device's open
+	// windows are emitted as provisional results; 0 disables.
+	IdleTimeout time.Duration
+	// MaxGap bounds how long a reading holds for EnergyIntegral, and is the
+	// slot width for Coverage. Default 1 s.
+	MaxGap time.Duration
+	// Derived series, computed per window from this pipeline's results.
+	Derived []Derived
+	// TimeZone is the IANA zone for calendar windows of devices without one
+	// set by SetTimeZone. Default UTC.
+	TimeZone string
+	// Join, for Session pipelines, names the channels joined per second into
+	// one row stream per device (e.g. ["mains", "kettle"]); the session is
+	// over the joined rows. Empty means sessions over each series alone.
+	Join []string
+}
+
+// Validate reports the first problem with p, naming the field.
+func (p *Pipeline) Validate() error {
+	if p.Name == "" {
+		return errors.New("pipeline: name is empty")
+	}
+	if len(p.Inputs) == 0 {
+		return fmt.Errorf("pipeline %s: no inputs", p.Name)
+	}
+	for i, s := range p.Inputs {
+		for _, pat := range []string{s.Device, s.Channel, s.Quantity} {
+			if _, err := path.Match(pat, ""); err != nil {
+				return fmt.Errorf("pipeline %s: input %d: pattern %q: %w", p.Name, i, pat, err)
+			}
+		}
+	}
+	w := p.Window
+	switch w.Kind {
+	case Tumbling:
+		if w.Size <= 0 {
+			return fmt.Errorf("pipeline %s: tumbling window needs size > 0", p.Name)
+		}
+	case Sliding:
+		if w.Size <= 0 || w.Slide <= 0 || w.Slide > w.Size {
+			return fmt.Errorf("pipeline %s: sliding window needs 0 < slide <= size", p.Name)
+		}
+	case Session:
+		if w.Gap <= 0 {
+			return fmt.Errorf("pipeline %s: session window needs gap > 0", p.Name)
+		}
+	case Day, Week, Month:
+	default:
+		return fmt.Errorf("pipeline %s: unknown window kind %d", p.Name, w.Kind)
+	}
+	if len(p.Aggregations) == 0 {
+		return fmt.Errorf("pipeline %s: no aggregations", p.Name)
+	}
+	seen := map[string]bool{}
+	for _, a := range p.Aggregations {
+		if a.Name == "" || seen[a.Name] {
+			return fmt.Errorf("pipeline %s: aggregation name %q empty or repeated", p.Name, a.Name)
+		}
+		seen[a.Name] = true
+		if _, ok := funcNames[a.Func]; !ok {
+			return fmt.Errorf("pipeline %s: aggregation %s: unknown function", p.Name, a.Name)
+		}
+	}
+	if p.OutOfOrderness < 0 || p.AllowedLateness < 0 || p.IdleTimeout < 0 || p.MaxGap < 0 {
+		return fmt.Errorf("pipeline %s: durations must not be negative", p.Name)
+	}
+	if p.TimeZone != "" {
+		if _, err := time.LoadLocation(p.TimeZone); err != nil {
+			return fmt.Errorf("pipeline %s: time zone: %w", p.Name, err)
+		}
+	}
+	for _, d := range p.Derived {
+		if d.Name == "" {
+			return fmt.Errorf("pipeline %s: derived series without a name", p.Name)
+		}
+		if _, err := ParseExpr(d.Expr); err != nil {
+			return fmt.Errorf("pipeline %s: derived %s: %w", p.Name, d.Name, err)
+		}
+	}
+	if w.Kind == Session && len(p.Derived) > 0 {
+		return fmt.Errorf("pipeline %s: derived series are not supported on session windows", p.Name)
+	}
+	if len(p.Join) > 0 && w.Kind != Session {
+		return fmt.Errorf("pipeline %s: join is only supported with session windows", p.Name)
+	}
+	return nil
+}
+
+// CoverageSlot is the slot width Coverage counts in: MaxGap (default 1 s),
+// widened so that no window has more than 4096 slots.
+func (p *Pipeline) CoverageSlot() time.Duration {
+	gap := p.MaxGap
+	if gap <= 0 {
+		gap = time.Second
+	}
+	var longest time.Duration
+	switch p.Window.Kind {
+	case Tumbling, Sliding:
+		longest = p.Window.Size
+	case Day:
+		longest = 25 * time.Hour
+	case Week:
+		longest = 7*24*time.Hour + time.Hour
+	case Month:
+		longest = 31*24*time.Hour + time.Hour
+	}
+	return max(gap, (longest+maxSlots-1)/maxSlots)
+}

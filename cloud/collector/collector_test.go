@@ -229,3 +229,7 @@ func checkWindows(t *testing.T, httpAddr, device string, readings []*wire.Readin
 		}
 	}
 }
+
+var httpClient = &http.Client{Timeout: 10 * time.Second}
+
+func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }

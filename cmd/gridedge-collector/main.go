@@ -1,0 +1,160 @@
+// Command gridedge-collector receives metering batches from gridedge agents
+// over MQTT, deduplicates and stores them durably, acknowledges them end to
+// end, keeps tumbling-window results and serves them over HTTP.
+//
+//	gridedge-collector -embedded-broker 127.0.0.1:1883 -data-dir ./data
+//	gridedge-collector -config collector.yaml -http-addr :8080
+//
+// Flags override the configuration file; see -h.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gridedge/gridedge/cloud/collector"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "gridedge-collector:", err)
+		os.Exit(2)
+	}
+}
+
+func run(args []string, stderr io.Writer) error {
+	cfg, logLevel, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
+	c, err := collector.New(cfg, collector.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	log.Info("gridedge-collector listening", "http", c.HTTPAddr(), "mqtt", c.MQTTURL())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return c.Run(ctx)
+}
+
+// parseFlags loads -config (if given) and applies every flag the user set on
+// top of it, so flags override the file and the file overrides defaults.
+func parseFlags(args []string, out io.Writer) (collector.Config, slog.Level, error) {
+	fs := flag.NewFlagSet("gridedge-collector", flag.ContinueOnError)
+	fs.SetOutput(out)
+	def := collector.DefaultConfig()
+	var (
+		configPath     = fs.String("config", "", "YAML configuration file (keys: mqtt_url, client_id, share_group, http_addr, data_dir, embedded_broker, window_sizes, out_of_orderness, site_tz, ack_timeout, ack_queue); flags override it")
+		mqttURL        = fs.String("mqtt-url", def.MQTTURL, "MQTT broker, tcp://host:port (default: the embedded broker when -embedded-broker is set)")
+		clientID       = fs.String("client-id", def.ClientID, "MQTT client id; must stay the same across restarts (the broker keeps the session under it) and differ between collectors")
+		shareGroup     = fs.String("share-group", def.ShareGroup, "MQTT shared-subscription group; collectors in one group split the devices' data")
+		httpAddr       = fs.String("http-addr", def.HTTPAddr, "HTTP API listen address (port 0 picks a free port)")
+		dataDir        = fs.String("data-dir", def.DataDir, "directory of the Badger store")
+		embedded       = fs.String("embedded-broker", def.EmbeddedBroker, "start an embedded MQTT broker listening on this address, e.g. 127.0.0.1:1883")
+		windowSizes    = fs.String("window-sizes", joinDurations(def.WindowSizes), "comma-separated tumbling-window sizes, e.g. 1m,15m")
+		outOfOrderness = fs.Duration("out-of-orderness", def.OutOfOrderness, "how far a device's watermark trails its newest reading; a window closes when the watermark passes its end")
+		siteTZ         = fs.String("site-tz", def.SiteTZ, "IANA time zone reported for devices whose status names none")
+		ackTimeout     = fs.Duration("ack-timeout", def.AckTimeout, "how long to wait for the broker to take an end-to-end ack")
+		ackQueue       = fs.Int("ack-queue", def.AckQueue, "acks waiting to be published before new ones are dropped (the agent's resend recovers them)")
+		logLevel       = fs.String("log-level", "info", "debug, info, warn or error")
+	)
+	fs.Usage = func() {
+		fmt.Fprintln(out, "Usage: gridedge-collector [flags]\n\nReceives gridedge agent batches over MQTT, stores them durably (deduplicated),\nacknowledges them end to end and serves windows over HTTP.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return collector.Config{}, 0, err
+	}
+	if fs.NArg() > 0 {
+		return collector.Config{}, 0, fmt.Errorf("unexpected argument %q (all settings are flags)", fs.Arg(0))
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return collector.Config{}, 0, fmt.Errorf("-log-level %q: want debug, info, warn or error", *logLevel)
+	}
+	cfg := def
+	if *configPath != "" {
+		var err error
+		if cfg, err = collector.LoadConfig(*configPath); err != nil {
+			return collector.Config{}, 0, err
+		}
+	}
+	var ferr error
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "mqtt-url":
+			cfg.MQTTURL = *mqttURL
+		case "client-id":
+			cfg.ClientID = *clientID
+		case "share-group":
+			cfg.ShareGroup = *shareGroup
+		case "http-addr":
+			cfg.HTTPAddr = *httpAddr
+		case "data-dir":
+			cfg.DataDir = *dataDir
+		case "embedded-broker":
+			cfg.EmbeddedBroker = *embedded
+		case "window-sizes":
+			sizes, err := parseDurations(*windowSizes)
+			if err != nil {
+				ferr = fmt.Errorf("-window-sizes: %w", err)
+			}
+			cfg.WindowSizes = sizes
+		case "out-of-orderness":
+			cfg.OutOfOrderness = *outOfOrderness
+		case "site-tz":
+			cfg.SiteTZ = *siteTZ
+		case "ack-timeout":
+			cfg.AckTimeout = *ackTimeout
+		case "ack-queue":
+			cfg.AckQueue = *ackQueue
+		}
+	})
+	if ferr != nil {
+		return collector.Config{}, 0, ferr
+	}
+	if err := cfg.Validate(); err != nil {
+		return collector.Config{}, 0, fmt.Errorf("configuration: %w", err)
+	}
+	return cfg, level, nil
+}
+
+func parseDurations(s string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		d, err := time.ParseDuration(part)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a duration (e.g. 1m, 15m, 1h)", part)
+		}
+		out = append(out, d)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("at least one size is required")
+	}
+	return out, nil
+}
+
+func joinDurations(ds []time.Duration) string {
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		parts[i] = d.String()
+	}
+	return strings.Join(parts, ",")
+}

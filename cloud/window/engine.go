@@ -603,8 +603,8 @@ func (w *win) coverage() float64 {
 }
 
 // value computes aggregate i of w. counterResets is set for EnergyCounter.
-func (p *pipe) value(w *win, f Func) (v float64, resets int) {
-	switch f {
+func (p *pipe) value(w *win, f Func, q wire.Quantity) (v float64, resets int) {
+	switch f.resolve(q) {
 	case Count:
 		return float64(w.count), 0
 	case Sum:
@@ -694,7 +694,7 @@ func (e *Engine) emit(s *series, p *pipe, w *win, provisional bool) {
 	}
 	for i, f := range p.funcs {
 		var resets int
-		res.Values[i], resets = p.value(w, f)
+		res.Values[i], resets = p.value(w, f, s.key.Quantity)
 		res.CounterResets += resets
 		if f == Readings {
 			res.Values[i] = float64(w.count)
@@ -843,7 +843,7 @@ func (e *Engine) derive(dpi int32, start, _ int64, provisional bool) {
 			if !anyWorst || w.worst.Worse(worst) {
 				worst, anyWorst = w.worst, true
 			}
-			v, _ := p.value(w, p.funcs[ai])
+			v, _ := p.value(w, p.funcs[ai], s.key.Quantity)
 			return v, true
 		}
 		return 0, false

@@ -327,7 +327,7 @@ func (e *Engine) emitSession(s *series, p *pipe, x *session, rev uint32, provisi
 			continue
 		}
 		var resets int
-		res.Values[i], resets = p.value(w, f)
+		res.Values[i], resets = p.value(w, f, s.key.Quantity)
 		res.CounterResets += resets
 	}
 	e.stats.Results++

@@ -59,13 +59,16 @@ const (
 	EnergyCounter
 	EnergyIntegral
 	Readings
+	// Energy is EnergyCounter for energy series and EnergyIntegral for
+	// every other quantity, so one pipeline covers meters of both kinds.
+	Energy
 )
 
 var funcNames = map[Func]string{
 	Count: "count", Sum: "sum", Mean: "mean", Min: "min", Max: "max",
 	First: "first", Last: "last", Stddev: "stddev",
 	EnergyCounter: "energy_counter", EnergyIntegral: "energy_integral",
-	Readings: "readings",
+	Readings: "readings", Energy: "energy",
 }
 
 func (f Func) String() string {
@@ -88,7 +91,18 @@ func ParseFunc(name string) (Func, error) {
 // needsPoints reports whether f needs the window's readings in event-time
 // order, which the engine then keeps per window.
 func (f Func) needsPoints() bool {
-	return f == EnergyCounter || f == EnergyIntegral || f == Readings
+	return f == EnergyCounter || f == EnergyIntegral || f == Readings || f == Energy
+}
+
+// resolve turns Energy into the concrete function for quantity q.
+func (f Func) resolve(q wire.Quantity) Func {
+	if f != Energy {
+		return f
+	}
+	if q == wire.Quantity_QUANTITY_ENERGY {
+		return EnergyCounter
+	}
+	return EnergyIntegral
 }
 
 // Selector picks input series by glob patterns (path.Match syntax) on device,

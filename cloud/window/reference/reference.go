@@ -268,7 +268,14 @@ func aggregate(p *window.Pipeline, key window.Key, start, end int64, rs []window
 	for _, a := range p.Aggregations {
 		res.Names = append(res.Names, a.Name)
 		var v float64
-		switch a.Func {
+		f := a.Func
+		if f == window.Energy {
+			f = window.EnergyIntegral
+			if key.Quantity == wire.Quantity_QUANTITY_ENERGY {
+				f = window.EnergyCounter
+			}
+		}
+		switch f {
 		case window.Count, window.Readings:
 			v = float64(len(rs))
 		case window.Sum:

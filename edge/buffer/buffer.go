@@ -97,6 +97,7 @@ type settings struct {
 	reserve      uint64
 	quotaBytes   int64
 	log          *slog.Logger
+	tune         func(badger.Options) badger.Options
 }
 
 // WithSyncInterval sets how often appended readings are fsynced (default
@@ -114,6 +115,13 @@ func WithReserve(n uint64) Option { return func(s *settings) { s.reserve = max(n
 
 // WithQuota bounds the buffer's size on disk in bytes (0 = unbounded).
 func WithQuota(bytes int64) Option { return func(s *settings) { s.quotaBytes = bytes } }
+
+// WithBadgerTuning adjusts the Badger options after BadgerOptions, e.g. the
+// simulator shrinks memtables further to run hundreds of buffers in one
+// process.
+func WithBadgerTuning(fn func(badger.Options) badger.Options) Option {
+	return func(s *settings) { s.tune = fn }
+}
 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.log = l } }
@@ -138,7 +146,11 @@ func Open(dir, stateDir string, opts ...Option) (*Buffer, error) {
 		return nil, fmt.Errorf("buffer: state dir %s must differ from the buffer dir", stateDir)
 	}
 	log := o.log.With("component", "buffer")
-	db, err := badger.Open(BadgerOptions(dir, log))
+	bo := BadgerOptions(dir, log)
+	if o.tune != nil {
+		bo = o.tune(bo)
+	}
+	db, err := badger.Open(bo)
 	if err != nil {
 		return nil, fmt.Errorf("buffer: open badger in %s: %w", dir, err)
 	}

@@ -1,0 +1,219 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/gridedge/gridedge/edge/clock"
+	"github.com/gridedge/gridedge/edge/config"
+	"github.com/gridedge/gridedge/edge/sensor"
+	"github.com/gridedge/gridedge/shared/mqtttest"
+	"github.com/gridedge/gridedge/shared/topic"
+	"github.com/gridedge/gridedge/shared/wire"
+)
+
+var t0 = time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+
+type fixedClock struct{}
+
+func (fixedClock) Now() clock.Stamp {
+	return clock.Stamp{BootID: "boot-1", WallNs: time.Now().UnixNano(), Quality: wire.TimeQuality_TIME_QUALITY_SYNCED}
+}
+func (fixedClock) Correct(s clock.Stamp) clock.Stamp { return s }
+func (fixedClock) Quality() wire.TimeQuality         { return wire.TimeQuality_TIME_QUALITY_SYNCED }
+
+// countTicker yields n samples at t0 + k*interval, as fast as asked.
+type countTicker struct {
+	n, k     int
+	interval time.Duration
+}
+
+func (c *countTicker) Next(ctx context.Context) (clock.Stamp, error) {
+	if ctx.Err() != nil {
+		return clock.Stamp{}, ctx.Err()
+	}
+	if c.k == c.n {
+		return clock.Stamp{}, ErrStopSampling
+	}
+	w := t0.Add(time.Duration(c.k) * c.interval)
+	c.k++
+	return clock.Stamp{BootID: "boot-1", WallNs: w.UnixNano(), MonoNs: int64(c.k), Quality: wire.TimeQuality_TIME_QUALITY_SYNCED}, nil
+}
+
+// fakeSensor reports the sample time's minute as its value, or fails.
+type fakeSensor struct{ fail bool }
+
+func (f fakeSensor) Sense(ctx context.Context) ([]sensor.Value, error) {
+	if f.fail {
+		return nil, errors.New("bus timeout")
+	}
+	st, ok := SampleTime(ctx)
+	if !ok {
+		return nil, errors.New("no sample time in context")
+	}
+	return []sensor.Value{
+		{Quantity: wire.Quantity_QUANTITY_ACTIVE_POWER, Value: float64(st.WallNs / int64(time.Minute))},
+		{Quantity: wire.Quantity_QUANTITY_VOLTAGE, Value: 230}, // not asked for: dropped
+	}, nil
+}
+func (fakeSensor) String() string { return "fake" }
+func (fakeSensor) Close() error   { return nil }
+
+func registry() *sensor.Registry {
+	r := sensor.NewRegistry()
+	r.Register(sensor.Driver{Name: "fake", New: func(cfg sensor.Config, env sensor.Env) (sensor.Sensor, error) {
+		var o struct {
+			Fail bool `yaml:"fail"`
+		}
+		if err := cfg.DecodeOptions(&o); err != nil {
+			return nil, err
+		}
+		return fakeSensor{fail: o.Fail}, nil
+	}})
+	return r
+}
+
+func testConfig(t *testing.T, url string) config.Config {
+	dir := t.TempDir()
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+device_id: dev-1
+site: site-1
+state_dir: %s
+mqtt: {url: %q, ack_timeout: 2s, max_batch_readings: 25}
+buffer: {dir: %s}
+sample_interval: 1m
+channels:
+  - {name: mains, driver: fake, quantities: [active_power]}
+  - {name: broken, driver: fake, options: {fail: true}}
+  - {name: sub1, driver: fake, interval: 30s, quantities: [active_power]}
+`, filepath.Join(dir, "state"), url, filepath.Join(dir, "buf"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// ackAll subscribes like a collector and acks every batch.
+func ackAll(t *testing.T, url string) {
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID("collector").SetOrderMatters(false))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	tok := c.Subscribe(topic.Filter(topic.Data), 1, func(c mqtt.Client, m mqtt.Message) {
+		b, err := wire.DecodeBatch(m.Payload())
+		if err != nil {
+			t.Errorf("bad batch: %v", err)
+			return
+		}
+		var seqs []uint64
+		for _, r := range b.Readings {
+			seqs = append(seqs, r.Seq)
+		}
+		site, device, _, _ := topic.Parse(m.Topic())
+		ack, _ := wire.EncodeAck(&wire.Ack{DeviceId: b.DeviceId, SeqEpoch: b.SeqEpoch, Ranges: wire.RangesOf(seqs)})
+		c.Publish(topic.For(site, device, topic.Ack), 1, false, ack)
+	})
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+}
+
+func TestAgentEndToEnd(t *testing.T) {
+	broker := mqtttest.Start(t)
+	ackAll(t, broker.URL())
+	var mu sync.Mutex
+	seen := map[string][]*wire.Reading{}
+	a, err := New(testConfig(t, broker.URL()),
+		WithRegistry(registry()), WithClock(fixedClock{}),
+		WithTicker(func(ch string, iv time.Duration) Ticker { return &countTicker{n: 60, interval: iv} }),
+		WithReadingHook(func(device string, epoch uint64, r *wire.Reading) {
+			mu.Lock()
+			seen[r.Channel] = append(seen[r.Channel], r)
+			mu.Unlock()
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	waitCtx, waitCancel := context.WithTimeout(ctx, 45*time.Second)
+	defer waitCancel()
+	if err := a.WaitDrained(waitCtx); err != nil {
+		t.Fatal(err)
+	}
+	st := a.Stats()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if st.Generated != 120 || st.Acked != 120 || st.Buffered != 0 {
+		t.Fatalf("stats %+v, want 120 generated and acked", st)
+	}
+	if st.ChannelErrors["broken"] != 60 || st.SenseErrors != 60 || st.ChannelErrors["mains"] != 0 {
+		t.Fatalf("errors %+v", st.ChannelErrors)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for ch, iv := range map[string]time.Duration{"mains": time.Minute, "sub1": 30 * time.Second} {
+		rs := seen[ch]
+		if len(rs) != 60 {
+			t.Fatalf("%s: %d readings", ch, len(rs))
+		}
+		for k, r := range rs {
+			want := t0.Add(time.Duration(k) * iv)
+			if r.WallNs != want.UnixNano() || r.Value != float64(want.UnixNano()/int64(time.Minute)) || r.Seq == 0 {
+				t.Fatalf("%s[%d]: time %v value %v seq %d, want %v", ch, k, time.Unix(0, r.WallNs).UTC(), r.Value, r.Seq, want)
+			}
+		}
+	}
+}
+
+func TestConfigErrorsNameTheField(t *testing.T) {
+	cfg := testConfig(t, "tcp://127.0.0.1:1")
+	cfg.Channels[1].Driver = "nope"
+	_, err := New(cfg, WithRegistry(registry()), WithClock(fixedClock{}))
+	if err == nil || !strings.Contains(err.Error(), `channels[1]`) || !strings.Contains(err.Error(), `unknown driver "nope"`) {
+		t.Fatalf("error %v", err)
+	}
+	// The failed New released the buffer: a second agent can open it.
+	cfg.Channels[1].Driver = "fake"
+	a, err := New(cfg, WithRegistry(registry()), WithClock(fixedClock{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+}
+
+func TestWallTickerAligns(t *testing.T) {
+	tk := SystemTicker(fixedClock{})("mains", 50*time.Millisecond)
+	iv := int64(50 * time.Millisecond)
+	prev := int64(-1)
+	for i := 0; i < 3; i++ {
+		st, err := tk.Next(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Each sample falls in a later interval slot than the one before:
+		// the ticker waits for the next boundary, never fires twice in one.
+		if slot := st.WallNs / iv; slot <= prev {
+			t.Fatalf("sample %d in slot %d, previous %d", i, slot, prev)
+		} else {
+			prev = slot
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := tk.Next(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled Next: %v", err)
+	}
+}

@@ -23,9 +23,9 @@ var defaultWindowSizes = []time.Duration{time.Minute}
 // watermark trails when not configured.
 const DefaultOutOfOrderness = 10 * time.Second
 
-// ErrBatchTooLarge means a batch does not fit in one transaction. The batch
-// is rejected as a whole (nothing of it is stored), so the caller can
-// dead-letter it.
+// ErrBatchTooLarge means a chunk of MaxReadingsPerTxn readings did not fit
+// in one Badger transaction (only possible with very many window sizes).
+// Chunks before it stay stored; a resend deduplicates them.
 var ErrBatchTooLarge = errors.New("store: batch too large for one transaction")
 
 // Option changes how a Store is opened.
@@ -165,12 +165,41 @@ type openWindow struct {
 // nil. Readings whose (device, seq_epoch, seq) is already stored are skipped
 // and reported as duplicates. The batch must have been validated
 // (wire.DecodeBatch). Reading times are stored as sent.
+//
+// A batch larger than MaxReadingsPerTxn is applied in consecutive
+// transactions of that many readings. Each is still atomic and deduplicated,
+// so a crash between them leaves a prefix stored and the redelivered batch
+// stores exactly the rest; the ack is only built after all of them.
 func (s *Store) ApplyBatch(site string, b *wire.Batch, received time.Time) (Result, error) {
 	s.apply.Lock()
 	defer s.apply.Unlock()
-	res := Result{Seqs: make([]uint64, 0, len(b.Readings))}
+	total := Result{Seqs: make([]uint64, 0, len(b.Readings))}
+	// A seq repeated across chunks is caught by the dedup index, because the
+	// earlier chunk is committed first.
+	for start := 0; start < len(b.Readings); start += MaxReadingsPerTxn {
+		end := min(start+MaxReadingsPerTxn, len(b.Readings))
+		res, err := s.applyChunk(site, b, b.Readings[start:end], received)
+		if err != nil {
+			return Result{}, err
+		}
+		total.Stored += res.Stored
+		total.Duplicates += res.Duplicates
+		total.WindowsClosed += res.WindowsClosed
+		total.WindowsRevised += res.WindowsRevised
+		total.Seqs = append(total.Seqs, res.Seqs...)
+	}
+	return total, nil
+}
+
+// MaxReadingsPerTxn bounds the readings applied in one Badger transaction,
+// well below the size at which Badger refuses a transaction with the default
+// memtable and several window sizes.
+const MaxReadingsPerTxn = 4096
+
+func (s *Store) applyChunk(site string, b *wire.Batch, readings []*wire.Reading, received time.Time) (Result, error) {
+	var res Result
 	err := s.db.Update(func(txn *badger.Txn) error {
-		res = Result{Seqs: res.Seqs[:0]}
+		res = Result{Seqs: make([]uint64, 0, len(readings))}
 		info, err := getDevice(txn, b.DeviceId)
 		if err != nil {
 			return err
@@ -179,9 +208,9 @@ func (s *Store) ApplyBatch(site string, b *wire.Batch, received time.Time) (Resu
 			info = DeviceInfo{ID: b.DeviceId, FirstSeen: received.UTC(), MaxEventNs: math.MinInt64}
 		}
 		windows := map[windowID]*openWindow{}
-		seen := make(map[uint64]struct{}, len(b.Readings))
+		seen := make(map[uint64]struct{}, len(readings))
 		var value [25]byte
-		for _, r := range b.Readings {
+		for _, r := range readings {
 			res.Seqs = append(res.Seqs, r.Seq)
 			if _, dup := seen[r.Seq]; dup {
 				res.Duplicates++
@@ -233,7 +262,7 @@ func (s *Store) ApplyBatch(site string, b *wire.Batch, received time.Time) (Resu
 		return err
 	})
 	if errors.Is(err, badger.ErrTxnTooBig) {
-		return Result{}, fmt.Errorf("%w: %d readings", ErrBatchTooLarge, len(b.Readings))
+		return Result{}, fmt.Errorf("%w: %d readings", ErrBatchTooLarge, len(readings))
 	}
 	if err != nil {
 		return Result{}, fmt.Errorf("store: apply batch of %s: %w", b.DeviceId, err)

@@ -203,3 +203,28 @@ func TestDeadLettersAndStatus(t *testing.T) {
 		t.Fatalf("statuses %+v %v", sts, err)
 	}
 }
+
+func TestLargeBatchIsAppliedInChunksExactlyOnce(t *testing.T) {
+	s := openTest(t, t.TempDir(), WithOutOfOrderness(0))
+	defer s.Close()
+	n := 3*MaxReadingsPerTxn + 17
+	b := batch("d", 1, 0, n, t0)
+	b.Readings = append(b.Readings, b.Readings[5]) // a duplicate in a later chunk
+	res, err := s.ApplyBatch("s", b, t0)
+	if err != nil || res.Stored != n || res.Duplicates != 1 || len(res.Seqs) != n+1 {
+		t.Fatalf("first: stored %d dup %d seqs %d err %v", res.Stored, res.Duplicates, len(res.Seqs), err)
+	}
+	if res, err = s.ApplyBatch("s", b, t0); err != nil || res.Stored != 0 || res.Duplicates != n+1 {
+		t.Fatalf("resend: %d %d %v", res.Stored, res.Duplicates, err)
+	}
+	want := direct(b.Readings[:n], time.Minute)
+	got, err := s.Windows(WindowQuery{Device: "d", Size: time.Minute, Limit: 100_000})
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("%d windows (%v), want %d", len(got), err, len(want))
+	}
+	for _, w := range got {
+		if d := want[w.Start.UnixNano()]; d == nil || d.Count != w.Count || math.Abs(d.Sum-w.Sum) > 1e-6 {
+			t.Fatalf("window %v: %+v want %+v", w.Start, w, d)
+		}
+	}
+}

@@ -113,6 +113,9 @@ func fromCk(c ckPoint) point {
 // the processing-time clock. Call it between Apply calls, after TakeOutput:
 // output not yet taken is not part of the checkpoint.
 func (e *Engine) Checkpoint() ([]byte, error) {
+	if len(e.out.Results) > 0 || len(e.out.Late) > 0 || len(e.pending) > 0 || len(e.pendingSess) > 0 {
+		return nil, errors.New("window checkpoint: output not taken (call TakeOutput first)")
+	}
 	st := ckState{
 		Version: checkpointVersion, Fingerprint: fingerprint(e.pipes),
 		Now: e.now, Applied: e.applied, Stats: e.stats,

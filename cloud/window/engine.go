@@ -41,7 +41,11 @@ type Engine struct {
 	free  []*win
 	spans []Span
 	fired []int64
-	stats Stats
+	// Re-fires caused by readings within the allowed lateness are coalesced
+	// until TakeOutput, so a backlog re-fires each window once.
+	pending     []pendingRefire
+	pendingSess []int32
+	stats       Stats
 	log   *slog.Logger
 }
 
@@ -56,6 +60,11 @@ type Stats struct {
 	Refires      uint64 // revisions > 1 caused by late readings
 	OpenWindows  int    // windows currently held
 	CounterReset uint64 // counter resets seen in emitted final results
+}
+
+type pendingRefire struct {
+	series int32
+	w      *win
 }
 
 type routeKey struct {
@@ -134,6 +143,7 @@ type win struct {
 	start, end int64
 	revision   uint32
 	fired      bool // a final result was emitted
+	pending    bool // queued in Engine.pending for a re-fire
 	dirty      bool // changed since the last emission
 	unsorted   bool
 	count      int64
@@ -462,7 +472,7 @@ func (e *Engine) add(si int32, joinCol int8, r *Reading, had bool, prevMax int64
 	p := e.pipes[s.pipe]
 	wm := p.watermark(had, prevMax)
 	if p.spec.Window.Kind == Session {
-		e.addSession(s, p, joinCol, r, wm)
+		e.addSession(si, p, joinCol, r, wm)
 		return
 	}
 	t := r.TimeNs
@@ -484,11 +494,11 @@ func (e *Engine) add(si int32, joinCol int8, r *Reading, had bool, prevMax int64
 		w := e.window(s, p, sp, wm)
 		w.add(p, r)
 		if sp.End <= wm {
-			if w.fired {
-				e.stats.Refires++
+			w.dirty = true
+			if !w.pending {
+				w.pending = true
+				e.pending = append(e.pending, pendingRefire{si, w})
 			}
-			e.emit(s, p, w, false)
-			e.derive(s.dp, w.start, w.end, false)
 			continue
 		}
 		w.dirty = true
@@ -546,7 +556,8 @@ func (e *Engine) newWin(p *pipe, sp Span) *win {
 
 func (e *Engine) release(w *win) {
 	e.stats.OpenWindows--
-	if len(e.free) < 1<<16 {
+	// A window still referenced by the pending list must not be reused.
+	if len(e.pending) == 0 && len(e.free) < 1<<16 {
 		e.free = append(e.free, w)
 	}
 }
@@ -729,7 +740,11 @@ func (e *Engine) advance(dpi int32, wm int64) {
 	for _, si := range dp.series {
 		s := &e.series[si]
 		for _, w := range s.wins {
-			if !w.fired && w.end <= wm {
+			if (!w.fired || w.pending) && w.end <= wm {
+				if w.fired {
+					e.stats.Refires++
+				}
+				w.pending = false
 				e.emit(s, p, w, false)
 				e.fired = append(e.fired, w.start)
 			}
@@ -885,9 +900,53 @@ func (e *Engine) derive(dpi int32, start, _ int64, provisional bool) {
 	}
 }
 
-// TakeOutput returns everything emitted since the last call and hands its
-// ownership to the caller.
+// flush emits the coalesced re-fires.
+func (e *Engine) flush() {
+	type dpStart struct {
+		dp    int32
+		start int64
+	}
+	var derive []dpStart
+	for _, pr := range e.pending {
+		w := pr.w
+		if !w.pending {
+			continue // emitted when the watermark expired it
+		}
+		w.pending = false
+		s := &e.series[pr.series]
+		p := e.pipes[s.pipe]
+		if w.fired {
+			e.stats.Refires++
+		}
+		e.emit(s, p, w, false)
+		if len(p.derived) > 0 {
+			derive = append(derive, dpStart{s.dp, w.start})
+		}
+	}
+	clear(e.pending)
+	e.pending = e.pending[:0]
+	slices.SortFunc(derive, func(a, b dpStart) int { return cmp.Or(cmp.Compare(a.dp, b.dp), cmp.Compare(a.start, b.start)) })
+	for _, d := range slices.Compact(derive) {
+		e.derive(d.dp, d.start, 0, false)
+	}
+	for _, si := range e.pendingSess {
+		s := &e.series[si]
+		if s.sess == nil || !s.sess.pending {
+			continue
+		}
+		s.sess.pending = false
+		p := e.pipes[s.pipe]
+		dp := &e.dps[s.dp]
+		wm := p.watermark(e.devs[s.dev].has, e.devs[s.dev].maxT)
+		dp.nextEvent = min(dp.nextEvent, e.fireSessions(s, p, wm))
+	}
+	e.pendingSess = e.pendingSess[:0]
+}
+
+// TakeOutput emits the re-fires coalesced since the last call, then returns
+// everything emitted and hands its ownership to the caller.
 func (e *Engine) TakeOutput() Output {
+	e.flush()
 	out := e.out
 	e.out = Output{
 		Results: make([]Result, 0, cap(out.Results)),

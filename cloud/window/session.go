@@ -18,6 +18,7 @@ const joinBucket = int64(time.Second)
 type sessionState struct {
 	pts      []jpoint
 	unsorted bool
+	pending  bool // queued in Engine.pendingSess
 	emitted  map[int64]*sessEmit
 }
 
@@ -51,7 +52,8 @@ func (p *pipe) rowTime(t int64) int64 {
 	return t
 }
 
-func (e *Engine) addSession(s *series, p *pipe, col int8, r *Reading, wm int64) {
+func (e *Engine) addSession(si int32, p *pipe, col int8, r *Reading, wm int64) {
+	s := &e.series[si]
 	rt := p.rowTime(r.TimeNs)
 	gap := int64(p.spec.Window.Gap)
 	if wm != noTime && rt+gap+p.late <= wm {
@@ -71,17 +73,18 @@ func (e *Engine) addSession(s *series, p *pipe, col int8, r *Reading, wm int64) 
 	dp := &e.dps[s.dp]
 	dp.dirtyOpen = true
 	dp.nextEvent = min(dp.nextEvent, rt+gap)
-	if wm != noTime && rt+gap <= wm {
-		// Late but within lateness: its session may already have fired.
-		e.fireSessions(s, p, wm)
+	if ss.pending {
 		return
 	}
+	// Late but within lateness, its session may already have fired; or it
+	// may reopen a fired session. Either way, look again at TakeOutput.
+	touches := wm != noTime && rt+gap <= wm
 	for start, em := range ss.emitted {
-		if !em.provisional && rt > start-gap && rt < em.end {
-			// The reading reopens a fired session.
-			e.fireSessions(s, p, wm)
-			return
-		}
+		touches = touches || !em.provisional && rt > start-gap && rt < em.end
+	}
+	if touches {
+		ss.pending = true
+		e.pendingSess = append(e.pendingSess, si)
 	}
 }
 

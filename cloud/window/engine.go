@@ -46,7 +46,7 @@ type Engine struct {
 	pending     []pendingRefire
 	pendingSess []int32
 	stats       Stats
-	log   *slog.Logger
+	log         *slog.Logger
 }
 
 // Stats are the engine's counters since it was created (restored counters

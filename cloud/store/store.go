@@ -150,6 +150,10 @@ type DeviceInfo struct {
 	Duplicates     uint64    `json:"duplicates"`
 	// MaxEventNs is the newest reading time seen; the watermark trails it.
 	MaxEventNs int64 `json:"max_event_ns"`
+	// NextCloseNs is the earliest end of the device's open windows
+	// (MaxInt64 when none is open; 0 in stores written before it existed,
+	// which makes the next batch scan and set it).
+	NextCloseNs int64 `json:"next_close_ns"`
 }
 
 type openWindow struct {
@@ -251,15 +255,14 @@ func (s *Store) applyChunk(site string, b *wire.Batch, readings []*wire.Reading,
 		info.LastSeen = received.UTC()
 		info.ReadingsStored += uint64(res.Stored)
 		info.Duplicates += uint64(res.Duplicates)
-		if err := putJSON(txn, deviceKey(prefixDevice, b.DeviceId), info); err != nil {
-			return err
+		if res.Stored > 0 {
+			closed, revised, err := s.settleWindows(txn, &info, windows)
+			if err != nil {
+				return err
+			}
+			res.WindowsClosed, res.WindowsRevised = closed, revised
 		}
-		if res.Stored == 0 {
-			return nil
-		}
-		closed, revised, err := s.settleWindows(txn, b.DeviceId, info.MaxEventNs, windows)
-		res.WindowsClosed, res.WindowsRevised = closed, revised
-		return err
+		return putJSON(txn, deviceKey(prefixDevice, b.DeviceId), info)
 	})
 	if errors.Is(err, badger.ErrTxnTooBig) {
 		return Result{}, fmt.Errorf("%w: %d readings", ErrBatchTooLarge, len(readings))
@@ -298,29 +301,39 @@ func loadWindow(txn *badger.Txn, cache map[windowID]*openWindow, id windowID) (*
 // settleWindows closes every open window of the device whose end the
 // watermark has passed, bumps the revision of closed windows this batch
 // changed, and writes the touched windows.
-func (s *Store) settleWindows(txn *badger.Txn, device string, maxEventNs int64, windows map[windowID]*openWindow) (closed, revised int, err error) {
-	watermark := maxEventNs - int64(s.cfg.outOfOrderness)
-	if maxEventNs == math.MinInt64 {
+//
+// info.NextCloseNs (the earliest end among open windows) spares the scan of
+// the open-window index until the watermark can actually close something.
+func (s *Store) settleWindows(txn *badger.Txn, info *DeviceInfo, windows map[windowID]*openWindow) (closed, revised int, err error) {
+	watermark := info.MaxEventNs - int64(s.cfg.outOfOrderness)
+	if info.MaxEventNs == math.MinInt64 {
 		watermark = math.MinInt64
 	}
-	// Open windows this batch did not touch may still close now.
-	prefix := append(deviceKey(prefixOpenWindow, device), 0)
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-	for it.Rewind(); it.Valid(); it.Next() {
-		id, perr := parseWindowKey(it.Item().Key())
-		if perr != nil {
-			it.Close()
-			return 0, 0, perr
+	nextClose := int64(math.MaxInt64)
+	if watermark >= info.NextCloseNs {
+		// Open windows this batch did not touch may close now.
+		prefix := append(deviceKey(prefixOpenWindow, info.ID), 0)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		for it.Rewind(); it.Valid(); it.Next() {
+			id, perr := parseWindowKey(it.Item().Key())
+			if perr != nil {
+				it.Close()
+				return 0, 0, perr
+			}
+			if end := id.StartNs + int64(id.Size); end > watermark {
+				nextClose = min(nextClose, end)
+				continue
+			}
+			if _, err := loadWindow(txn, windows, id); err != nil {
+				it.Close()
+				return 0, 0, err
+			}
 		}
-		if id.StartNs+int64(id.Size) > watermark {
-			continue
-		}
-		if _, err := loadWindow(txn, windows, id); err != nil {
-			it.Close()
-			return 0, 0, err
-		}
+		it.Close()
+	} else {
+		nextClose = info.NextCloseNs
 	}
-	it.Close()
+	defer func() { info.NextCloseNs = nextClose }()
 	for _, w := range windows {
 		end := w.id.StartNs + int64(w.id.Size)
 		switch {
@@ -339,6 +352,7 @@ func (s *Store) settleWindows(txn *badger.Txn, device string, maxEventNs int64, 
 			if err := txn.Set(w.id.key(prefixOpenWindow), nil); err != nil {
 				return 0, 0, err
 			}
+			nextClose = min(nextClose, end)
 		case !w.changed:
 			continue
 		}

@@ -329,6 +329,10 @@ func (a *Agent) sample(ctx context.Context, ch *channel) {
 	}
 }
 
+// SamplingDone is closed once every channel has stopped sampling (its
+// schedule ended, StopSampling, or Run's context ended).
+func (a *Agent) SamplingDone() <-chan struct{} { return a.samplersDone }
+
 // StopSampling ends sampling on every channel; publishing continues until
 // Run's context is done.
 func (a *Agent) StopSampling() { a.stopSampling() }

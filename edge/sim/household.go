@@ -1,0 +1,174 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/gridedge/gridedge/edge/agent"
+	"github.com/gridedge/gridedge/edge/sensor"
+	"github.com/gridedge/gridedge/shared/wire"
+)
+
+// Household is a synthetic home's load as a pure function of time: the same
+// seed, meter and instant always give the same watts, whatever order or
+// rate samples are taken in.
+//
+// Channels: sub1 is the kitchen (kettle, oven), sub2 the laundry and fridge
+// (washing machine, fridge compressor), sub3 the water heater; mains is
+// base load + the three sub-meters + a little noise.
+type Household struct {
+	seed uint64
+}
+
+// NewHousehold returns the model of meter number meter under seed.
+func NewHousehold(seed int64, meter int) Household {
+	return Household{seed: mix(uint64(seed)*0x9e3779b97f4a7c15 ^ uint64(meter))}
+}
+
+// mix is SplitMix64's finaliser: a cheap, well-spread hash.
+func mix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// unit returns a deterministic number in [0, 1) for the given keys.
+func (h Household) unit(keys ...uint64) float64 {
+	x := h.seed
+	for _, k := range keys {
+		x = mix(x ^ k)
+	}
+	return float64(x>>11) / (1 << 53)
+}
+
+// Appliance keys for the hash.
+const (
+	kBase = iota + 1
+	kFridge
+	kKettle
+	kOven
+	kWasher
+	kHeater
+	kNoise
+	kEnergy
+)
+
+// Power returns the four channels' active power in W at t.
+func (h Household) Power(t time.Time) (mains, kitchen, laundry, heater float64) {
+	t = t.UTC()
+	day := uint64(t.Unix() / 86400)
+	sod := time.Duration(t.Unix()%86400)*time.Second + time.Duration(t.Nanosecond()) // time of day, UTC
+
+	base := 60 + 90*h.unit(kBase) // standby, lights, router: 60..150 W
+	// Evening lights and TV.
+	if sod >= 18*time.Hour && sod < 23*time.Hour {
+		base += 120 + 80*h.unit(kBase, day)
+	}
+
+	// Fridge: a 40..55 min cycle, compressor on a third of it.
+	period := time.Duration(40+15*h.unit(kFridge)) * time.Minute
+	phase := time.Duration(h.unit(kFridge, 1) * float64(period))
+	fridge := 0.0
+	if pos := (time.Duration(t.UnixNano()) + phase) % period; pos < period/3 {
+		fridge = 90 + 30*h.unit(kFridge, 2)
+	}
+
+	// Kettle: 2.2 kW for 3 minutes, up to three times a day.
+	kettle := 0.0
+	for i, at := range []time.Duration{7 * time.Hour, 12*time.Hour + 30*time.Minute, 16*time.Hour + 30*time.Minute} {
+		if h.unit(kKettle, day, uint64(i)) < 0.3 {
+			continue // not today
+		}
+		on := at + time.Duration(h.unit(kKettle, day, uint64(i), 1)*float64(90*time.Minute))
+		if sod >= on && sod < on+3*time.Minute {
+			kettle = 2200
+		}
+	}
+
+	// Oven: most evenings, 40..70 min, thermostat cycling 2 kW on/off.
+	oven := 0.0
+	if h.unit(kOven, day) < 0.7 {
+		on := 17*time.Hour + time.Duration(h.unit(kOven, day, 1)*float64(90*time.Minute))
+		length := time.Duration(40+30*h.unit(kOven, day, 2)) * time.Minute
+		if sod >= on && sod < on+length {
+			if el := sod - on; el < 12*time.Minute || (el/(3*time.Minute))%2 == 0 {
+				oven = 2000
+			}
+		}
+	}
+
+	// Washing machine: some days, heating 20 min at 2 kW then 70 min of motor.
+	washer := 0.0
+	if h.unit(kWasher, day) < 0.35 {
+		on := 9*time.Hour + time.Duration(h.unit(kWasher, day, 1)*float64(8*time.Hour))
+		switch el := sod - on; {
+		case el >= 0 && el < 20*time.Minute:
+			washer = 2000
+		case el >= 20*time.Minute && el < 90*time.Minute:
+			washer = 250 + 200*h.unit(kWasher, day, uint64(el/time.Minute))
+		}
+	}
+
+	// Water heater: off-peak at night, 3 kW until the tank is hot (1..2.5 h).
+	waterHeater := 0.0
+	on := time.Hour + time.Duration(h.unit(kHeater, day)*float64(time.Hour))
+	if length := time.Duration((1 + 1.5*h.unit(kHeater, day, 1)) * float64(time.Hour)); sod >= on && sod < on+length {
+		waterHeater = 3000
+	}
+
+	kitchen = kettle + oven
+	laundry = washer + fridge
+	heater = waterHeater
+	noise := (h.unit(kNoise, uint64(t.UnixNano())) - 0.5) * 10
+	mains = math.Max(0, base+kitchen+laundry+heater+noise)
+	return mains, kitchen, laundry, heater
+}
+
+// householdSensor reports one channel of a Household at the sampler's
+// scheduled time. The mains channel also integrates its power into an
+// energy counter (Wh).
+type householdSensor struct {
+	h       Household
+	channel string
+	energy  float64
+	last    time.Time
+	lastP   float64
+}
+
+func newHouseholdSensor(h Household, channel string) (*householdSensor, error) {
+	switch channel {
+	case "mains", "sub1", "sub2", "sub3":
+	default:
+		return nil, fmt.Errorf("household profile has channels mains, sub1, sub2, sub3, not %q", channel)
+	}
+	// Meters are installed with some history on the counter.
+	return &householdSensor{h: h, channel: channel, energy: math.Round(1e6 * h.unit(kEnergy))}, nil
+}
+
+func (s *householdSensor) Sense(ctx context.Context) ([]sensor.Value, error) {
+	st, ok := agent.SampleTime(ctx)
+	if !ok {
+		return nil, errors.New("household sensor needs the sample time")
+	}
+	t := time.Unix(0, st.WallNs)
+	mains, kitchen, laundry, heater := s.h.Power(t)
+	p := map[string]float64{"mains": mains, "sub1": kitchen, "sub2": laundry, "sub3": heater}[s.channel]
+	out := []sensor.Value{{Quantity: wire.Quantity_QUANTITY_ACTIVE_POWER, Value: p}}
+	if s.channel == "mains" {
+		if !s.last.IsZero() {
+			// Left Riemann sum over the sampling interval: what a meter
+			// sampling at this rate would count.
+			s.energy += s.lastP * t.Sub(s.last).Hours()
+		}
+		s.last, s.lastP = t, p
+		out = append(out, sensor.Value{Quantity: wire.Quantity_QUANTITY_ENERGY, Value: s.energy})
+	}
+	return out, nil
+}
+
+func (s *householdSensor) String() string { return "sim-household:" + s.channel }
+func (s *householdSensor) Close() error   { return nil }

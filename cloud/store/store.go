@@ -135,7 +135,8 @@ type Result struct {
 	Duplicates int      // readings already stored before (not counted again)
 	Seqs       []uint64 // every seq of the batch, stored now or before
 	// WindowsClosed counts windows that got revision 1 in this batch;
-	// WindowsRevised counts closed windows this batch changed.
+	// WindowsRevised counts revision increments: one per reading that
+	// changed an already closed window.
 	WindowsClosed  int
 	WindowsRevised int
 }
@@ -162,6 +163,7 @@ type openWindow struct {
 	existed   bool
 	wasClosed bool
 	changed   bool
+	lateAdds  uint64 // readings added after the window had closed
 }
 
 // ApplyBatch stores the batch's new readings and updates its device's
@@ -247,6 +249,9 @@ func (s *Store) applyChunk(site string, b *wire.Batch, readings []*wire.Reading,
 				}
 				w.agg.add(r.Value)
 				w.changed = true
+				if w.wasClosed {
+					w.lateAdds++
+				}
 			}
 			res.Stored++
 			info.MaxEventNs = max(info.MaxEventNs, r.WallNs)
@@ -338,8 +343,8 @@ func (s *Store) settleWindows(txn *badger.Txn, info *DeviceInfo, windows map[win
 		end := w.id.StartNs + int64(w.id.Size)
 		switch {
 		case w.wasClosed && w.changed:
-			w.agg.Revision++
-			revised++
+			w.agg.Revision += w.lateAdds
+			revised += int(w.lateAdds)
 		case !w.agg.Closed && end <= watermark:
 			w.agg.Closed, w.agg.Revision = true, 1
 			closed++

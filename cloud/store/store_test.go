@@ -146,7 +146,7 @@ func TestWindowsMatchDirectComputationAndRevise(t *testing.T) {
 	}
 
 	// A late reading into a closed window bumps its revision by one; its
-	// redelivery changes nothing.
+	// redelivery changes nothing. Two late readings in one batch bump it by two.
 	before, _ := s.Windows(WindowQuery{Device: "d", Channel: "mains", Size: time.Minute, Limit: 1})
 	late := &wire.Batch{SchemaVersion: 1, DeviceId: "d", SeqEpoch: 1, Readings: []*wire.Reading{{
 		Seq: 10_000, Channel: "mains", Quantity: wire.Quantity_QUANTITY_ACTIVE_POWER, Value: 1e6,
@@ -164,6 +164,17 @@ func TestWindowsMatchDirectComputationAndRevise(t *testing.T) {
 	after, _ := s.Windows(WindowQuery{Device: "d", Channel: "mains", Size: time.Minute, Limit: 1})
 	if after[0].Revision != before[0].Revision+1 || after[0].Count != before[0].Count+1 || after[0].Max != 1e6 {
 		t.Fatalf("late reading: before %+v after %+v", before[0], after[0])
+	}
+	two := &wire.Batch{SchemaVersion: 1, DeviceId: "d", SeqEpoch: 1, Readings: []*wire.Reading{
+		{Seq: 10_001, Channel: "mains", Quantity: wire.Quantity_QUANTITY_ACTIVE_POWER, Value: 1, WallNs: t0.Add(2 * time.Second).UnixNano(), TimeQuality: wire.TimeQuality_TIME_QUALITY_SYNCED},
+		{Seq: 10_002, Channel: "mains", Quantity: wire.Quantity_QUANTITY_ACTIVE_POWER, Value: 2, WallNs: t0.Add(3 * time.Second).UnixNano(), TimeQuality: wire.TimeQuality_TIME_QUALITY_SYNCED},
+	}}
+	if _, err := s.ApplyBatch("s", two, t0); err != nil {
+		t.Fatal(err)
+	}
+	final, _ := s.Windows(WindowQuery{Device: "d", Channel: "mains", Size: time.Minute, Limit: 1})
+	if final[0].Revision != after[0].Revision+2 || final[0].Count != after[0].Count+2 {
+		t.Fatalf("two late readings: before %+v after %+v", after[0], final[0])
 	}
 }
 

@@ -164,7 +164,13 @@ func (in *Ingester) HandleData(topicName string, payload []byte, received time.T
 		return out, fmt.Errorf("ingest: %s: %w", topicName, err)
 	}
 	out.Result = res
-	out.Ack = &wire.Ack{SchemaVersion: wire.SchemaVersion, DeviceId: device, SeqEpoch: b.SeqEpoch, Ranges: wire.RangesOf(res.Seqs)}
+	out.Ack = &wire.Ack{
+		SchemaVersion:     wire.SchemaVersion,
+		DeviceId:          device,
+		SeqEpoch:          b.SeqEpoch,
+		Ranges:            wire.RangesOf(res.Seqs),
+		ContiguousThrough: res.ContiguousThrough,
+	}
 	in.m.batches.WithLabelValues("stored").Inc()
 	in.m.readings.WithLabelValues("stored").Add(float64(res.Stored))
 	in.m.readings.WithLabelValues("duplicate").Add(float64(res.Duplicates))

@@ -78,7 +78,7 @@ func TestHandleDataAcksEverySeqIncludingDuplicates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &wire.Ack{SchemaVersion: 1, DeviceId: "dev-1", SeqEpoch: 42, Ranges: []*wire.SeqRange{{First: 6, Last: 15}}}
+	want := &wire.Ack{SchemaVersion: 1, DeviceId: "dev-1", SeqEpoch: 42, Ranges: []*wire.SeqRange{{First: 6, Last: 15}}, ContiguousThrough: 15}
 	if !proto.Equal(out.Ack, want) {
 		t.Fatalf("ack %v, want %v", out.Ack, want)
 	}

@@ -20,6 +20,7 @@ import (
 //	w dev 0 chan 0 qty(4) size(8) start(8)          window result
 //	o dev 0 chan 0 qty(4) size(8) start(8)          index of windows still open
 //	x received(8) id(8)                             dead letter (JSON)
+//	c dev 0 epoch(8)                                contiguous_through of the epoch (8)
 const (
 	prefixReading    = 'r'
 	prefixDedup      = 'd'
@@ -28,6 +29,7 @@ const (
 	prefixWindow     = 'w'
 	prefixOpenWindow = 'o'
 	prefixDeadLetter = 'x'
+	prefixContiguous = 'c'
 )
 
 // orderedTime maps signed nanoseconds onto unsigned values that sort in time
@@ -113,4 +115,12 @@ func deadLetterKey(received time.Time, id uint64) []byte {
 	k = append(k, prefixDeadLetter)
 	k = binary.BigEndian.AppendUint64(k, orderedTime(received.UnixNano()))
 	return binary.BigEndian.AppendUint64(k, id)
+}
+
+func contiguousKey(device string, epoch uint64) []byte {
+	k := make([]byte, 0, 1+len(device)+1+8)
+	k = append(k, prefixContiguous)
+	k = append(k, device...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint64(k, epoch)
 }

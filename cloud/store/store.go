@@ -139,7 +139,16 @@ type Result struct {
 	// changed an already closed window.
 	WindowsClosed  int
 	WindowsRevised int
+	// ContiguousThrough is the highest n such that every seq 1..n of the
+	// batch's epoch is stored (agents number readings from 1); 0 when seq 1
+	// is missing.
+	ContiguousThrough uint64
 }
+
+// maxContiguousAdvance bounds the dedup-index lookups one transaction spends
+// advancing contiguous_through over readings that arrived earlier out of
+// order; the rest is picked up by the next batches.
+const maxContiguousAdvance = 100_000
 
 // DeviceInfo is what the store knows about a device.
 type DeviceInfo struct {
@@ -193,6 +202,7 @@ func (s *Store) ApplyBatch(site string, b *wire.Batch, received time.Time) (Resu
 		total.WindowsClosed += res.WindowsClosed
 		total.WindowsRevised += res.WindowsRevised
 		total.Seqs = append(total.Seqs, res.Seqs...)
+		total.ContiguousThrough = res.ContiguousThrough
 	}
 	return total, nil
 }
@@ -256,6 +266,9 @@ func (s *Store) applyChunk(site string, b *wire.Batch, readings []*wire.Reading,
 			res.Stored++
 			info.MaxEventNs = max(info.MaxEventNs, r.WallNs)
 		}
+		if res.ContiguousThrough, err = advanceContiguous(txn, b.DeviceId, b.SeqEpoch, seen); err != nil {
+			return err
+		}
 		info.Site = site
 		info.LastSeen = received.UTC()
 		info.ReadingsStored += uint64(res.Stored)
@@ -276,6 +289,49 @@ func (s *Store) applyChunk(site string, b *wire.Batch, readings []*wire.Reading,
 		return Result{}, fmt.Errorf("store: apply batch of %s: %w", b.DeviceId, err)
 	}
 	return res, nil
+}
+
+// advanceContiguous moves the epoch's contiguous_through over the seqs this
+// transaction holds (held) and over readings stored before, and returns it.
+func advanceContiguous(txn *badger.Txn, device string, epoch uint64, held map[uint64]struct{}) (uint64, error) {
+	key := contiguousKey(device, epoch)
+	var through uint64
+	item, err := txn.Get(key)
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+	case err != nil:
+		return 0, fmt.Errorf("contiguous lookup: %w", err)
+	default:
+		if err := item.Value(func(v []byte) error {
+			if len(v) != 8 {
+				return fmt.Errorf("store: contiguous value has %d bytes", len(v))
+			}
+			through = binary.BigEndian.Uint64(v)
+			return nil
+		}); err != nil {
+			return 0, err
+		}
+	}
+	start := through
+	for through-start < maxContiguousAdvance && through < math.MaxUint64 {
+		next := through + 1
+		if _, ok := held[next]; !ok {
+			_, err := txn.Get(dedupKey(device, epoch, next))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				break
+			}
+			if err != nil {
+				return 0, fmt.Errorf("contiguous lookup: %w", err)
+			}
+		}
+		through = next
+	}
+	if through != start {
+		if err := txn.Set(key, binary.BigEndian.AppendUint64(nil, through)); err != nil {
+			return 0, err
+		}
+	}
+	return through, nil
 }
 
 func loadWindow(txn *badger.Txn, cache map[windowID]*openWindow, id windowID) (*openWindow, error) {

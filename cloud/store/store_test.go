@@ -239,3 +239,27 @@ func TestLargeBatchIsAppliedInChunksExactlyOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestContiguousThrough(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir)
+	step := func(epoch, first uint64, n int, want uint64) {
+		t.Helper()
+		res, err := s.ApplyBatch("s", batch("d", epoch, first, n, t0), t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.ContiguousThrough != want {
+			t.Fatalf("after %d..%d of epoch %d: contiguous through %d, want %d", first, first+uint64(n)-1, epoch, res.ContiguousThrough, want)
+		}
+	}
+	step(1, 2, 5, 0)  // seq 1 missing
+	step(1, 1, 1, 6)  // fills the start; 2..6 were stored before
+	step(1, 11, 5, 6) // gap 7..10
+	step(2, 1, 3, 3)  // another epoch counts on its own
+	s.Close()
+	s = openTest(t, dir)
+	defer s.Close()
+	step(1, 7, 4, 15) // closes the gap after a restart
+	step(1, 3, 2, 15) // a resend does not move it back
+}

@@ -161,8 +161,7 @@ type DeviceInfo struct {
 	// MaxEventNs is the newest reading time seen; the watermark trails it.
 	MaxEventNs int64 `json:"max_event_ns"`
 	// NextCloseNs is the earliest end of the device's open windows
-	// (MaxInt64 when none is open; 0 in stores written before it existed,
-	// which makes the next batch scan and set it).
+	// (MaxInt64 when none is open).
 	NextCloseNs int64 `json:"next_close_ns"`
 }
 
@@ -221,7 +220,7 @@ func (s *Store) applyChunk(site string, b *wire.Batch, readings []*wire.Reading,
 			return err
 		}
 		if info.ID == "" {
-			info = DeviceInfo{ID: b.DeviceId, FirstSeen: received.UTC(), MaxEventNs: math.MinInt64}
+			info = DeviceInfo{ID: b.DeviceId, FirstSeen: received.UTC(), MaxEventNs: math.MinInt64, NextCloseNs: math.MaxInt64}
 		}
 		windows := map[windowID]*openWindow{}
 		seen := make(map[uint64]struct{}, len(readings))

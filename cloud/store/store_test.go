@@ -263,3 +263,25 @@ func TestContiguousThrough(t *testing.T) {
 	step(1, 7, 4, 15) // closes the gap after a restart
 	step(1, 3, 2, 15) // a resend does not move it back
 }
+
+// Clocks that never synced stamp 1970 (or earlier, after a bad RTC): windows
+// must still open and close by the device's watermark.
+func TestWindowsBeforeTheEpochClose(t *testing.T) {
+	s := openTest(t, t.TempDir(), WithOutOfOrderness(0))
+	defer s.Close()
+	start := time.Unix(-600, 0)
+	if _, err := s.ApplyBatch("s", batch("d", 1, 0, 120, start), t0); err != nil {
+		t.Fatal(err)
+	}
+	ws, err := s.Windows(WindowQuery{Device: "d", Size: time.Minute})
+	if err != nil || len(ws) != 2 || !ws[0].Closed || ws[0].Count != 60 || ws[1].Closed {
+		t.Fatalf("windows %+v %v", ws, err)
+	}
+	if _, err := s.ApplyBatch("s", batch("d", 1, 120, 61, start), t0); err != nil {
+		t.Fatal(err)
+	}
+	ws, _ = s.Windows(WindowQuery{Device: "d", Size: time.Minute})
+	if len(ws) != 4 || !ws[1].Closed || ws[1].Revision != 1 || !ws[2].Closed || ws[3].Closed {
+		t.Fatalf("after the watermark moved: %+v", ws)
+	}
+}

@@ -51,7 +51,8 @@ type Collector struct {
 	readyOnce sync.Once
 	connected atomic.Bool
 
-	// handling guards the store against being closed under a message handler.
+	// handling guards the ack channel and the store against being closed
+	// under a message handler.
 	handling sync.RWMutex
 	closed   bool
 
@@ -204,7 +205,13 @@ func (c *Collector) Run(ctx context.Context) error {
 	c.log.Info("collector stopping")
 	client.Disconnect(1000)
 	c.connected.Store(false)
+	// A handler may still be running on paho's router goroutine; once it
+	// returns, later ones see closed and do nothing, so the ack channel can
+	// be closed safely.
+	c.handling.Lock()
+	c.closed = true
 	close(c.acks)
+	c.handling.Unlock()
 	ackers.Wait()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -90,6 +90,7 @@ func New(cfg Config, opts ...Option) (*Collector, error) {
 	st, err := store.Open(cfg.DataDir,
 		store.WithWindowSizes(cfg.WindowSizes...),
 		store.WithOutOfOrderness(cfg.OutOfOrderness),
+		store.WithDeadLetterLimit(cfg.DeadLetterLimit),
 		store.WithLogger(c.log))
 	if err != nil {
 		return nil, fmt.Errorf("collector: %w", err)

@@ -46,6 +46,8 @@ type Config struct {
 	// AckQueue is how many acks may wait for the publisher; beyond it acks
 	// are dropped (counted) and the agent's resend brings them back.
 	AckQueue int `yaml:"ack_queue"`
+	// DeadLetterLimit bounds the dead-letter area; the oldest go first.
+	DeadLetterLimit int `yaml:"deadletter_limit"`
 }
 
 // DefaultConfig returns the configuration used for every field not set.
@@ -55,15 +57,16 @@ func DefaultConfig() Config {
 		host = "local"
 	}
 	return Config{
-		ClientID:       "gridedge-collector-" + sanitizeID(host),
-		ShareGroup:     "gridedge",
-		HTTPAddr:       "127.0.0.1:8080",
-		DataDir:        "gridedge-collector-data",
-		WindowSizes:    []time.Duration{time.Minute},
-		OutOfOrderness: store.DefaultOutOfOrderness,
-		SiteTZ:         "UTC",
-		AckTimeout:     10 * time.Second,
-		AckQueue:       4096,
+		ClientID:        "gridedge-collector-" + sanitizeID(host),
+		ShareGroup:      "gridedge",
+		HTTPAddr:        "127.0.0.1:8080",
+		DataDir:         "gridedge-collector-data",
+		WindowSizes:     []time.Duration{time.Minute},
+		OutOfOrderness:  store.DefaultOutOfOrderness,
+		SiteTZ:          "UTC",
+		AckTimeout:      10 * time.Second,
+		AckQueue:        4096,
+		DeadLetterLimit: store.DefaultDeadLetterLimit,
 	}
 }
 
@@ -145,6 +148,9 @@ func (c Config) Validate() error {
 	}
 	if c.AckQueue < 1 {
 		return fmt.Errorf("ack_queue: %d must be at least 1", c.AckQueue)
+	}
+	if c.DeadLetterLimit < 1 {
+		return fmt.Errorf("deadletter_limit: %d must be at least 1", c.DeadLetterLimit)
 	}
 	return nil
 }

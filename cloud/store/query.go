@@ -253,7 +253,43 @@ func (s *Store) PutDeadLetter(dl DeadLetter) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("store: dead letter: %w", err)
 	}
+	// An agent stuck on a rejected batch resends it forever; keep the area
+	// bounded. Trimming every few puts keeps the cost of counting small.
+	if s.deadLetterPuts.Add(1)%deadLetterTrimEvery == 1 {
+		if err := s.trimDeadLetters(); err != nil {
+			s.log.Warn("trim dead letters", "err", err)
+		}
+	}
 	return id, nil
+}
+
+const deadLetterTrimEvery = 64
+
+// trimDeadLetters deletes the oldest dead letters beyond the configured limit.
+func (s *Store) trimDeadLetters() error {
+	var keys [][]byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixDeadLetter}, Reverse: true})
+		defer it.Close()
+		n := 0
+		for it.Seek(append([]byte{prefixDeadLetter}, bytes.Repeat([]byte{0xff}, 17)...)); it.Valid(); it.Next() {
+			if n++; n > s.cfg.deadLetterLimit {
+				keys = append(keys, it.Item().KeyCopy(nil))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, k := range keys {
+		if err := wb.Delete(k); err != nil {
+			return err
+		}
+	}
+	return wb.Flush()
 }
 
 // DeadLetters returns up to limit dead letters, newest first (limit 0 means 100).

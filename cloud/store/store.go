@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -32,11 +33,12 @@ var ErrBatchTooLarge = errors.New("store: batch too large for one transaction")
 type Option func(*settings)
 
 type settings struct {
-	windowSizes    []time.Duration
-	outOfOrderness time.Duration
-	logger         *slog.Logger
-	syncWrites     bool
-	memTableSize   int64
+	windowSizes     []time.Duration
+	outOfOrderness  time.Duration
+	logger          *slog.Logger
+	syncWrites      bool
+	memTableSize    int64
+	deadLetterLimit int
 }
 
 // WithWindowSizes sets the tumbling-window sizes maintained for every series.
@@ -60,6 +62,13 @@ func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.logger = l
 // that were already acknowledged.
 func WithSyncWrites(on bool) Option { return func(s *settings) { s.syncWrites = on } }
 
+// DefaultDeadLetterLimit is how many dead letters are kept when not configured.
+const DefaultDeadLetterLimit = 10_000
+
+// WithDeadLetterLimit bounds the dead-letter area; the oldest are deleted
+// beyond it (checked every 64 new dead letters, so it may briefly exceed it).
+func WithDeadLetterLimit(n int) Option { return func(s *settings) { s.deadLetterLimit = n } }
+
 // WithMemTableSize sets Badger's memtable size in bytes; the largest batch a
 // transaction can hold grows with it.
 func WithMemTableSize(n int64) Option { return func(s *settings) { s.memTableSize = n } }
@@ -72,16 +81,19 @@ type Store struct {
 	log   *slog.Logger
 	seq   *badger.Sequence
 	apply sync.Mutex // one batch transaction at a time: no conflicts, no retries
+
+	deadLetterPuts atomic.Uint64
 }
 
 // Open opens (creating if needed) the store in dir.
 func Open(dir string, opts ...Option) (*Store, error) {
 	cfg := settings{
-		windowSizes:    defaultWindowSizes,
-		outOfOrderness: DefaultOutOfOrderness,
-		logger:         slog.Default(),
-		syncWrites:     true,
-		memTableSize:   64 << 20,
+		windowSizes:     defaultWindowSizes,
+		outOfOrderness:  DefaultOutOfOrderness,
+		logger:          slog.Default(),
+		syncWrites:      true,
+		memTableSize:    64 << 20,
+		deadLetterLimit: DefaultDeadLetterLimit,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -93,6 +105,9 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		if d <= 0 {
 			return nil, fmt.Errorf("store: window size %v must be positive", d)
 		}
+	}
+	if cfg.deadLetterLimit < 1 {
+		return nil, fmt.Errorf("store: dead-letter limit %d must be at least 1", cfg.deadLetterLimit)
 	}
 	if cfg.outOfOrderness < 0 {
 		return nil, fmt.Errorf("store: out-of-orderness %v must not be negative", cfg.outOfOrderness)

@@ -285,3 +285,21 @@ func TestWindowsBeforeTheEpochClose(t *testing.T) {
 		t.Fatalf("after the watermark moved: %+v", ws)
 	}
 }
+
+func TestDeadLettersAreBounded(t *testing.T) {
+	s := openTest(t, t.TempDir(), WithDeadLetterLimit(10))
+	defer s.Close()
+	for i := 0; i < 2*deadLetterTrimEvery+1; i++ {
+		if _, err := s.PutDeadLetter(DeadLetter{Reason: "malformed", Received: t0.Add(time.Duration(i) * time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dls, err := s.DeadLetters(1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Trimmed at the last put: exactly the newest 10 remain.
+	if len(dls) != 10 || !dls[0].Received.Equal(t0.Add(2*deadLetterTrimEvery*time.Second)) {
+		t.Fatalf("%d dead letters, newest %v", len(dls), dls[0].Received)
+	}
+}

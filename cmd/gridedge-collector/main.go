@@ -57,7 +57,7 @@ func parseFlags(args []string, out io.Writer) (collector.Config, slog.Level, err
 	fs.SetOutput(out)
 	def := collector.DefaultConfig()
 	var (
-		configPath     = fs.String("config", "", "YAML configuration file (keys: mqtt_url, client_id, share_group, http_addr, data_dir, embedded_broker, window_sizes, out_of_orderness, site_tz, ack_timeout, ack_queue); flags override it")
+		configPath     = fs.String("config", "", "YAML configuration file (keys: mqtt_url, client_id, share_group, http_addr, data_dir, embedded_broker, window_sizes, out_of_orderness, site_tz, ack_timeout, ack_queue, deadletter_limit); flags override it")
 		mqttURL        = fs.String("mqtt-url", def.MQTTURL, "MQTT broker, tcp://host:port (default: the embedded broker when -embedded-broker is set)")
 		clientID       = fs.String("client-id", def.ClientID, "MQTT client id; must stay the same across restarts (the broker keeps the session under it) and differ between collectors")
 		shareGroup     = fs.String("share-group", def.ShareGroup, "MQTT shared-subscription group; collectors in one group split the devices' data")
@@ -69,6 +69,7 @@ func parseFlags(args []string, out io.Writer) (collector.Config, slog.Level, err
 		siteTZ         = fs.String("site-tz", def.SiteTZ, "IANA time zone reported for devices whose status names none")
 		ackTimeout     = fs.Duration("ack-timeout", def.AckTimeout, "how long to wait for the broker to take an end-to-end ack")
 		ackQueue       = fs.Int("ack-queue", def.AckQueue, "acks waiting to be published before new ones are dropped (the agent's resend recovers them)")
+		deadLetters    = fs.Int("deadletter-limit", def.DeadLetterLimit, "dead letters kept (rejected payloads, for diagnosis); the oldest are deleted beyond it")
 		logLevel       = fs.String("log-level", "info", "debug, info, warn or error")
 	)
 	fs.Usage = func() {
@@ -121,6 +122,8 @@ func parseFlags(args []string, out io.Writer) (collector.Config, slog.Level, err
 			cfg.AckTimeout = *ackTimeout
 		case "ack-queue":
 			cfg.AckQueue = *ackQueue
+		case "deadletter-limit":
+			cfg.DeadLetterLimit = *deadLetters
 		}
 	})
 	if ferr != nil {

@@ -203,3 +203,24 @@ func BenchmarkIngest(b *testing.B) {
 		})
 	}
 }
+
+func TestStoreFailureIsNotAckedNorDeadLettered(t *testing.T) {
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	in, err := New(st, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close() // every write now fails, as on a failed disk
+	out, err := in.HandleData(topic.For("s", "dev-1", topic.Data), batchBytes(t, "dev-1", 1, 5), t0)
+	var rej *RejectError
+	if err == nil || errors.As(err, &rej) || out.Ack != nil {
+		t.Fatalf("outcome %+v err %v: want a store error without ack", out, err)
+	}
+	if got := counter(t, reg, "gridedge_collector_batches_total", "outcome", "store_error"); got != 1 {
+		t.Fatalf("store_error counter %v", got)
+	}
+}

@@ -49,8 +49,9 @@ type Stats struct {
 	Appended   uint64 // readings appended
 	Deleted    uint64 // readings deleted because the collector acked them
 	Dropped    uint64 // readings dropped to stay within the disk quota
-	Summarised uint64 // readings replaced by per-minute summaries (quota)
-	DiskBytes  int64  // size of the buffer directory at the last check
+	Summarised uint64 // readings folded into per-minute summaries (quota), not counting the summary kept
+	DiskBytes  int64  // disk space the buffer directory uses, at the last check
+	LiveBytes  int64  // estimated bytes of the readings held; the quota applies to it
 }
 
 // ErrClosed is returned by calls on a closed buffer.
@@ -83,6 +84,13 @@ type Buffer struct {
 	dropped    atomic.Uint64
 	summarised atomic.Uint64
 	diskBytes  atomic.Int64
+	// liveBytes estimates the bytes of readings held (keys, values and
+	// per-entry overhead); the quota is enforced on it.
+	liveBytes atomic.Int64
+	// thinnedThrough is the highest seq the quota has already thinned to
+	// per-minute summaries; thinning resumes after it. Guarded by mu.
+	thinnedThrough uint64
+	kick           chan struct{}
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -154,7 +162,7 @@ func Open(dir, stateDir string, opts ...Option) (*Buffer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("buffer: open badger in %s: %w", dir, err)
 	}
-	b := &Buffer{db: db, dir: dir, stateDir: stateDir, o: o, log: log, stop: make(chan struct{})}
+	b := &Buffer{db: db, dir: dir, stateDir: stateDir, o: o, log: log, stop: make(chan struct{}), kick: make(chan struct{}, 1)}
 	if err := b.recover(); err != nil {
 		db.Close()
 		return nil, err
@@ -183,6 +191,7 @@ func (b *Buffer) recover() error {
 		for it.Rewind(); it.Valid(); it.Next() {
 			count++
 			last = seqOf(it.Item().Key())
+			b.liveBytes.Add(entrySize(it.Item().ValueSize()))
 		}
 		return nil
 	})
@@ -238,7 +247,7 @@ func (b *Buffer) Len() int64 { return b.length.Load() }
 func (b *Buffer) Stats() Stats {
 	return Stats{
 		Len: b.length.Load(), Appended: b.appended.Load(), Deleted: b.deleted.Load(),
-		Dropped: b.dropped.Load(), Summarised: b.summarised.Load(), DiskBytes: b.diskBytes.Load(),
+		Dropped: b.dropped.Load(), Summarised: b.summarised.Load(), DiskBytes: b.diskBytes.Load(), LiveBytes: b.liveBytes.Load(),
 	}
 }
 
@@ -280,7 +289,9 @@ func (b *Buffer) Append(bootID string, rs ...*wire.Reading) error {
 	first := b.next
 	for start := 0; start < len(rs); start += maxTxnEntries {
 		chunk := rs[start:min(start+maxTxnEntries, len(rs))]
+		var size int64
 		err := b.db.Update(func(txn *badger.Txn) error {
+			size = 0
 			for i, r := range chunk {
 				r.Seq = first + uint64(start+i)
 				val, err := encode(b.state.SeqEpoch, bootID, r)
@@ -290,9 +301,13 @@ func (b *Buffer) Append(bootID string, rs ...*wire.Reading) error {
 				if err := txn.Set(key(r.Seq), val); err != nil {
 					return err
 				}
+				size += entrySize(int64(len(val)))
 			}
 			return nil
 		})
+		if err == nil {
+			b.liveBytes.Add(size)
+		}
 		if err != nil {
 			// Numbers already reserved are skipped, never reused.
 			b.next = first + uint64(len(rs))
@@ -304,8 +319,15 @@ func (b *Buffer) Append(bootID string, rs ...*wire.Reading) error {
 	b.next = first + uint64(len(rs))
 	b.appended.Add(uint64(len(rs)))
 	b.length.Add(int64(len(rs)))
+	if b.overQuota() {
+		b.Maintain()
+	}
 	return nil
 }
+
+// entrySize estimates what one reading costs in the LSM tree: key, value
+// and Badger's per-entry metadata.
+func entrySize(valueLen int64) int64 { return keyLen + valueLen + 24 }
 
 // reserve makes sure n more numbers are covered by the state file before
 // they are used. Called with mu held.
@@ -423,7 +445,7 @@ func (b *Buffer) Delete(epoch uint64, ranges ...*wire.SeqRange) (int, error) {
 	if b.closed {
 		return 0, ErrClosed
 	}
-	var keys [][]byte
+	var keys []entry
 	err := b.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixReading}, PrefetchValues: false})
 		defer it.Close()
@@ -442,7 +464,7 @@ func (b *Buffer) Delete(epoch uint64, ranges ...*wire.SeqRange) (int, error) {
 					return err
 				}
 				if match {
-					keys = append(keys, item.KeyCopy(nil))
+					keys = append(keys, entry{key: item.KeyCopy(nil), size: entrySize(item.ValueSize())})
 				}
 			}
 		}
@@ -458,16 +480,25 @@ func (b *Buffer) Delete(epoch uint64, ranges ...*wire.SeqRange) (int, error) {
 	return len(keys), nil
 }
 
-// deleteKeys removes keys in transactions of bounded size. Called with mu
-// held.
-func (b *Buffer) deleteKeys(keys [][]byte) error {
+// entry is a held reading's key and estimated size.
+type entry struct {
+	key  []byte
+	size int64
+}
+
+// deleteKeys removes entries in transactions of bounded size. Called with
+// mu held.
+func (b *Buffer) deleteKeys(keys []entry) error {
 	for start := 0; start < len(keys); start += maxTxnEntries {
 		chunk := keys[start:min(start+maxTxnEntries, len(keys))]
+		var size int64
 		err := b.db.Update(func(txn *badger.Txn) error {
-			for _, k := range chunk {
-				if err := txn.Delete(k); err != nil {
+			size = 0
+			for _, e := range chunk {
+				if err := txn.Delete(e.key); err != nil {
 					return err
 				}
+				size += e.size
 			}
 			return nil
 		})
@@ -475,6 +506,7 @@ func (b *Buffer) deleteKeys(keys [][]byte) error {
 			return fmt.Errorf("buffer: delete: %w", err)
 		}
 		b.length.Add(-int64(len(chunk)))
+		b.liveBytes.Add(-size)
 	}
 	return nil
 }
@@ -532,7 +564,20 @@ func (b *Buffer) maintenanceLoop() {
 			return
 		case <-t.C:
 			b.maintain()
+		case <-b.kick:
+			if err := b.enforceQuota(); err != nil {
+				b.log.Error("disk quota enforcement failed", "err", err)
+			}
 		}
+	}
+}
+
+// Maintain asks the maintenance goroutine to enforce the quota now. It
+// never blocks.
+func (b *Buffer) Maintain() {
+	select {
+	case b.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -586,7 +631,7 @@ func dirSize(dir string) int64 {
 	var n int64
 	for _, e := range entries {
 		if info, err := e.Info(); err == nil && info.Mode().IsRegular() {
-			n += info.Size()
+			n += diskUsage(info)
 		}
 	}
 	return n

@@ -1,4 +1,277 @@
 package buffer
 
-// enforceQuota keeps the buffer within its disk quota. Phase one: nothing.
-func (b *Buffer) enforceQuota() error { return nil }
+import (
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/gridedge/gridedge/shared/wire"
+)
+
+// The disk quota policy.
+//
+// Badger has no quota of its own, and deleting from an LSM tree first
+// *adds* tombstones: disk usage falls only after compaction. So the quota is
+// enforced on an estimate of the live data (keys + values + per-entry
+// overhead, tracked exactly on every append and delete), which may use half
+// the quota; the other half is headroom for tombstones, SST/value-log files
+// in flight and compaction. When live data passes its share, the oldest
+// backlog is thinned first, then dropped, down to 80% of the share:
+//
+//  1. Thin: the oldest readings not yet thinned are folded into one reading
+//     per (channel, quantity, boot, minute): power-like quantities keep the
+//     mean (stamped at the start of the minute), energy counters and states
+//     keep their last reading. The summary reuses the sequence number of the
+//     minute's last reading, so identities never repeat.
+//  2. Drop: when everything is already thinned, the oldest readings are
+//     deleted.
+//
+// Both are counted (Stats.Summarised, Stats.Dropped) and reported in the
+// agent's status. Nothing here can fail an Append: a full disk makes
+// Badger's writes fail, which Append reports and the agent counts.
+
+// liveShare is the fraction of the quota live readings may use.
+const liveShare = 0.5
+
+// thinChunk and dropChunk bound one step of enforcement (and its
+// transaction).
+const (
+	thinChunk = 1024
+	dropChunk = 1024
+)
+
+func (b *Buffer) liveLimit() int64 { return int64(float64(b.o.quotaBytes) * liveShare) }
+
+func (b *Buffer) overQuota() bool {
+	return b.o.quotaBytes > 0 && b.liveBytes.Load() > b.liveLimit()
+}
+
+// enforceQuota keeps the buffer within its disk quota.
+func (b *Buffer) enforceQuota() error {
+	if b.o.quotaBytes <= 0 {
+		return nil
+	}
+	if disk := b.diskBytes.Load(); disk > b.o.quotaBytes && !b.overQuota() {
+		// Tombstones and files awaiting compaction: reclaimed by Badger in
+		// time; dropping data would not shrink them sooner.
+		b.log.Warn("buffer directory above quota while live data is within it; waiting for compaction",
+			"disk_bytes", disk, "quota_bytes", b.o.quotaBytes, "live_bytes", b.liveBytes.Load())
+	}
+	if !b.overQuota() {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil
+	}
+	target := b.liveLimit() * 8 / 10
+	summarised, dropped := b.summarised.Load(), b.dropped.Load()
+	for b.liveBytes.Load() > target {
+		progressed, err := b.thinOldest()
+		if err != nil {
+			return err
+		}
+		if !progressed {
+			break
+		}
+	}
+	for b.liveBytes.Load() > target && b.length.Load() > 0 {
+		if err := b.dropOldest(b.liveBytes.Load() - target); err != nil {
+			return err
+		}
+	}
+	b.log.Warn("disk quota reached: oldest backlog thinned/dropped",
+		"summarised", b.summarised.Load()-summarised, "dropped", b.dropped.Load()-dropped,
+		"live_bytes", b.liveBytes.Load(), "quota_bytes", b.o.quotaBytes)
+	return nil
+}
+
+type groupKey struct {
+	epoch    uint64
+	boot     string
+	channel  string
+	quantity wire.Quantity
+	minute   int64
+}
+
+type group struct {
+	recs []Record
+	sum  float64
+}
+
+func minuteOf(wallNs int64) int64 { return floorDiv(wallNs, int64(time.Minute)) }
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// thinOldest folds the oldest not-yet-thinned chunk into per-minute
+// summaries. It reports whether there was anything left to thin. Called
+// with mu held.
+func (b *Buffer) thinOldest() (bool, error) {
+	recs, err := b.scanWithSize(b.thinnedThrough+1, thinChunk)
+	if err != nil {
+		return false, err
+	}
+	if len(recs) == 0 {
+		return false, nil
+	}
+	// A full chunk may end in the middle of a minute: leave that minute for
+	// the next pass so it gets one summary, not two.
+	cut := len(recs)
+	if len(recs) == thinChunk {
+		lastMinute := minuteOf(recs[len(recs)-1].rec.Reading.WallNs)
+		for i, r := range recs {
+			if minuteOf(r.rec.Reading.WallNs) >= lastMinute {
+				cut = i
+				break
+			}
+		}
+		if cut == 0 {
+			cut = len(recs)
+		}
+	}
+	recs = recs[:cut]
+	groups := map[groupKey]*group{}
+	var order []groupKey
+	sizes := map[uint64]int64{}
+	for _, r := range recs {
+		rd := r.rec.Reading
+		k := groupKey{r.rec.SeqEpoch, r.rec.BootID, rd.Channel, rd.Quantity, minuteOf(rd.WallNs)}
+		g, ok := groups[k]
+		if !ok {
+			g = &group{}
+			groups[k] = g
+			order = append(order, k)
+		}
+		g.recs = append(g.recs, r.rec)
+		g.sum += rd.Value
+		sizes[r.rec.Seq] = r.size
+	}
+	type write struct {
+		key  []byte
+		val  []byte
+		size int64
+	}
+	var writes []write
+	var deletes []entry
+	folded := uint64(0)
+	for _, k := range order {
+		g := groups[k]
+		if len(g.recs) < 2 {
+			continue
+		}
+		last := g.recs[len(g.recs)-1]
+		summary := &wire.Reading{
+			Seq: last.Seq, Channel: last.Reading.Channel, Quantity: last.Reading.Quantity, Value: last.Reading.Value,
+			WallNs: last.Reading.WallNs, MonoNs: last.Reading.MonoNs,
+			TimeQuality: last.Reading.TimeQuality, TimeErrorNs: last.Reading.TimeErrorNs,
+		}
+		switch last.Reading.Quantity {
+		case wire.Quantity_QUANTITY_ENERGY, wire.Quantity_QUANTITY_STATE:
+			// Counters and states: the last value is the truth at the end of the minute.
+		default:
+			start := k.minute * int64(time.Minute)
+			summary.Value = g.sum / float64(len(g.recs))
+			summary.MonoNs -= summary.WallNs - start
+			summary.WallNs = start
+		}
+		val, err := encode(last.SeqEpoch, last.BootID, summary)
+		if err != nil {
+			return false, fmt.Errorf("buffer: thin: %w", err)
+		}
+		writes = append(writes, write{key(last.Seq), val, entrySize(int64(len(val))) - sizes[last.Seq]})
+		for _, r := range g.recs[:len(g.recs)-1] {
+			deletes = append(deletes, entry{key: key(r.Seq), size: sizes[r.Seq]})
+		}
+		folded += uint64(len(g.recs) - 1)
+	}
+	err = b.db.Update(func(txn *badger.Txn) error {
+		for _, w := range writes {
+			if err := txn.Set(w.key, w.val); err != nil {
+				return err
+			}
+		}
+		for _, d := range deletes {
+			if err := txn.Delete(d.key); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("buffer: thin: %w", err)
+	}
+	var delta int64
+	for _, w := range writes {
+		delta += w.size
+	}
+	for _, d := range deletes {
+		delta -= d.size
+	}
+	b.liveBytes.Add(delta)
+	b.length.Add(-int64(len(deletes)))
+	b.summarised.Add(folded)
+	b.thinnedThrough = recs[len(recs)-1].rec.Seq
+	return true, nil
+}
+
+// dropOldest deletes the oldest readings, about need bytes' worth (at most
+// one chunk). Called with mu held.
+func (b *Buffer) dropOldest(need int64) error {
+	recs, err := b.scanWithSize(0, dropChunk)
+	if err != nil {
+		return err
+	}
+	var es []entry
+	for _, r := range recs {
+		if need <= 0 {
+			break
+		}
+		es = append(es, entry{key: key(r.rec.Seq), size: r.size})
+		need -= r.size
+	}
+	if err := b.deleteKeys(es); err != nil {
+		return err
+	}
+	b.dropped.Add(uint64(len(es)))
+	return nil
+}
+
+type sizedRecord struct {
+	rec  Record
+	size int64
+}
+
+func (b *Buffer) scanWithSize(first uint64, limit int) ([]sizedRecord, error) {
+	var out []sizedRecord
+	err := b.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixReading}, PrefetchValues: true, PrefetchSize: 100})
+		defer it.Close()
+		for it.Seek(key(first)); it.Valid() && len(out) < limit; it.Next() {
+			item := it.Item()
+			err := item.Value(func(v []byte) error {
+				rec, err := decode(item.Key(), v)
+				if err != nil {
+					return err
+				}
+				out = append(out, sizedRecord{rec, entrySize(int64(len(v)))})
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("buffer: scan: %w", err)
+	}
+	return out, nil
+}

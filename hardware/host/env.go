@@ -3,6 +3,7 @@ package host
 import (
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"periph.io/x/conn/v3/gpio"
@@ -16,27 +17,40 @@ import (
 	"github.com/gridedge/gridedge/edge/sensor"
 )
 
-// Host is this machine's buses. Create one per process with Init.
+// Host is this machine's buses. Create one per process with New.
 type Host struct {
 	serial *serialPool
 	logger *slog.Logger
+
+	once    sync.Once
+	initErr error
 }
 
-// Init loads periph's host drivers (idempotent within periph) and returns
-// the machine's buses. Drivers that fail to load (no such SoC) are logged at
-// debug level, not errors: a machine without SPI simply has no SPI port.
-func Init(logger *slog.Logger) (*Host, error) {
+// New returns the machine's buses. It does no I/O: periph's host drivers
+// are loaded on the first I²C, SPI or GPIO open, so an agent configured
+// only with serial or simulated channels never probes the SoC.
+func New(logger *slog.Logger) *Host {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	state, err := periphhost.Init()
-	if err != nil {
-		return nil, fmt.Errorf("periph host init: %w", err)
-	}
-	for _, f := range state.Failed {
-		logger.Debug("periph driver failed to load", "driver", f.D.String(), "err", f.Err)
-	}
-	return &Host{serial: newSerialPool(), logger: logger}, nil
+	return &Host{serial: newSerialPool(), logger: logger}
+}
+
+// Init loads periph's host drivers once (later calls return the first
+// result). Drivers that fail to load (another SoC) are logged at debug
+// level, not errors: a machine without SPI simply has no SPI port.
+func (h *Host) Init() error {
+	h.once.Do(func() {
+		state, err := periphhost.Init()
+		if err != nil {
+			h.initErr = fmt.Errorf("periph host init: %w", err)
+			return
+		}
+		for _, f := range state.Failed {
+			h.logger.Debug("periph driver failed to load", "driver", f.D.String(), "err", f.Err)
+		}
+	})
+	return h.initErr
 }
 
 // Env returns the Env for one channel, with its private state directory.
@@ -58,6 +72,9 @@ func (h *Host) Env(stateDir string, logger *slog.Logger) sensor.Env {
 // OpenI2C opens an I²C bus by periph name ("1", "/dev/i2c-1", "I2C1");
 // empty opens the first.
 func (h *Host) OpenI2C(name string) (i2c.BusCloser, error) {
+	if err := h.Init(); err != nil {
+		return nil, err
+	}
 	b, err := i2creg.Open(name)
 	if err != nil {
 		return nil, fmt.Errorf("I2C bus %q: %w (known: %s)", name, err, i2cNames())
@@ -68,6 +85,9 @@ func (h *Host) OpenI2C(name string) (i2c.BusCloser, error) {
 // OpenSPI opens an SPI port by periph name ("/dev/spidev0.0", "SPI0.0");
 // empty opens the first.
 func (h *Host) OpenSPI(name string) (spi.PortCloser, error) {
+	if err := h.Init(); err != nil {
+		return nil, err
+	}
 	p, err := spireg.Open(name)
 	if err != nil {
 		return nil, fmt.Errorf("SPI port %q: %w (known: %s)", name, err, spiNames())
@@ -77,6 +97,9 @@ func (h *Host) OpenSPI(name string) (spi.PortCloser, error) {
 
 // OpenGPIO finds a pin by name ("GPIO17", "17", "P1_11").
 func (h *Host) OpenGPIO(name string) (gpio.PinIO, error) {
+	if err := h.Init(); err != nil {
+		return nil, err
+	}
 	p := gpioreg.ByName(name)
 	if p == nil {
 		return nil, fmt.Errorf("GPIO %q: no such pin (%d pins known)", name, len(gpioreg.All()))
@@ -96,6 +119,9 @@ func (h *Host) OpenSerial(name string, baud int) (sensor.SerialPort, error) {
 
 // I2CBuses lists the I²C bus names periph found, for the probe.
 func (h *Host) I2CBuses() []string {
+	if h.Init() != nil {
+		return nil
+	}
 	var out []string
 	for _, r := range i2creg.All() {
 		out = append(out, r.Name)

@@ -91,8 +91,8 @@ func TestSharedPort(t *testing.T) {
 }
 
 func TestEnv(t *testing.T) {
-	h, err := Init(nil)
-	if err != nil {
+	h := New(nil)
+	if err := h.Init(); err != nil {
 		t.Fatal(err)
 	}
 	env := h.Env(t.TempDir(), nil)

@@ -92,7 +92,7 @@ func TestPortOverPTY(t *testing.T) {
 // slave on the master side answers a read of one input register.
 func TestModbusOverPTY(t *testing.T) {
 	master, path := openPTY(t)
-	h := &Host{serial: newSerialPool()}
+	h := New(nil)
 	port, err := h.OpenSerial(path, 9600)
 	if err != nil {
 		t.Fatal(err)

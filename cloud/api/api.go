@@ -247,29 +247,12 @@ func (s *server) index(w http.ResponseWriter, r *http.Request) {
 	}
 	var rows []row
 	for _, d := range devs {
-		ws, err := s.st.Windows(store.WindowQuery{Device: d.ID, Size: s.st.WindowSizes()[0], Limit: 100_000})
+		ws, err := s.st.LatestWindows(d.ID, s.st.WindowSizes()[0], 5)
 		if err != nil {
 			s.fail(w, err)
 			return
 		}
-		// The latest few windows per series.
-		latest := map[string][]store.Window{}
-		var order []string
-		for _, x := range ws {
-			k := x.Channel + "\x00" + x.Quantity
-			if _, ok := latest[k]; !ok {
-				order = append(order, k)
-			}
-			latest[k] = append(latest[k], x)
-			if len(latest[k]) > 5 {
-				latest[k] = latest[k][1:]
-			}
-		}
-		var keep []store.Window
-		for _, k := range order {
-			keep = append(keep, latest[k]...)
-		}
-		rows = append(rows, row{Device: d, Windows: keep})
+		rows = append(rows, row{Device: d, Windows: ws})
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := indexPage.Execute(w, rows); err != nil {

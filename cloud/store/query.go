@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -159,6 +160,54 @@ func (s *Store) Windows(q WindowQuery) ([]Window, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: windows of %s: %w", q.Device, err)
+	}
+	return out, nil
+}
+
+// LatestWindows returns, for every series of the device, its n newest
+// windows of the given size, ordered by channel, quantity and start. It
+// skips over older windows instead of reading them.
+func (s *Store) LatestWindows(device string, size time.Duration, n int) ([]Window, error) {
+	prefix := append(deviceKey(prefixWindow, device), 0)
+	var out []Window
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, Reverse: true})
+		defer it.Close()
+		var series []Window // newest first, one series at a time
+		flush := func() {
+			slices.Reverse(series)
+			out = append(series, out...)
+			series = nil
+		}
+		var current []byte
+		for it.Seek(append(bytes.Clone(prefix), 0xff)); it.Valid(); {
+			id, err := parseWindowKey(it.Item().Key())
+			if err != nil {
+				return err
+			}
+			sp := seriesPrefix(prefixWindow, id.Device, id.Channel, id.Quantity)
+			if !bytes.Equal(sp, current) {
+				flush()
+				current = sp
+			}
+			if id.Size == size && len(series) < n {
+				var a aggregate
+				if err := it.Item().Value(func(b []byte) (err error) { a, err = unmarshalAggregate(b); return err }); err != nil {
+					return err
+				}
+				series = append(series, windowResult(id, a))
+			}
+			if len(series) == n {
+				it.Seek(sp) // the largest key below this series: the previous series
+				continue
+			}
+			it.Next()
+		}
+		flush()
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: latest windows of %s: %w", device, err)
 	}
 	return out, nil
 }

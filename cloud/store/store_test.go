@@ -303,3 +303,33 @@ func TestDeadLettersAreBounded(t *testing.T) {
 		t.Fatalf("%d dead letters, newest %v", len(dls), dls[0].Received)
 	}
 }
+
+func TestLatestWindows(t *testing.T) {
+	s := openTest(t, t.TempDir(), WithWindowSizes(time.Minute, 5*time.Minute))
+	defer s.Close()
+	b := batch("d", 1, 0, 600, t0) // 10 minutes on "mains"
+	for i, r := range b.Readings {
+		if i%2 == 1 {
+			r.Channel = "sub1"
+		}
+	}
+	if _, err := s.ApplyBatch("s", b, t0); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.LatestWindows("d", time.Minute, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 6 {
+		t.Fatalf("%d windows, want 3 per series: %+v", len(got), got)
+	}
+	for i, w := range got {
+		wantCh, wantStart := "mains", t0.Add(time.Duration(7+i%3)*time.Minute)
+		if i >= 3 {
+			wantCh = "sub1"
+		}
+		if w.Channel != wantCh || !w.Start.Equal(wantStart) || w.Size != time.Minute {
+			t.Fatalf("window %d: %s %v, want %s %v", i, w.Channel, w.Start, wantCh, wantStart)
+		}
+	}
+}

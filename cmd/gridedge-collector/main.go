@@ -35,24 +35,46 @@ func main() {
 }
 
 func run(args []string, stderr io.Writer) error {
-	cfg, logLevel, err := parseFlags(args, stderr)
+	cfg, opts, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: opts.logLevel}))
 	c, err := collector.New(cfg, collector.WithLogger(log))
 	if err != nil {
 		return err
 	}
 	log.Info("gridedge-collector listening", "http", c.HTTPAddr(), "mqtt", c.MQTTURL())
+	if opts.httpAddrFile != "" {
+		if err := writeFileAtomic(opts.httpAddrFile, c.HTTPAddr()+"\n"); err != nil {
+			c.Close()
+			return fmt.Errorf("-http-addr-file: %w", err)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return c.Run(ctx)
 }
 
+// writeFileAtomic writes via a temporary file and rename, so a reader never
+// sees a partial address.
+func writeFileAtomic(path, content string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// processOptions are flags that are not collector configuration.
+type processOptions struct {
+	logLevel     slog.Level
+	httpAddrFile string
+}
+
 // parseFlags loads -config (if given) and applies every flag the user set on
 // top of it, so flags override the file and the file overrides defaults.
-func parseFlags(args []string, out io.Writer) (collector.Config, slog.Level, error) {
+func parseFlags(args []string, out io.Writer) (collector.Config, processOptions, error) {
 	fs := flag.NewFlagSet("gridedge-collector", flag.ContinueOnError)
 	fs.SetOutput(out)
 	def := collector.DefaultConfig()
@@ -71,26 +93,27 @@ func parseFlags(args []string, out io.Writer) (collector.Config, slog.Level, err
 		ackQueue       = fs.Int("ack-queue", def.AckQueue, "acks waiting to be published before new ones are dropped (the agent's resend recovers them)")
 		deadLetters    = fs.Int("deadletter-limit", def.DeadLetterLimit, "dead letters kept (rejected payloads, for diagnosis); the oldest are deleted beyond it")
 		logLevel       = fs.String("log-level", "info", "debug, info, warn or error")
+		httpAddrFile   = fs.String("http-addr-file", "", "write the bound HTTP address (host:port) to this file once listening; useful with -http-addr 127.0.0.1:0")
 	)
 	fs.Usage = func() {
 		fmt.Fprintln(out, "Usage: gridedge-collector [flags]\n\nReceives gridedge agent batches over MQTT, stores them durably (deduplicated),\nacknowledges them end to end and serves windows over HTTP.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return collector.Config{}, 0, err
+		return collector.Config{}, processOptions{}, err
 	}
 	if fs.NArg() > 0 {
-		return collector.Config{}, 0, fmt.Errorf("unexpected argument %q (all settings are flags)", fs.Arg(0))
+		return collector.Config{}, processOptions{}, fmt.Errorf("unexpected argument %q (all settings are flags)", fs.Arg(0))
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return collector.Config{}, 0, fmt.Errorf("-log-level %q: want debug, info, warn or error", *logLevel)
+		return collector.Config{}, processOptions{}, fmt.Errorf("-log-level %q: want debug, info, warn or error", *logLevel)
 	}
 	cfg := def
 	if *configPath != "" {
 		var err error
 		if cfg, err = collector.LoadConfig(*configPath); err != nil {
-			return collector.Config{}, 0, err
+			return collector.Config{}, processOptions{}, err
 		}
 	}
 	var ferr error
@@ -127,12 +150,12 @@ func parseFlags(args []string, out io.Writer) (collector.Config, slog.Level, err
 		}
 	})
 	if ferr != nil {
-		return collector.Config{}, 0, ferr
+		return collector.Config{}, processOptions{}, ferr
 	}
 	if err := cfg.Validate(); err != nil {
-		return collector.Config{}, 0, fmt.Errorf("configuration: %w", err)
+		return collector.Config{}, processOptions{}, fmt.Errorf("configuration: %w", err)
 	}
-	return cfg, level, nil
+	return cfg, processOptions{logLevel: level, httpAddrFile: *httpAddrFile}, nil
 }
 
 func parseDurations(s string) ([]time.Duration, error) {

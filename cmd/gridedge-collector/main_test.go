@@ -2,9 +2,12 @@ package main
 
 import (
 	"io"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -43,5 +46,62 @@ func TestErrorsNameTheField(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%v: error %v does not name %q", args, err, want)
 		}
+	}
+}
+
+const mainArgsEnv = "GRIDEDGE_COLLECTOR_MAIN_ARGS"
+
+// TestMainProcess runs main() when re-executed by TestBinaryServesAndStopsOnSIGTERM.
+func TestMainProcess(t *testing.T) {
+	args := os.Getenv(mainArgsEnv)
+	if args == "" {
+		t.Skip("only runs as a child process")
+	}
+	os.Args = append([]string{"gridedge-collector"}, strings.Fields(args)...)
+	main()
+}
+
+func TestBinaryServesAndStopsOnSIGTERM(t *testing.T) {
+	if os.Getenv(mainArgsEnv) != "" {
+		t.Skip("child")
+	}
+	dir := t.TempDir()
+	addrFile := filepath.Join(dir, "http.addr")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMainProcess$")
+	cmd.Env = append(os.Environ(), mainArgsEnv+"=-embedded-broker 127.0.0.1:0 -http-addr 127.0.0.1:0 -data-dir "+filepath.Join(dir, "data")+" -http-addr-file "+addrFile)
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var addr string
+	deadline := time.Now().Add(60 * time.Second)
+	for addr == "" {
+		if b, err := os.ReadFile(addrFile); err == nil {
+			addr = strings.TrimSpace(string(b))
+		} else if time.Now().After(deadline) {
+			t.Fatal("no address file")
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	for {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not healthy: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
 	}
 }

@@ -1,6 +1,8 @@
 package collector
 
 import (
+	"context"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -161,5 +163,35 @@ func TestNewRejectsBadConfigNamingTheField(t *testing.T) {
 	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Without a broker the collector keeps retrying, reports itself unhealthy,
+// and still stops when asked.
+func TestUnreachableBrokerIsUnhealthyAndStops(t *testing.T) {
+	c, err := New(testConfig(t, "tcp://127.0.0.1:1", t.TempDir()), WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	var resp *http.Response
+	waitFor(t, "healthz to answer", func() bool {
+		resp, err = httpClient.Get("http://" + c.HTTPAddr() + "/healthz")
+		return err == nil
+	})
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("healthz %d without a broker, want 503", resp.StatusCode)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("Run did not return after cancel")
 	}
 }

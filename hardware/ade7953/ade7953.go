@@ -187,6 +187,24 @@ func (d *Dev) tx(w, r []byte) error {
 	return fmt.Errorf("%d attempts: %w", attempts, err)
 }
 
+// Width is the size in bytes of register reg, given by its address range.
+func Width(reg uint16) int { return width(reg) }
+
+// ReadRegister reads any register at its native width (for calibration
+// tools: gains such as AVGAIN 0x381, offsets, IRQ status). Reading an energy
+// register clears it when RSTREAD is set.
+func (d *Dev) ReadRegister(reg uint16) (uint32, error) { return d.read(reg, width(reg)) }
+
+// WriteRegister writes v to reg at its native width; bits above the width
+// must be zero.
+func (d *Dev) WriteRegister(reg uint16, v uint32) error {
+	n := width(reg)
+	if n < 4 && v>>(8*n) != 0 {
+		return fmt.Errorf("ade7953: value 0x%x does not fit %d-byte register 0x%03x", v, n, reg)
+	}
+	return d.write(reg, n, v)
+}
+
 // String is "ade7953/A" or "ade7953/B".
 func (d *Dev) String() string { return fmt.Sprintf("ade7953/%c", 'A'+rune(d.opts.Channel)) }
 

@@ -109,6 +109,41 @@ func TestChannelBAndExport(t *testing.T) {
 	}
 }
 
+func TestRegisterWidths(t *testing.T) {
+	for reg, want := range map[uint16]int{0x004: 1, 0x0FE: 1, 0x10E: 2, 0x120: 2, 0x21C: 3, 0x31C: 4, 0x381: 4, 0x702: 1} {
+		if got := Width(reg); got != want {
+			t.Errorf("Width(0x%03x) = %d, want %d", reg, got, want)
+		}
+	}
+	port := &spitest.Playback{Playback: conntest.Playback{Ops: append(append([]conntest.IO{}, setup...),
+		// 24-bit VRMS at 0x21C: 0x23 18 F0 = 2300144.
+		conntest.IO{W: []byte{0x02, 0x1C, 0x80, 0, 0, 0}, R: []byte{0, 0, 0, 0x23, 0x18, 0xF0}},
+		// 32-bit AVGAIN (0x381) = 0x00400000 (unity gain, the reset value) written MSB first.
+		conntest.IO{W: []byte{0x03, 0x81, 0x00, 0x00, 0x40, 0x00, 0x00}},
+		// 8-bit VERSION at 0x702.
+		conntest.IO{W: []byte{0x07, 0x02, 0x80, 0}, R: []byte{0, 0, 0, 0x01}},
+	), DontPanic: true}}
+	d, err := New(port, &Opts{Calibration: cal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := d.ReadRegister(0x21C); err != nil || v != 2300144 {
+		t.Errorf("VRMS 24-bit = %d, %v; want 2300144", v, err)
+	}
+	if err := d.WriteRegister(0x381, 0x400000); err != nil {
+		t.Error(err)
+	}
+	if v, err := d.ReadRegister(0x702); err != nil || v != 1 {
+		t.Errorf("VERSION = %d, %v", v, err)
+	}
+	if err := d.WriteRegister(0x004, 0x100); err == nil {
+		t.Error("0x100 written to an 8-bit register")
+	}
+	if err := port.Close(); err != nil {
+		t.Error(err)
+	}
+}
+
 func TestNoChip(t *testing.T) {
 	ops := append([]conntest.IO{}, setup...)
 	ops[3] = conntest.IO{W: ops[3].W, R: []byte{0, 0, 0, 0xFF, 0xFF}} // MISO pulled high

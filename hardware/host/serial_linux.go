@@ -10,13 +10,49 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-var baudRates = map[int]uint32{
-	1200: unix.B1200, 2400: unix.B2400, 4800: unix.B4800, 9600: unix.B9600,
-	19200: unix.B19200, 38400: unix.B38400, 57600: unix.B57600, 115200: unix.B115200,
-	230400: unix.B230400, 460800: unix.B460800, 921600: unix.B921600,
+// speedFlag maps a baud rate to its termios Bnnn constant.
+func speedFlag(baud int) (uint32, bool) {
+	switch baud {
+	case 1200:
+		return unix.B1200, true
+	case 2400:
+		return unix.B2400, true
+	case 4800:
+		return unix.B4800, true
+	case 9600:
+		return unix.B9600, true
+	case 19200:
+		return unix.B19200, true
+	case 38400:
+		return unix.B38400, true
+	case 57600:
+		return unix.B57600, true
+	case 115200:
+		return unix.B115200, true
+	case 230400:
+		return unix.B230400, true
+	case 460800:
+		return unix.B460800, true
+	case 921600:
+		return unix.B921600, true
+	}
+	return 0, false
 }
 
-var dataBits = map[int]uint32{5: unix.CS5, 6: unix.CS6, 7: unix.CS7, 8: unix.CS8}
+// sizeFlag maps data bits to the termios CSn constant.
+func sizeFlag(bits int) (uint32, bool) {
+	switch bits {
+	case 5:
+		return unix.CS5, true
+	case 6:
+		return unix.CS6, true
+	case 7:
+		return unix.CS7, true
+	case 8:
+		return unix.CS8, true
+	}
+	return 0, false
+}
 
 // Port is a serial device in raw mode. Reads block for at most the read
 // timeout (VMIN = 0, VTIME = timeout in tenths of a second).
@@ -30,11 +66,11 @@ type Port struct {
 
 // Open opens path at baud with framing f in raw mode.
 func Open(path string, baud int, f Framing) (*Port, error) {
-	speed, ok := baudRates[baud]
+	speed, ok := speedFlag(baud)
 	if !ok {
 		return nil, fmt.Errorf("serial %s: unsupported baud rate %d", path, baud)
 	}
-	size, ok := dataBits[f.DataBits]
+	size, ok := sizeFlag(f.DataBits)
 	if !ok {
 		return nil, fmt.Errorf("serial %s: unsupported data bits %d", path, f.DataBits)
 	}

@@ -69,8 +69,8 @@ var (
 	ErrNotINA226 = errors.New("ina226: identification registers do not match")
 )
 
-// averages are the AVG field codes 0..7 (datasheet table 6).
-var averages = []int{1, 4, 16, 64, 128, 256, 512, 1024}
+// averages lists the sample counts of AVG field codes 0..7 (datasheet table 6).
+func averages() []int { return []int{1, 4, 16, 64, 128, 256, 512, 1024} }
 
 // Opts configures the chip.
 type Opts struct {
@@ -140,13 +140,13 @@ func (d *Dev) configure(opts *Opts) error {
 	}
 	samples := max(opts.Samples, 1)
 	avg := -1
-	for code, n := range averages {
+	for code, n := range averages() {
 		if n == samples {
 			avg = code
 		}
 	}
 	if avg < 0 {
-		return fmt.Errorf("ina226: samples %d not one of %v", opts.Samples, averages)
+		return fmt.Errorf("ina226: samples %d not one of %v", opts.Samples, averages())
 	}
 	d.config = cfgReserved | uint16(avg)<<cfgAVGShift | ctDefault<<cfgVBUSCTShift | ctDefault<<cfgVSHCTShift | cfgModeContinue
 	d.convTime = 2 * time.Duration(samples) * conversionTime

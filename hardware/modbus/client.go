@@ -44,6 +44,7 @@ type config struct {
 	responseTimeout time.Duration
 	attempts        int
 	logger          *slog.Logger
+	wildcard        int // slave address answered from any address; -1: none
 }
 
 // Option configures a Client.
@@ -61,6 +62,11 @@ func WithResponseTimeout(d time.Duration) Option {
 // WithAttempts bounds how often one request is sent when the exchange fails
 // in transit (timeout, CRC, short or foreign frame). Values below 1 mean 1.
 func WithAttempts(n int) Option { return func(c *config) { c.attempts = max(n, 1) } }
+
+// WithWildcardAddress declares addr a vendor "general" address: every
+// slave answers it, with its own address in the response (the PZEM-004T's
+// 0xF8), so responses to requests sent to addr may carry any slave address.
+func WithWildcardAddress(addr byte) Option { return func(c *config) { c.wildcard = int(addr) } }
 
 // WithLogger receives one debug line per failed attempt.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
@@ -80,7 +86,7 @@ type Client struct {
 
 // NewClient returns a client speaking over port.
 func NewClient(port Port, opts ...Option) *Client {
-	cfg := config{baud: DefaultBaud, responseTimeout: DefaultResponseTimeout, attempts: DefaultAttempts}
+	cfg := config{baud: DefaultBaud, responseTimeout: DefaultResponseTimeout, attempts: DefaultAttempts, wildcard: -1}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -240,16 +246,17 @@ func (c *Client) exchange(ctx context.Context, req []byte, slave, function byte,
 	c.lastByte = time.Now()
 
 	f, err := Decode(buf)
+	fromSlave := func(addr byte) bool { return addr == slave || int(slave) == c.cfg.wildcard }
 	var exc *ExceptionError
 	switch {
 	case errors.As(err, &exc):
-		if exc.Slave != slave || exc.Function != function {
+		if !fromSlave(exc.Slave) || exc.Function != function {
 			return nil, fmt.Errorf("%w: exception from slave %d function 0x%02x", ErrUnexpectedResponse, exc.Slave, exc.Function)
 		}
 		return nil, exc
 	case err != nil:
 		return nil, err
-	case f.Slave != slave || f.Function != function:
+	case !fromSlave(f.Slave) || f.Function != function:
 		return nil, fmt.Errorf("%w: slave %d function 0x%02x answered", ErrUnexpectedResponse, f.Slave, f.Function)
 	}
 	return f.Data, nil

@@ -137,6 +137,19 @@ func TestRetryAfterTransitErrors(t *testing.T) {
 	}
 }
 
+func TestWildcardAddress(t *testing.T) {
+	req := rtu(0xF8, 0x04, 0x00, 0x00, 0x00, 0x01)
+	resp := rtu(0x05, 0x04, 0x02, 0x00, 0x07)
+	p := &serialtest.Playback{Ops: []serialtest.IO{{W: req, R: resp}, {W: req, R: resp}}}
+	if _, err := newClient(p, WithAttempts(1)).ReadInputRegisters(context.Background(), 0xF8, 0, 1); !errors.Is(err, ErrUnexpectedResponse) {
+		t.Errorf("without wildcard: err = %v, want ErrUnexpectedResponse", err)
+	}
+	regs, err := newClient(p, WithAttempts(1), WithWildcardAddress(0xF8)).ReadInputRegisters(context.Background(), 0xF8, 0, 1)
+	if err != nil || regs[0] != 7 {
+		t.Errorf("with wildcard: %v, %v", regs, err)
+	}
+}
+
 func TestTimeoutIsBounded(t *testing.T) {
 	req := rtu(0x01, 0x04, 0x00, 0x00, 0x00, 0x01)
 	p := &serialtest.Playback{Ops: []serialtest.IO{{W: req}, {W: req}}}

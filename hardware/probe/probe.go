@@ -168,7 +168,8 @@ func probeSerial(ctx context.Context, env sensor.Env, port string, opts Options,
 		if err != nil {
 			return err
 		}
-		c := modbus.NewClient(p, modbus.WithBaud(try.baud), modbus.WithResponseTimeout(opts.ModbusTimeout), modbus.WithAttempts(1))
+		c := modbus.NewClient(p, modbus.WithBaud(try.baud), modbus.WithResponseTimeout(opts.ModbusTimeout), modbus.WithAttempts(1),
+			modbus.WithWildcardAddress(0xF8)) // PZEM general address: answered from the meter's own address
 		addrs := make([]byte, 0, opts.MaxModbusAddress+1)
 		for a := 1; a <= opts.MaxModbusAddress && a <= 247; a++ {
 			addrs = append(addrs, byte(a))

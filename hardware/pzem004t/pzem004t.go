@@ -56,7 +56,9 @@ type Dev struct {
 	addr byte
 }
 
-// New returns the meter at opts.Address on c. It does no I/O.
+// New returns the meter at opts.Address on c. It does no I/O. A client
+// used with the general address needs modbus.WithWildcardAddress(GeneralAddress):
+// the meter answers it with its own address.
 func New(c *modbus.Client, opts *Opts) (*Dev, error) {
 	addr := GeneralAddress
 	if opts != nil && opts.Address != 0 {

@@ -64,6 +64,23 @@ func TestSense(t *testing.T) {
 	}
 }
 
+func TestGeneralAddress(t *testing.T) {
+	// Sent to 0xF8, answered from the meter's own address 0x01.
+	req, _ := modbus.Encode(modbus.Frame{Slave: 0xF8, Function: 0x04, Data: []byte{0x00, 0x00, 0x00, 0x0A}})
+	p := &serialtest.Playback{Ops: []serialtest.IO{{W: req, R: readAllResponse}}}
+	env := sensor.Env{OpenSerial: func(string, int) (sensor.SerialPort, error) { return p, nil }}
+	s, err := NewSensor(sensor.Config{Driver: DriverName, Options: map[string]any{"port": "/dev/ttyS0", "attempts": 1}}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Sense(context.Background()); err != nil {
+		t.Fatalf("answer from 0x01 to the general address refused: %v", err)
+	}
+	if err := p.Done(); err != nil {
+		t.Error(err)
+	}
+}
+
 func TestAlarm(t *testing.T) {
 	// Alarm register 0xFFFF; the CRC is recomputed by the (separately
 	// verified) modbus layer.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/hardware/internal/drv"
+	"github.com/gridedge/gridedge/hardware/modbus"
 	"github.com/gridedge/gridedge/shared/wire"
 )
 
@@ -46,7 +47,7 @@ func NewSensor(cfg sensor.Config, env sensor.Env) (sensor.Sensor, error) {
 	if err := drv.CheckQuantities(cfg, offered...); err != nil {
 		return nil, err
 	}
-	c, port, err := drv.OpenModbus(env, o.SerialOptions, Baud)
+	c, port, err := drv.OpenModbus(env, o.SerialOptions, Baud, modbus.WithWildcardAddress(GeneralAddress))
 	if err != nil {
 		return nil, fmt.Errorf("pzem004t: %w", err)
 	}

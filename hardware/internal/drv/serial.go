@@ -24,7 +24,8 @@ type SerialOptions struct {
 
 // OpenModbus opens o.Port and returns a Modbus client on it; closing the
 // returned port releases it.
-func OpenModbus(env sensor.Env, o SerialOptions, defaultBaud int) (*modbus.Client, sensor.SerialPort, error) {
+// Extra options (a wildcard address) are applied after the line options.
+func OpenModbus(env sensor.Env, o SerialOptions, defaultBaud int, extra ...modbus.Option) (*modbus.Client, sensor.SerialPort, error) {
 	if o.Port == "" {
 		return nil, nil, errors.New(`option "port" (serial device) is required`)
 	}
@@ -47,7 +48,8 @@ func OpenModbus(env sensor.Env, o SerialOptions, defaultBaud int) (*modbus.Clien
 	if err != nil {
 		return nil, nil, fmt.Errorf("open serial port %s at %d baud: %w", o.Port, baud, err)
 	}
-	c := modbus.NewClient(port, modbus.WithBaud(baud), modbus.WithResponseTimeout(timeout),
-		modbus.WithAttempts(attempts), modbus.WithLogger(Logger(env.Logger)))
+	opts := append([]modbus.Option{modbus.WithBaud(baud), modbus.WithResponseTimeout(timeout),
+		modbus.WithAttempts(attempts), modbus.WithLogger(Logger(env.Logger))}, extra...)
+	c := modbus.NewClient(port, opts...)
 	return c, port, nil
 }

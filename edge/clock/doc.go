@@ -6,4 +6,12 @@
 // monotonic CLOCK_BOOTTIME and the best wall time available with a quality
 // (synced / rtc / corrected / estimated), and re-stamps readings taken before
 // sync once the offset between monotonic and wall time is known.
+//
+// System is the Source for a real gateway. It reads the kernel through the
+// Kernel interface (LinuxKernel: clock_gettime, adjtimex, boot_id), uses an
+// optional RTC (such as a DS3231 driver) until the kernel clock is
+// synchronised, learns the wall−monotonic offset at sync, detects NTP steps,
+// and keeps the RTC set while synchronised. Package clocktest simulates the
+// kernel and an RTC for deterministic tests. docs/time.md describes the model
+// with worked examples.
 package clock

@@ -123,9 +123,8 @@ func (e *Engine) Checkpoint() ([]byte, error) {
 	for _, d := range e.devs {
 		st.Devices = append(st.Devices, ckDevice{Name: d.name, Has: d.has, MaxT: d.maxT, LastSeen: d.lastSeen, Zone: d.zone})
 	}
-	st.Routes = make([]ckRoute, len(e.routeTab))
-	for k, i := range e.routes {
-		st.Routes[i] = ckRoute{Device: k.device, Channel: k.channel, Quantity: int32(k.q)}
+	for _, rt := range e.routeTab {
+		st.Routes = append(st.Routes, ckRoute{Device: rt.key.device, Channel: rt.key.channel, Quantity: int32(rt.key.q)})
 	}
 	for i := range e.series {
 		s := &e.series[i]

@@ -27,16 +27,20 @@ type Engine struct {
 	pipes    []*pipe
 	devIndex map[string]int32
 	devs     []device
-	routes   map[routeKey]int32
 	routeTab []route
-	series   []series
-	dps      []devPipe
+	// lastDev caches the device of the previous Apply: readings arrive in
+	// per-device batches, so most lookups skip the map.
+	lastDev     int32
+	lastDevName string
+	series      []series
+	dps         []devPipe
 
 	now     int64
 	applied uint64
 	zones   map[string]*time.Location
 
 	out   Output
+	spare Output
 	arena []float64
 	free  []*win
 	spans []Span
@@ -77,6 +81,7 @@ type routeKey struct {
 type Route int32
 
 type route struct {
+	key    routeKey
 	dev    int32
 	series []int32
 	join   []int8 // per series: index in the pipeline's Join, or -1
@@ -90,6 +95,7 @@ type device struct {
 	zone     string
 	loc      *time.Location
 	dps      []int32
+	routes   []int32
 }
 
 type devPipe struct {
@@ -191,7 +197,7 @@ func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.log = l } }
 func New(pipelines []Pipeline, opts ...Option) (*Engine, error) {
 	e := &Engine{
 		devIndex: map[string]int32{},
-		routes:   map[routeKey]int32{},
+		lastDev:  -1,
 		zones:    map[string]*time.Location{},
 		log:      slog.New(slog.DiscardHandler),
 	}
@@ -297,11 +303,17 @@ func (e *Engine) deviceIndex(name string) int32 {
 // Routes stay valid for the engine's life (and across Checkpoint/Restore
 // for the same configuration only if resolved again).
 func (e *Engine) Resolve(device, channel string, q wire.Quantity) Route {
-	k := routeKey{device, channel, q}
-	if i, ok := e.routes[k]; ok {
-		return Route(i)
+	di := e.lastDev
+	if di < 0 || device != e.lastDevName {
+		di = e.deviceIndex(device)
+		e.lastDev, e.lastDevName = di, e.devs[di].name
 	}
-	return Route(e.newRoute(k))
+	for _, ri := range e.devs[di].routes {
+		if k := &e.routeTab[ri].key; k.q == q && k.channel == channel {
+			return Route(ri)
+		}
+	}
+	return Route(e.newRoute(routeKey{device, channel, q}))
 }
 
 func (e *Engine) newRoute(k routeKey) int32 {
@@ -337,9 +349,10 @@ func (e *Engine) newRoute(k routeKey) int32 {
 		rt.series = append(rt.series, si)
 		rt.join = append(rt.join, ji)
 	}
+	rt.key = k
 	i := int32(len(e.routeTab))
 	e.routeTab = append(e.routeTab, rt)
-	e.routes[k] = i
+	d.routes = append(d.routes, i)
 	return i
 }
 
@@ -948,11 +961,19 @@ func (e *Engine) flush() {
 func (e *Engine) TakeOutput() Output {
 	e.flush()
 	out := e.out
-	e.out = Output{
-		Results: make([]Result, 0, cap(out.Results)),
-	}
+	e.out = Output{Results: e.spare.Results, Late: e.spare.Late}
+	e.spare = Output{}
 	e.arena = nil
 	return out
+}
+
+// Recycle gives back an Output from TakeOutput that the caller no longer
+// uses (nothing in it may be referenced afterwards), so the engine can
+// reuse its slices instead of allocating.
+func (e *Engine) Recycle(o Output) {
+	clear(o.Results)
+	clear(o.Late)
+	e.spare = Output{Results: o.Results[:0], Late: o.Late[:0]}
 }
 
 // Stats returns the engine's counters.

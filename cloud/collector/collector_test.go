@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -24,6 +25,9 @@ const waitLimit = 60 * time.Second
 var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
 func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("DEBUGLOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 

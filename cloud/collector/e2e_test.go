@@ -195,3 +195,58 @@ func TestUnreachableBrokerIsUnhealthyAndStops(t *testing.T) {
 		t.Fatal("Run did not return after cancel")
 	}
 }
+
+// A broker crash and restart: the collector reconnects and resubscribes by
+// itself and keeps storing exactly once. Mosquitto does not restore shared
+// subscriptions from its persistence file, so batches published before the
+// collector has resubscribed are dropped by the broker; like the real agent,
+// the test resends whatever has not been acked.
+func TestBrokerRestart(t *testing.T) {
+	b := mqtttest.Start(t)
+	c, _ := start(t, testConfig(t, b.URL(), t.TempDir()))
+	ag := newAgent(t, b.URL(), "agent-before", nil)
+	for i := 0; i < 5; i++ {
+		ag.publish("s", "dev-1", encode(t, makeBatch("dev-1", 1, uint64(i*20), 20)))
+	}
+	waitFor(t, "acks before the crash", func() bool { return ag.ackCount() == 5 })
+	b.Kill()
+	b.Restart()
+	ag2 := newAgent(t, b.URL(), "agent-after", nil)
+	acked := func() map[uint64]bool {
+		ag2.mu.Lock()
+		defer ag2.mu.Unlock()
+		out := map[uint64]bool{}
+		for _, a := range ag2.acks {
+			out[a.Ranges[0].First] = true
+		}
+		return out
+	}
+	deadline := time.Now().Add(waitLimit)
+	for len(acked()) < 10 { // resends the first five, then five new
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of 10 batches acked after the broker restart", len(acked()))
+		}
+		done := acked()
+		for i := 0; i < 10; i++ {
+			if !done[uint64(i*20)] {
+				ag2.publish("s", "dev-1", encode(t, makeBatch("dev-1", 1, uint64(i*20), 20)))
+			}
+		}
+		waitUntil(2*time.Second, func() bool { return len(acked()) == 10 })
+	}
+	if got := readingsStored(t, c.HTTPAddr(), "dev-1"); got != 200 {
+		t.Fatalf("readings stored %d, want 200", got)
+	}
+}
+
+// waitUntil polls cond for at most d and reports whether it held.
+func waitUntil(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}

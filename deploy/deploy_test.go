@@ -120,6 +120,32 @@ func TestComposeFile(t *testing.T) {
 	}
 }
 
+// TestDockerfile checks the properties the manifests rely on: a static
+// binary, a non-root user owning /data, and the collector as entrypoint.
+func TestDockerfile(t *testing.T) {
+	data, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := string(data)
+	for _, want := range []string{
+		"CGO_ENABLED=0",
+		"./cmd/gridedge-collector",
+		"FROM gcr.io/distroless/static",
+		"USER nonroot",
+		"--chown=65532:65532 /out/data /data",
+		`ENTRYPOINT ["/usr/local/bin/gridedge-collector"]`,
+		`"-data-dir", "/data"`,
+	} {
+		if !strings.Contains(df, want) {
+			t.Errorf("Dockerfile lacks %q", want)
+		}
+	}
+	if _, err := os.Stat("../cmd/gridedge-collector"); err != nil {
+		t.Errorf("the image builds ./cmd/gridedge-collector: %v", err)
+	}
+}
+
 // TestAgentConfigIsValid parses the shipped /etc/gridedge/agent.yaml with the
 // agent's own configuration loader.
 func TestAgentConfigIsValid(t *testing.T) {

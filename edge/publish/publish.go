@@ -57,6 +57,7 @@ type Stats struct {
 	Acks          uint64 // ack messages accepted
 	BadAcks       uint64 // ack messages rejected (malformed, wrong device)
 	PublishErrors uint64 // publishes that failed or timed out
+	BacklogSent   uint64 // readings first sent as backlog replay (a subset of Sent)
 	InFlight      int    // batches sent and not yet fully acked
 }
 
@@ -124,6 +125,7 @@ type Publisher struct {
 	badAcks       atomic.Uint64
 	publishErrors atomic.Uint64
 	inFlightN     atomic.Int64
+	backlogSent   atomic.Uint64
 
 	runOnce sync.Once
 }
@@ -193,6 +195,7 @@ func (p *Publisher) Stats() Stats {
 		Connected: p.connected.Load(), Connects: p.connects.Load(), Batches: p.batches.Load(),
 		Sent: p.sent.Load(), Resent: p.resent.Load(), Acked: p.acked.Load(), Acks: p.ackCount.Load(),
 		BadAcks: p.badAcks.Load(), PublishErrors: p.publishErrors.Load(), InFlight: int(p.inFlightN.Load()),
+		BacklogSent: p.backlogSent.Load(),
 	}
 }
 
@@ -428,15 +431,31 @@ func (p *Publisher) onAckMessage(_ mqtt.Client, m mqtt.Message) {
 
 // flight is a batch that was sent and not yet fully acked.
 type flight struct {
-	epoch  uint64
-	seqs   []uint64 // sorted; removed as acks arrive
-	sentAt time.Time
+	epoch   uint64
+	seqs    []uint64 // sorted; removed as acks arrive
+	sentAt  time.Time
+	backlog bool
 }
 
 // sender holds the send loop's state; only sendLoop touches it.
 type sender struct {
-	cursor  uint64 // highest sequence number sent at least once
+	cursor  uint64 // highest sequence number sent at least once (the live cursor)
 	flights []*flight
+	// split > 0 while a backlog is replayed: readings in (backlog, split]
+	// are still to be sent, oldest first, rate-limited.
+	split, backlog uint64
+	tokens         float64
+	tokensAt       time.Time
+}
+
+func (s *sender) backlogFlights() int {
+	n := 0
+	for _, f := range s.flights {
+		if f.backlog {
+			n++
+		}
+	}
+	return n
 }
 
 func (p *Publisher) sendLoop(ctx context.Context, client mqtt.Client) {
@@ -531,30 +550,103 @@ func (p *Publisher) resendExpired(ctx context.Context, client mqtt.Client, s *se
 	s.flights = slices.DeleteFunc(s.flights, func(f *flight) bool { return len(f.seqs) == 0 })
 }
 
-// sendNew sends readings past the cursor while the in-flight window has
+// sendNew sends what has not been sent yet while the in-flight window has
 // room.
+//
+// After an outage the unsent part of the buffer is a backlog. It is split
+// off at the newest reading (s.split): readings after the split are live
+// and sent first, every round; the backlog (s.backlog+1 .. s.split) is sent
+// oldest first in between, limited to ReplayRate readings/s and to half the
+// in-flight window. So live data keeps flowing while hours of backlog
+// drain, and the drain does not flood the broker.
 func (p *Publisher) sendNew(ctx context.Context, client mqtt.Client, s *sender) {
-	for len(s.flights) < p.o.maxInFlight && ctx.Err() == nil {
-		recs, err := p.buf.Read(s.cursor, p.cfg.MaxBatchReadings)
-		if err != nil {
-			if !errors.Is(err, buffer.ErrClosed) {
-				p.log.Error("read buffer", "err", err)
-			}
+	if s.split == 0 && p.buf.NextSeq()-1 > s.cursor+uint64(2*p.cfg.MaxBatchReadings) {
+		s.split = p.buf.NextSeq() - 1
+		s.backlog = s.cursor
+		s.cursor = s.split
+		p.log.Info("replaying backlog", "from_seq", s.backlog+1, "to_seq", s.split, "rate", p.cfg.ReplayRate)
+	}
+	for ctx.Err() == nil && len(s.flights) < p.o.maxInFlight {
+		sentLive := p.sendLive(ctx, client, s)
+		sentBacklog := p.sendBacklog(ctx, client, s)
+		if !sentLive && !sentBacklog {
 			return
 		}
-		if len(recs) == 0 {
-			return
+	}
+}
+
+// sendLive sends one batch past the live cursor. It reports whether it
+// sent anything.
+func (p *Publisher) sendLive(ctx context.Context, client mqtt.Client, s *sender) bool {
+	if len(s.flights) >= p.o.maxInFlight {
+		return false
+	}
+	recs, err := p.buf.Read(s.cursor, p.cfg.MaxBatchReadings)
+	if err != nil || len(recs) == 0 {
+		p.logReadErr(err)
+		return false
+	}
+	recs = recs[:batchLen(recs, p.cfg.MaxBatchReadings, p.cfg.MaxBatchBytes)]
+	s.cursor = recs[len(recs)-1].Seq
+	p.sendFlight(ctx, client, s, recs, false)
+	return true
+}
+
+// sendBacklog sends one backlog batch if the replay rate and the window
+// allow. It reports whether it sent anything.
+func (p *Publisher) sendBacklog(ctx context.Context, client mqtt.Client, s *sender) bool {
+	if s.split == 0 || s.backlogFlights() >= max(p.o.maxInFlight/2, 1) || len(s.flights) >= p.o.maxInFlight {
+		return false
+	}
+	limit := p.cfg.MaxBatchReadings
+	if p.cfg.ReplayRate > 0 {
+		now := time.Now()
+		if s.tokensAt.IsZero() {
+			s.tokens, s.tokensAt = float64(min(p.cfg.ReplayRate, limit)), now
 		}
-		n := batchLen(recs, p.cfg.MaxBatchReadings, p.cfg.MaxBatchBytes)
-		recs = recs[:n]
-		f := &flight{epoch: recs[0].SeqEpoch, sentAt: time.Now(), seqs: make([]uint64, n)}
-		for i, r := range recs {
-			f.seqs[i] = r.Seq
+		s.tokens = min(s.tokens+now.Sub(s.tokensAt).Seconds()*float64(p.cfg.ReplayRate), float64(max(p.cfg.ReplayRate, limit)))
+		s.tokensAt = now
+		limit = min(limit, int(s.tokens))
+		if limit < 1 {
+			return false
 		}
-		s.cursor = recs[n-1].Seq
-		s.flights = append(s.flights, f)
-		p.publish(ctx, client, recs)
-		p.sent.Add(uint64(n))
+	}
+	recs, err := p.buf.ReadRange(s.backlog+1, s.split, limit)
+	if err != nil {
+		p.logReadErr(err)
+		return false
+	}
+	if len(recs) == 0 {
+		// Backlog drained: back to one cursor.
+		p.log.Info("backlog replayed", "through_seq", s.split)
+		s.split, s.backlog, s.tokensAt = 0, 0, time.Time{}
+		return false
+	}
+	recs = recs[:batchLen(recs, limit, p.cfg.MaxBatchBytes)]
+	s.backlog = recs[len(recs)-1].Seq
+	if p.cfg.ReplayRate > 0 {
+		s.tokens -= float64(len(recs))
+	}
+	p.sendFlight(ctx, client, s, recs, true)
+	return true
+}
+
+func (p *Publisher) logReadErr(err error) {
+	if err != nil && !errors.Is(err, buffer.ErrClosed) {
+		p.log.Error("read buffer", "err", err)
+	}
+}
+
+func (p *Publisher) sendFlight(ctx context.Context, client mqtt.Client, s *sender, recs []buffer.Record, backlog bool) {
+	f := &flight{epoch: recs[0].SeqEpoch, sentAt: time.Now(), seqs: make([]uint64, len(recs)), backlog: backlog}
+	for i, r := range recs {
+		f.seqs[i] = r.Seq
+	}
+	s.flights = append(s.flights, f)
+	p.publish(ctx, client, recs)
+	p.sent.Add(uint64(len(recs)))
+	if backlog {
+		p.backlogSent.Add(uint64(len(recs)))
 	}
 }
 

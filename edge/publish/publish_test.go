@@ -87,6 +87,8 @@ type collector struct {
 	seen    map[uint64]int
 	batches []*wire.Batch
 	autoAck bool
+	// firstOld lists readings of boot "boot-old" in order of first arrival.
+	firstOld []uint64
 }
 
 func newCollector(t *testing.T, url string, autoAck bool) *collector {
@@ -94,7 +96,7 @@ func newCollector(t *testing.T, url string, autoAck bool) *collector {
 	c := &collector{t: t, seen: map[uint64]int{}, autoAck: autoAck}
 	opts := mqtt.NewClientOptions().AddBroker(url).SetClientID(fmt.Sprintf("collector-%d", time.Now().UnixNano())).
 		SetCleanSession(false).SetAutoReconnect(true).SetConnectRetry(true).
-		SetConnectRetryInterval(100 * time.Millisecond).SetMaxReconnectInterval(500 * time.Millisecond).SetOrderMatters(false)
+		SetConnectRetryInterval(100 * time.Millisecond).SetMaxReconnectInterval(500 * time.Millisecond)
 	opts.SetOnConnectHandler(func(cl mqtt.Client) {
 		cl.Subscribe(topic.For(site, device, topic.Data), 1, c.onBatch)
 	})
@@ -121,13 +123,23 @@ func (c *collector) onBatch(_ mqtt.Client, m mqtt.Message) {
 	c.batches = append(c.batches, b)
 	var seqs []uint64
 	for _, r := range b.Readings {
+		if c.seen[r.Seq] == 0 && b.BootId == "boot-old" {
+			c.firstOld = append(c.firstOld, r.Seq)
+		}
 		c.seen[r.Seq]++
 		seqs = append(seqs, r.Seq)
 	}
 	auto := c.autoAck
 	c.mu.Unlock()
 	if auto {
-		c.ack(b.SeqEpoch, wire.RangesOf(seqs)...)
+		// Handlers run in arrival order (so the test sees the order batches
+		// came in); a handler must not wait for its own publish.
+		payload, err := wire.EncodeAck(&wire.Ack{DeviceId: device, SeqEpoch: b.SeqEpoch, Ranges: wire.RangesOf(seqs)})
+		if err != nil {
+			c.t.Errorf("encode ack: %v", err)
+			return
+		}
+		c.client.Publish(topic.For(site, device, topic.Ack), 1, false, payload)
 	}
 }
 
@@ -329,5 +341,42 @@ func TestBirthAndWill(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("no offline status after shutdown")
+	}
+}
+
+func TestLiveFlowsWhileBacklogDrains(t *testing.T) {
+	broker := mqtttest.Start(t)
+	col := newCollector(t, broker.URL(), true)
+	b := newBuffer(t)
+	backlog := fill(t, b, "boot-old", 1500) // produced during an outage
+	p := start(t, broker.URL(), b, Config{AckTimeout: 5 * time.Second, MaxBatchReadings: 50, ReplayRate: 300})
+
+	// Live readings keep coming while the backlog replays at 300/s (≥ 4 s).
+	// (What is appended before the replay starts is backlog too.)
+	eventually(t, "backlog replay started", func() bool { return p.Stats().BacklogSent > 0 })
+	var live []uint64
+	for i := 0; i < 20; i++ {
+		live = append(live, fill(t, b, "boot-new", 1)...)
+		p.Notify()
+		eventually(t, "live reading delivered", func() bool { return col.count(live[len(live)-1]) > 0 })
+	}
+	// Every live reading arrived while backlog was still outstanding.
+	if col.hasAll(backlog) {
+		t.Fatal("backlog finished before live readings were delivered: live data was starved")
+	}
+	eventually(t, "backlog drained", func() bool { return b.Len() == 0 })
+	if !col.hasAll(backlog) || !col.hasAll(live) {
+		t.Fatal("readings missing at the collector")
+	}
+	// The backlog went out oldest first (resends aside).
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	for i := 1; i < len(col.firstOld); i++ {
+		if col.firstOld[i] <= col.firstOld[i-1] {
+			t.Fatalf("backlog reading %d first arrived after %d", col.firstOld[i], col.firstOld[i-1])
+		}
+	}
+	if st := p.Stats(); st.BacklogSent == 0 {
+		t.Fatalf("stats %+v: no backlog replay", st)
 	}
 }

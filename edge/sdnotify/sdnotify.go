@@ -10,6 +10,9 @@ import (
 	"time"
 )
 
+// sendTimeout bounds one notification send.
+const sendTimeout = 5 * time.Second
+
 // Notifier sends state changes to systemd. The zero value is a no-op
 // notifier; New reads the environment systemd sets up.
 type Notifier struct {
@@ -52,6 +55,11 @@ func (n *Notifier) Notify(state string) error {
 		return fmt.Errorf("sdnotify: dial %s: %w", n.socket, err)
 	}
 	defer conn.Close()
+	// A datagram socket blocks when systemd's receive queue is full; a stuck
+	// service manager must not stall the caller (the watchdog loop, shutdown).
+	if err := conn.SetWriteDeadline(time.Now().Add(sendTimeout)); err != nil {
+		return fmt.Errorf("sdnotify: %w", err)
+	}
 	if _, err := conn.Write([]byte(state)); err != nil {
 		return fmt.Errorf("sdnotify: send %q: %w", state, err)
 	}

@@ -130,7 +130,7 @@ func TestWatchdogInterval(t *testing.T) {
 
 func TestRunWatchdogWithholdsWhenUnhealthy(t *testing.T) {
 	conn := listen(t, filepath.Join(t.TempDir(), "notify"))
-	t.Setenv("WATCHDOG_USEC", "20000") // 20 ms: keep-alive every 10 ms
+	t.Setenv("WATCHDOG_USEC", "200000") // keep-alive every 100 ms
 	t.Setenv("WATCHDOG_PID", "")
 	n := sdnotify.New()
 

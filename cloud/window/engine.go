@@ -58,6 +58,7 @@ type Engine struct {
 type Stats struct {
 	Readings     uint64 // readings applied
 	Unrouted     uint64 // readings no pipeline selected
+	Rejected     uint64 // readings with a NaN or infinite value, not applied
 	Late         uint64 // readings sent to the late stream (once per pipeline)
 	Results      uint64 // results emitted, all revisions
 	Provisional  uint64 // provisional results emitted
@@ -394,6 +395,12 @@ func (e *Engine) ApplyBatch(rs []Reading) {
 // ApplyRoute is Apply for a reading whose series was resolved with Resolve;
 // r's Device, Channel and Quantity are not read.
 func (e *Engine) ApplyRoute(rt Route, r *Reading) {
+	if math.IsNaN(r.Value) || math.IsInf(r.Value, 0) {
+		// wire.DecodeBatch already refuses these; a NaN would poison every
+		// aggregate of its windows, so never apply one.
+		e.stats.Rejected++
+		return
+	}
 	e.stats.Readings++
 	ro := &e.routeTab[rt]
 	d := &e.devs[ro.dev]

@@ -18,6 +18,9 @@ const (
 	regPFA       uint16 = 0x10A // 16-bit, PFB = 0x10B
 	regPeriod    uint16 = 0x10E // 16-bit
 	regReserved  uint16 = 0x120 // 16-bit, set to 0x30 after unlock
+	regAVA       uint16 = 0x310 // 32-bit instantaneous apparent power, BVA = 0x311
+	regAWATT     uint16 = 0x312 // instantaneous active power, BWATT = 0x313
+	regAVAR      uint16 = 0x314 // instantaneous reactive power, BVAR = 0x315
 	regIRMSA     uint16 = 0x31A // 32-bit, IRMSB = 0x31B
 	regVRMS      uint16 = 0x31C
 	regAENERGYA  uint16 = 0x31E // AENERGYB = 0x31F
@@ -45,14 +48,19 @@ const (
 	ChannelB Channel = 1
 )
 
-// Calibration turns register counts into physical units. Every field must be
-// positive for the quantity it scales to be reported.
+// Calibration turns register counts into physical units. A zero field
+// leaves its quantity unscaled (and, for the instantaneous power registers,
+// unread).
 type Calibration struct {
 	VoltsPerLSB float64 // VRMS
 	AmpsPerLSB  float64 // IRMSx
 	WhPerLSB    float64 // AENERGYx
 	VARhPerLSB  float64 // RENERGYx
 	VAhPerLSB   float64 // APENERGYx
+	// Instantaneous power registers (optional): xWATT, xVAR, xVA.
+	WattsPerLSB float64
+	VARPerLSB   float64
+	VAPerLSB    float64
 }
 
 // Opts configures the driver.
@@ -79,6 +87,10 @@ type Measurement struct {
 	ActiveWh     float64
 	ReactiveVARh float64
 	ApparentVAh  float64
+	// Instantaneous power, read only when its calibration is set.
+	ActivePower physic.Power
+	ReactiveVAR float64
+	ApparentVA  float64
 }
 
 // Dev is one ADE7953.
@@ -240,6 +252,20 @@ func (d *Dev) Sense(m *Measurement) error {
 		}
 		energy[i] = int32(v)
 	}
+	var inst [3]int32 // watt, var, VA
+	for i, r := range []struct {
+		reg    uint16
+		perLSB float64
+	}{{regAWATT + ch, cal.WattsPerLSB}, {regAVAR + ch, cal.VARPerLSB}, {regAVA + ch, cal.VAPerLSB}} {
+		if r.perLSB == 0 {
+			continue
+		}
+		v, err := d.read(r.reg, 4)
+		if err != nil {
+			return err
+		}
+		inst[i] = int32(v)
+	}
 	*m = Measurement{
 		Voltage:      physic.ElectricPotential(math.Round(float64(vrms) * cal.VoltsPerLSB * float64(physic.Volt))),
 		Current:      physic.ElectricCurrent(math.Round(float64(irms) * cal.AmpsPerLSB * float64(physic.Ampere))),
@@ -248,6 +274,9 @@ func (d *Dev) Sense(m *Measurement) error {
 		ActiveWh:     float64(energy[0]) * cal.WhPerLSB,
 		ReactiveVARh: float64(energy[1]) * cal.VARhPerLSB,
 		ApparentVAh:  float64(energy[2]) * cal.VAhPerLSB,
+		ActivePower:  physic.Power(math.Round(float64(inst[0]) * cal.WattsPerLSB * float64(physic.Watt))),
+		ReactiveVAR:  float64(inst[1]) * cal.VARPerLSB,
+		ApparentVA:   float64(inst[2]) * cal.VAPerLSB,
 	}
 	return nil
 }

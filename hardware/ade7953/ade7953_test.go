@@ -281,6 +281,30 @@ func TestUncalibratedQuantitiesAreNotReported(t *testing.T) {
 	}
 }
 
+func TestInstantaneousPower(t *testing.T) {
+	// AWATT (0x312) = 1150000 counts × 1 mW = 1150 W, reported from the
+	// first Sense; reactive power has only an energy constant, so the first
+	// Sense (no interval yet) has none.
+	ops := append(append(append([]conntest.IO{}, setup...), senseOps(0, 10000)...), read32(0x312, 1150000))
+	port := &spitest.Playback{Playback: conntest.Playback{Ops: ops, DontPanic: true}}
+	s, err := NewSensor(sensor.Config{Driver: DriverName, Options: map[string]any{"w_per_lsb": 0.001, "varh_per_lsb": 0.0001},
+		Quantities: []wire.Quantity{wire.Quantity_QUANTITY_ACTIVE_POWER, wire.Quantity_QUANTITY_REACTIVE_POWER}},
+		sensor.Env{OpenSPI: func(string) (spi.PortCloser, error) { return port, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Sense(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Quantity != wire.Quantity_QUANTITY_ACTIVE_POWER || !approx(got[0].Value, 1150) {
+		t.Errorf("Sense = %v, want active power 1150 W only", got)
+	}
+	if err := port.Close(); err != nil {
+		t.Error(err)
+	}
+}
+
 func TestSensorConfigErrors(t *testing.T) {
 	env := sensor.Env{OpenSPI: func(string) (spi.PortCloser, error) {
 		return &spitest.Playback{Playback: conntest.Playback{Ops: setup, DontPanic: true}}, nil

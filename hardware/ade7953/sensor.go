@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +40,13 @@ type Options struct {
 	WhPerLSB    float64 `yaml:"wh_per_lsb"`
 	VARhPerLSB  float64 `yaml:"varh_per_lsb"`
 	VAhPerLSB   float64 `yaml:"vah_per_lsb"`
+	// Optional instantaneous power constants. When set, power is the
+	// chip's instantaneous reading (available from the first Sense);
+	// otherwise it is the average over the interval from the energy
+	// registers (the first Sense has none).
+	WattsPerLSB float64 `yaml:"w_per_lsb"`
+	VARPerLSB   float64 `yaml:"var_per_lsb"`
+	VAPerLSB    float64 `yaml:"va_per_lsb"`
 	// SPIHz is the SPI clock (default 1 MHz, at most 2 MHz).
 	SPIHz int64 `yaml:"spi_hz"`
 	// PersistEverySeconds bounds how often the energy counter is written to
@@ -72,12 +80,19 @@ func NewSensor(cfg sensor.Config, env sensor.Env) (sensor.Sensor, error) {
 		{o.WhPerLSB, []wire.Quantity{wire.Quantity_QUANTITY_ACTIVE_POWER, wire.Quantity_QUANTITY_ENERGY}},
 		{o.VARhPerLSB, []wire.Quantity{wire.Quantity_QUANTITY_REACTIVE_POWER}},
 		{o.VAhPerLSB, []wire.Quantity{wire.Quantity_QUANTITY_APPARENT_POWER}},
+		{o.WattsPerLSB, []wire.Quantity{wire.Quantity_QUANTITY_ACTIVE_POWER}},
+		{o.VARPerLSB, []wire.Quantity{wire.Quantity_QUANTITY_REACTIVE_POWER}},
+		{o.VAPerLSB, []wire.Quantity{wire.Quantity_QUANTITY_APPARENT_POWER}},
 	} {
 		if c.perLSB < 0 {
 			return nil, fmt.Errorf("ade7953: calibration constants must be positive")
 		}
 		if c.perLSB > 0 {
-			offered = append(offered, c.q...)
+			for _, q := range c.q {
+				if !slices.Contains(offered, q) {
+					offered = append(offered, q)
+				}
+			}
 		}
 	}
 	if err := drv.CheckQuantities(cfg, offered...); err != nil {
@@ -100,6 +115,7 @@ func NewSensor(cfg sensor.Config, env sensor.Env) (sensor.Sensor, error) {
 	}
 	dev, err := New(port, &Opts{Channel: ch, Frequency: physic.Frequency(o.SPIHz) * physic.Hertz, Calibration: Calibration{
 		VoltsPerLSB: o.VoltsPerLSB, AmpsPerLSB: o.AmpsPerLSB, WhPerLSB: o.WhPerLSB, VARhPerLSB: o.VARhPerLSB, VAhPerLSB: o.VAhPerLSB,
+		WattsPerLSB: o.WattsPerLSB, VARPerLSB: o.VARPerLSB, VAPerLSB: o.VAPerLSB,
 	}})
 	if err != nil {
 		return nil, errors.Join(err, port.Close())
@@ -162,11 +178,30 @@ func (s *Sensor) Sense(ctx context.Context) ([]sensor.Value, error) {
 	v := drv.NewValues(s.cfg)
 	v.Add(wire.Quantity_QUANTITY_VOLTAGE, float64(m.Voltage)/float64(physic.Volt))
 	v.Add(wire.Quantity_QUANTITY_CURRENT, float64(m.Current)/float64(physic.Ampere))
-	if !s.last.IsZero() && now.After(s.last) {
-		perHour := float64(time.Hour) / float64(now.Sub(s.last)) // Wh in dt → W
-		v.Add(wire.Quantity_QUANTITY_ACTIVE_POWER, m.ActiveWh*perHour)
-		v.Add(wire.Quantity_QUANTITY_REACTIVE_POWER, m.ReactiveVARh*perHour)
-		v.Add(wire.Quantity_QUANTITY_APPARENT_POWER, m.ApparentVAh*perHour)
+	// Each power is the instantaneous register when calibrated, else the
+	// interval average from energy (Wh in dt → W), when there is an interval.
+	interval := !s.last.IsZero() && now.After(s.last)
+	perHour := 0.0
+	if interval {
+		perHour = float64(time.Hour) / float64(now.Sub(s.last))
+	}
+	cal := s.dev.opts.Calibration
+	for _, p := range []struct {
+		q            wire.Quantity
+		instPerLSB   float64
+		inst, energy float64
+		energyPerLSB float64
+	}{
+		{wire.Quantity_QUANTITY_ACTIVE_POWER, cal.WattsPerLSB, float64(m.ActivePower) / float64(physic.Watt), m.ActiveWh, cal.WhPerLSB},
+		{wire.Quantity_QUANTITY_REACTIVE_POWER, cal.VARPerLSB, m.ReactiveVAR, m.ReactiveVARh, cal.VARhPerLSB},
+		{wire.Quantity_QUANTITY_APPARENT_POWER, cal.VAPerLSB, m.ApparentVA, m.ApparentVAh, cal.VAhPerLSB},
+	} {
+		switch {
+		case p.instPerLSB > 0:
+			v.Add(p.q, p.inst)
+		case p.energyPerLSB > 0 && interval:
+			v.Add(p.q, p.energy*perHour)
+		}
 	}
 	v.Add(wire.Quantity_QUANTITY_POWER_FACTOR, m.PowerFactor)
 	v.Add(wire.Quantity_QUANTITY_FREQUENCY, float64(m.Frequency)/float64(physic.Hertz))

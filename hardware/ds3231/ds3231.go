@@ -131,7 +131,9 @@ func (d *Dev) Time() (time.Time, error) {
 }
 
 // SetTime writes t (converted to UTC, whole seconds) in 24-hour mode and
-// clears OSF, after which Time trusts the chip again.
+// clears OSF, after which Time trusts the chip again. Writing the seconds
+// register restarts the chip's one-second countdown, so the fraction of t is
+// lost: call it just after a whole second of t for sub-second agreement.
 func (d *Dev) SetTime(t time.Time) error {
 	regs, err := EncodeTime(t)
 	if err != nil {

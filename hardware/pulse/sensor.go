@@ -107,7 +107,7 @@ func NewSensor(cfg sensor.Config, env sensor.Env) (sensor.Sensor, error) {
 		s.statePath = filepath.Join(env.StateDir, stateFile)
 		var p persisted
 		if _, err := state.Load(s.statePath, &p); err != nil {
-			return nil, err
+			return nil, errors.Join(err, pin.Halt())
 		}
 		s.baseWh = p.EnergyWh
 	}

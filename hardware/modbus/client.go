@@ -79,7 +79,7 @@ type Client struct {
 	silent time.Duration
 
 	mu       sync.Mutex
-	lastByte time.Time // end of the last frame sent or received
+	lastByte time.Time // last byte sent or received on the line
 
 	retries atomic.Uint64
 }
@@ -208,9 +208,9 @@ func (c *Client) Call(ctx context.Context, slave, function byte, data []byte, re
 
 // exchange is one request/response on the line. The caller holds c.mu.
 func (c *Client) exchange(ctx context.Context, req []byte, slave, function byte, respDataLen int) ([]byte, error) {
-	if err := c.port.Flush(); err != nil {
-		return nil, fmt.Errorf("flush stale input: %w", err)
-	}
+	// Silence first, then flush: a late answer to an earlier attempt that
+	// is still arriving finishes during the wait and is then discarded,
+	// instead of prefixing this attempt's response.
 	if wait := c.silent - time.Since(c.lastByte); wait > 0 {
 		t := time.NewTimer(wait)
 		select {
@@ -219,6 +219,9 @@ func (c *Client) exchange(ctx context.Context, req []byte, slave, function byte,
 			return nil, ctx.Err()
 		case <-t.C:
 		}
+	}
+	if err := c.port.Flush(); err != nil {
+		return nil, fmt.Errorf("flush stale input: %w", err)
 	}
 	n, err := c.port.Write(req)
 	c.lastByte = time.Now()
@@ -243,7 +246,6 @@ func (c *Client) exchange(ctx context.Context, req []byte, slave, function byte,
 	if buf, err = c.readUntil(ctx, buf, want, deadline); err != nil {
 		return nil, err
 	}
-	c.lastByte = time.Now()
 
 	f, err := Decode(buf)
 	fromSlave := func(addr byte) bool { return addr == slave || int(slave) == c.cfg.wildcard }
@@ -278,6 +280,9 @@ func (c *Client) readUntil(ctx context.Context, buf []byte, n int, deadline time
 		}
 		got, err := c.port.Read(buf[len(buf):n])
 		buf = buf[:len(buf)+got]
+		if got > 0 {
+			c.lastByte = time.Now()
+		}
 		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			return buf, fmt.Errorf("read response: %w", err)
 		}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"log/slog"
@@ -50,6 +51,7 @@ func New(st *store.Store, opts ...Option) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/devices", s.devices)
 	mux.HandleFunc("GET /api/v1/windows", s.windows)
+	mux.HandleFunc("GET /api/v1/readings", s.readings)
 	mux.HandleFunc("GET /api/v1/deadletters", s.deadLetters)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{ErrorLog: nil}))
@@ -194,6 +196,75 @@ func (s *server) parseWindowQuery(r *http.Request) (store.WindowQuery, *Error) {
 		q.Limit = n
 	}
 	return q, nil
+}
+
+// Reading is one entry of GET /api/v1/readings.
+type Reading struct {
+	Time        time.Time `json:"time"`
+	Value       float64   `json:"value"`
+	SeqEpoch    uint64    `json:"seq_epoch,string"`
+	Seq         uint64    `json:"seq"`
+	TimeQuality string    `json:"time_quality"`
+	TimeErrorNs int64     `json:"time_error_ns,omitempty"`
+	Received    time.Time `json:"received"`
+}
+
+func (s *server) readings(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query()
+	device, channel := v.Get("device"), v.Get("channel")
+	for _, p := range []struct{ name, val string }{{"device", device}, {"channel", channel}} {
+		if p.val == "" {
+			writeJSON(w, http.StatusBadRequest, &Error{Parameter: p.name, Error: p.name + " is required"})
+			return
+		}
+	}
+	if err := wire.ValidateDeviceID(device); err != nil {
+		writeJSON(w, http.StatusBadRequest, &Error{Parameter: "device", Error: "device " + err.Error()})
+		return
+	}
+	qty, err := wire.ParseQuantity(v.Get("quantity"))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, &Error{Parameter: "quantity", Error: "quantity: " + err.Error()})
+		return
+	}
+	var from, to time.Time
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &from}, {"to", &to}} {
+		if raw := v.Get(p.name); raw != "" {
+			t, err := time.Parse(time.RFC3339Nano, raw)
+			if err != nil {
+				writeJSON(w, http.StatusBadRequest, &Error{Parameter: p.name, Error: fmt.Sprintf("%s %q: want RFC 3339 time, e.g. 2026-11-23T10:00:00Z", p.name, raw)})
+				return
+			}
+			*p.dst = t
+		}
+	}
+	limit := 10_000
+	if raw := v.Get("limit"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > 1_000_000 {
+			writeJSON(w, http.StatusBadRequest, &Error{Parameter: "limit", Error: fmt.Sprintf("limit %q: want an integer 1..1000000", raw)})
+			return
+		}
+		limit = n
+	}
+	out := []Reading{}
+	errLimit := errors.New("limit reached")
+	err = s.st.Readings(device, channel, qty, from, to, func(rd store.Reading) error {
+		if len(out) == limit {
+			return errLimit
+		}
+		out = append(out, Reading{Time: rd.Time, Value: rd.Value, SeqEpoch: rd.SeqEpoch, Seq: rd.Seq,
+			TimeQuality: rd.TimeQuality.Name(), TimeErrorNs: rd.TimeErrorNs, Received: rd.Received})
+		return nil
+	})
+	if err != nil && !errors.Is(err, errLimit) {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"readings": out, "truncated": errors.Is(err, errLimit)})
 }
 
 func (s *server) deadLetters(w http.ResponseWriter, r *http.Request) {

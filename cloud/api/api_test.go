@@ -102,15 +102,19 @@ func TestWindows(t *testing.T) {
 func TestBadParametersAre400NamingTheParameter(t *testing.T) {
 	srv := fixture(t)
 	for path, param := range map[string]string{
-		"/api/v1/windows":                                  "device",
-		"/api/v1/windows?device=a/b":                       "device",
-		"/api/v1/windows?device=d&size=7m":                 "size",
-		"/api/v1/windows?device=d&size=banana":             "size",
-		"/api/v1/windows?device=d&channel=m&quantity=watt": "quantity",
-		"/api/v1/windows?device=d&from=yesterday":          "from",
-		"/api/v1/windows?device=d&to=2026-13-01T00:00:00Z": "to",
-		"/api/v1/windows?device=d&limit=-1":                "limit",
-		"/api/v1/deadletters?limit=x":                      "limit",
+		"/api/v1/windows":                                              "device",
+		"/api/v1/windows?device=a/b":                                   "device",
+		"/api/v1/windows?device=d&size=7m":                             "size",
+		"/api/v1/windows?device=d&size=banana":                         "size",
+		"/api/v1/windows?device=d&channel=m&quantity=watt":             "quantity",
+		"/api/v1/windows?device=d&from=yesterday":                      "from",
+		"/api/v1/windows?device=d&to=2026-13-01T00:00:00Z":             "to",
+		"/api/v1/windows?device=d&limit=-1":                            "limit",
+		"/api/v1/deadletters?limit=x":                                  "limit",
+		"/api/v1/readings?channel=mains&quantity=energy":               "device",
+		"/api/v1/readings?device=d&quantity=energy":                    "channel",
+		"/api/v1/readings?device=d&channel=m":                          "quantity",
+		"/api/v1/readings?device=d&channel=m&quantity=energy&from=now": "from",
 	} {
 		var e Error
 		get(t, srv, path, 400, &e)
@@ -135,4 +139,24 @@ func TestDeadLettersHealthMetricsIndex(t *testing.T) {
 		t.Fatalf("index page: %s", body)
 	}
 	get(t, srv, "/nope", 404, nil)
+}
+
+func TestReadings(t *testing.T) {
+	srv := fixture(t)
+	var out struct {
+		Readings  []Reading
+		Truncated bool
+	}
+	get(t, srv, "/api/v1/readings?device=dev-1&channel=mains&quantity=active_power&from=2026-11-23T10:01:00Z&to=2026-11-23T10:01:10Z", 200, &out)
+	if len(out.Readings) != 10 || out.Truncated {
+		t.Fatalf("%d readings (truncated %v), want 10", len(out.Readings), out.Truncated)
+	}
+	r := out.Readings[0]
+	if !r.Time.Equal(t0.Add(time.Minute)) || r.Value != 60 || r.Seq != 60 || r.SeqEpoch != 1 || r.TimeQuality != "synced" {
+		t.Fatalf("first reading %+v", r)
+	}
+	get(t, srv, "/api/v1/readings?device=dev-1&channel=mains&quantity=active_power&limit=5", 200, &out)
+	if len(out.Readings) != 5 || !out.Truncated {
+		t.Fatalf("limit: %d readings, truncated %v", len(out.Readings), out.Truncated)
+	}
 }

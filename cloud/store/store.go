@@ -149,6 +149,9 @@ type Result struct {
 	Stored     int      // readings newly stored
 	Duplicates int      // readings already stored before (not counted again)
 	Seqs       []uint64 // every seq of the batch, stored now or before
+	// New are the readings this call stored, in batch order: exactly-once
+	// input for anything downstream (a windowing engine, a sink).
+	New []*wire.Reading
 	// WindowsClosed counts windows that got revision 1 in this batch;
 	// WindowsRevised counts revision increments: one per reading that
 	// changed an already closed window.
@@ -216,6 +219,7 @@ func (s *Store) ApplyBatch(site string, b *wire.Batch, received time.Time) (Resu
 		total.WindowsClosed += res.WindowsClosed
 		total.WindowsRevised += res.WindowsRevised
 		total.Seqs = append(total.Seqs, res.Seqs...)
+		total.New = append(total.New, res.New...)
 		total.ContiguousThrough = res.ContiguousThrough
 	}
 	return total, nil
@@ -278,6 +282,7 @@ func (s *Store) applyChunk(site string, b *wire.Batch, readings []*wire.Reading,
 				}
 			}
 			res.Stored++
+			res.New = append(res.New, r)
 			info.MaxEventNs = max(info.MaxEventNs, r.WallNs)
 		}
 		if res.ContiguousThrough, err = advanceContiguous(txn, b.DeviceId, b.SeqEpoch, seen); err != nil {

@@ -56,6 +56,9 @@ func TestApplyBatchDeduplicates(t *testing.T) {
 	if res, err = s.ApplyBatch("site", batch("dev-1", 7, 51, 100, t0), t0); err != nil || res.Stored != 50 || res.Duplicates != 50 {
 		t.Fatalf("overlap: %+v %v", res, err)
 	}
+	if len(res.New) != 50 || res.New[0].Seq != 101 || res.New[49].Seq != 150 {
+		t.Fatalf("new readings of the overlapping batch: %d, first %v", len(res.New), res.New[0])
+	}
 	if res, err = s.ApplyBatch("site", batch("dev-1", 8, 1, 10, t0), t0); err != nil || res.Stored != 10 {
 		t.Fatalf("new epoch: %+v %v", res, err)
 	}

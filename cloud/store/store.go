@@ -17,8 +17,8 @@ import (
 	"github.com/gridedge/gridedge/shared/wire"
 )
 
-// DefaultWindowSizes are the window sizes kept when none are configured.
-var defaultWindowSizes = []time.Duration{time.Minute}
+// DefaultWindowSize is the window size kept when none is configured.
+const DefaultWindowSize = time.Minute
 
 // DefaultOutOfOrderness is how far behind a device's newest reading its
 // watermark trails when not configured.
@@ -42,8 +42,7 @@ type settings struct {
 }
 
 // WithWindowSizes sets the tumbling-window sizes maintained for every series.
-// Each must be positive and divide 24h evenly is not required; windows are
-// aligned to the Unix epoch.
+// Each must be positive; windows are aligned to the Unix epoch (UTC).
 func WithWindowSizes(sizes ...time.Duration) Option {
 	return func(s *settings) { s.windowSizes = slices.Clone(sizes) }
 }
@@ -88,7 +87,7 @@ type Store struct {
 // Open opens (creating if needed) the store in dir.
 func Open(dir string, opts ...Option) (*Store, error) {
 	cfg := settings{
-		windowSizes:     defaultWindowSizes,
+		windowSizes:     []time.Duration{DefaultWindowSize},
 		outOfOrderness:  DefaultOutOfOrderness,
 		logger:          slog.Default(),
 		syncWrites:      true,

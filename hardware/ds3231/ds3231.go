@@ -169,6 +169,16 @@ func (d *Dev) Temperature() (physic.Temperature, error) {
 	return physic.ZeroCelsius + physic.Temperature(quarters)*250*physic.MilliKelvin, nil
 }
 
+// Sense fills e.Temperature, as periph's environmental sensors do.
+func (d *Dev) Sense(e *physic.Env) error {
+	t, err := d.Temperature()
+	if err != nil {
+		return err
+	}
+	e.Temperature = t
+	return nil
+}
+
 func fromBCD(b, mask byte) (int, bool) {
 	b &= mask
 	hi, lo := b>>4, b&0x0F

@@ -8,6 +8,7 @@ import (
 
 	"periph.io/x/conn/v3/i2c"
 	"periph.io/x/conn/v3/i2c/i2ctest"
+	"periph.io/x/conn/v3/physic"
 
 	"github.com/gridedge/gridedge/hardware/internal/bustest"
 )
@@ -136,14 +137,13 @@ func TestTemperature(t *testing.T) {
 		// 0xE6 0xC0: 0xE6C0 >> 6 = -101 quarters (10-bit two's complement) = -25.25 °C.
 		i2ctest.IO{Addr: addr, W: []byte{0x11}, R: []byte{0xE6, 0xC0}},
 	)
-	for _, want := range []float64{25.25, -25.25} {
-		got, err := d.Temperature()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got.Celsius() != want {
-			t.Errorf("Temperature = %v (%v °C), want %v °C", got, got.Celsius(), want)
-		}
+	got, err := d.Temperature()
+	if err != nil || got.Celsius() != 25.25 {
+		t.Errorf("Temperature = %v (%v °C), %v; want 25.25 °C", got, got.Celsius(), err)
+	}
+	var e physic.Env
+	if err := d.Sense(&e); err != nil || e.Temperature.Celsius() != -25.25 {
+		t.Errorf("Sense temperature = %v °C, %v; want -25.25 °C", e.Temperature.Celsius(), err)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 
+	"periph.io/x/conn/v3/physic"
+
 	"github.com/gridedge/gridedge/hardware/modbus"
 	"github.com/gridedge/gridedge/shared/wire"
 )
@@ -181,6 +183,43 @@ func (d *Dev) ReadFloat(ctx context.Context, reg uint16) (float64, error) {
 		return 0, fmt.Errorf("%s: register 0x%04x holds %v: %w", d, reg, v, modbus.ErrUnexpectedResponse)
 	}
 	return v, nil
+}
+
+// Measurement is one reading of a channel (one phase or the totals).
+type Measurement struct {
+	Voltage       physic.ElectricPotential
+	Current       physic.ElectricCurrent
+	ActivePower   physic.Power
+	ApparentPower float64 // VA
+	ReactivePower float64 // var
+	PowerFactor   float64 // signed: negative for reverse current
+	Frequency     physic.Frequency
+	// EnergyWh is the selected energy register in Wh. Not a physic.Energy:
+	// that type (int64 nJ) overflows at about 2562 kWh.
+	EnergyWh float64
+}
+
+// Sense reads every quantity (one request each) into m.
+func (d *Dev) Sense(ctx context.Context, m *Measurement) error {
+	var v [8]float64
+	for i, q := range Quantities() {
+		x, err := d.Read(ctx, q)
+		if err != nil {
+			return err
+		}
+		v[i] = x
+	}
+	*m = Measurement{
+		Voltage:       physic.ElectricPotential(math.Round(v[0] * float64(physic.Volt))),
+		Current:       physic.ElectricCurrent(math.Round(v[1] * float64(physic.Ampere))),
+		ActivePower:   physic.Power(math.Round(v[2] * float64(physic.Watt))),
+		ApparentPower: v[3],
+		ReactivePower: v[4],
+		PowerFactor:   v[5],
+		Frequency:     physic.Frequency(math.Round(v[6] * float64(physic.Hertz))),
+		EnergyWh:      v[7],
+	}
+	return nil
 }
 
 // Read reads quantity q in base units (V, A, W, VA, var, Hz, Wh; power

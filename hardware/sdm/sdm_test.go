@@ -6,6 +6,8 @@ import (
 	"math"
 	"testing"
 
+	"periph.io/x/conn/v3/physic"
+
 	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/hardware/modbus"
 	"github.com/gridedge/gridedge/hardware/serialtest"
@@ -148,6 +150,36 @@ func TestSDM630Phases(t *testing.T) {
 		Quantities: []wire.Quantity{wire.Quantity_QUANTITY_VOLTAGE, wire.Quantity_QUANTITY_ACTIVE_POWER, wire.Quantity_QUANTITY_ENERGY}})
 	if _, err := s.Sense(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	if err := p.Done(); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestDevSense(t *testing.T) {
+	// All eight quantities of an SDM120, in Quantities() order.
+	p := &serialtest.Playback{Ops: []serialtest.IO{
+		exchange(1, 0x0000, f230),
+		exchange(1, 0x0006, f5),
+		exchange(1, 0x000C, f1150),
+		exchange(1, 0x0012, f1150),  // VA
+		exchange(1, 0x0018, fNeg05), // var
+		exchange(1, 0x001E, fNeg05), // PF
+		exchange(1, 0x0046, f50),
+		exchange(1, 0x0048, f1234_5),
+	}}
+	d, err := New(modbus.NewClient(p, modbus.WithAttempts(1)), &Opts{Model: SDM120, Phase: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m Measurement
+	if err := d.Sense(context.Background(), &m); err != nil {
+		t.Fatal(err)
+	}
+	want := Measurement{Voltage: 230 * physic.Volt, Current: 5 * physic.Ampere, ActivePower: 1150 * physic.Watt,
+		ApparentPower: 1150, ReactivePower: -0.5, PowerFactor: -0.5, Frequency: 50 * physic.Hertz, EnergyWh: 1234500}
+	if m != want {
+		t.Errorf("Sense = %+v, want %+v", m, want)
 	}
 	if err := p.Done(); err != nil {
 		t.Error(err)

@@ -25,10 +25,12 @@ type Target struct {
 
 // DefaultTargets are the packages `make package` builds. armhf ships the
 // ARMv6 build: slower on ARMv7 cores but the only one that runs everywhere.
-var DefaultTargets = []Target{
-	{DebArch: "armhf", Binary: "gridedge-agent-linux-armv6"},
-	{DebArch: "arm64", Binary: "gridedge-agent-linux-arm64"},
-	{DebArch: "amd64", Binary: "gridedge-agent-linux-amd64"},
+func DefaultTargets() []Target {
+	return []Target{
+		{DebArch: "armhf", Binary: "gridedge-agent-linux-armv6"},
+		{DebArch: "arm64", Binary: "gridedge-agent-linux-arm64"},
+		{DebArch: "amd64", Binary: "gridedge-agent-linux-amd64"},
+	}
 }
 
 // Sources says where the packaged files come from.
@@ -147,13 +149,13 @@ var errNoTargets = errors.New("no package targets selected")
 // architectures ("" means all).
 func selectTargets(list string) ([]Target, error) {
 	if list == "" {
-		return DefaultTargets, nil
+		return DefaultTargets(), nil
 	}
 	var out []Target
 	for _, a := range strings.Split(list, ",") {
 		a = strings.TrimSpace(a)
 		found := false
-		for _, t := range DefaultTargets {
+		for _, t := range DefaultTargets() {
 			if t.DebArch == a {
 				out, found = append(out, t), true
 			}

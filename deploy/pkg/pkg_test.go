@@ -122,7 +122,7 @@ func mustRead(t *testing.T, path string) []byte {
 }
 
 func TestBuildArmhfPackage(t *testing.T) {
-	path, binary := buildTestPackage(t, DefaultTargets[0])
+	path, binary := buildTestPackage(t, DefaultTargets()[0])
 	if got, want := filepath.Base(path), "gridedge-agent_1.4.0+3+gabc1234+dirty_armhf.deb"; got != want {
 		t.Errorf("file name %q, want %q", got, want)
 	}
@@ -209,7 +209,7 @@ func TestDpkgDebReadsPackages(t *testing.T) {
 	if _, err := exec.LookPath("dpkg-deb"); err != nil {
 		t.Skip("dpkg-deb not installed")
 	}
-	for _, target := range DefaultTargets {
+	for _, target := range DefaultTargets() {
 		path, _ := buildTestPackage(t, target)
 		info, err := exec.Command("dpkg-deb", "--info", path).CombinedOutput()
 		if err != nil {
@@ -235,7 +235,7 @@ func TestDpkgDebReadsPackages(t *testing.T) {
 func TestMissingBinary(t *testing.T) {
 	src := testSources
 	src.BinDir = t.TempDir()
-	_, err := Build(src, DefaultTargets[1], "1.0.0", t.TempDir(), time.Time{})
+	_, err := Build(src, DefaultTargets()[1], "1.0.0", t.TempDir(), time.Time{})
 	if err == nil || !strings.Contains(err.Error(), "make cross") {
 		t.Errorf("Build without binary = %v, want an error pointing at make cross", err)
 	}

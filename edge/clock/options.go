@@ -29,8 +29,9 @@ const (
 const ErrorUnbounded int64 = 1<<63 - 1
 
 // DefaultEarliestValid is the earliest wall time an RTC may report and still
-// be believed; anything before it means the chip lost its time.
-var DefaultEarliestValid = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+// be believed (2025-01-01 UTC); anything before it means the chip lost its
+// time.
+func DefaultEarliestValid() time.Time { return time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC) }
 
 // Option configures NewSystem.
 type Option func(*config)
@@ -54,7 +55,7 @@ func defaultConfig() config {
 		stepThreshold:    int64(DefaultStepThreshold),
 		rtcInterval:      int64(DefaultRTCInterval),
 		checkInterval:    DefaultCheckInterval,
-		earliestValid:    DefaultEarliestValid,
+		earliestValid:    DefaultEarliestValid(),
 	}
 }
 
@@ -120,5 +121,5 @@ func WithCheckInterval(d time.Duration) Option {
 }
 
 // WithEarliestValid rejects RTC readings before t (default
-// DefaultEarliestValid) as a chip that lost its time.
+// DefaultEarliestValid()) as a chip that lost its time.
 func WithEarliestValid(t time.Time) Option { return func(c *config) { c.earliestValid = t } }

@@ -37,7 +37,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "status" {
-		return status(args[1:], stdout, stderr)
+		return statusCmd(args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("gridedge-agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -114,9 +114,10 @@ type Agent struct {
 	stopSampling context.CancelFunc
 	samplersDone chan struct{}
 
-	runOnce   sync.Once
-	closeOnce sync.Once
-	closeErr  error
+	runOnce     sync.Once
+	closeOnce   sync.Once
+	closeErr    error
+	metricsAddr atomic.Value // string
 }
 
 // New validates cfg, opens the buffer and builds every channel's sensor. On
@@ -226,6 +227,21 @@ func (a *Agent) run(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	var pubErr error
+	if a.cfg.MetricsAddr != "" {
+		serve, err := a.serveMetrics(ctx, a.cfg.MetricsAddr)
+		if err != nil {
+			return errors.Join(fmt.Errorf("agent: %w", err), a.Close())
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := serve(); err != nil {
+				a.log.Error("metrics server stopped", "err", err)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); a.writeStatus(ctx) }()
 	if r, ok := a.src.(interface{ Run(context.Context) error }); ok && a.o.src == nil {
 		wg.Add(1)
 		go func() {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,6 +17,7 @@ import (
 	"github.com/gridedge/gridedge/edge/clock"
 	"github.com/gridedge/gridedge/edge/config"
 	"github.com/gridedge/gridedge/edge/sensor"
+	"github.com/gridedge/gridedge/edge/status"
 	"github.com/gridedge/gridedge/shared/mqtttest"
 	"github.com/gridedge/gridedge/shared/topic"
 	"github.com/gridedge/gridedge/shared/wire"
@@ -90,6 +93,8 @@ state_dir: %s
 mqtt: {url: %q, ack_timeout: 2s, max_batch_readings: 25}
 buffer: {dir: %s}
 sample_interval: 1m
+status_interval: 100ms
+metrics_addr: 127.0.0.1:0
 channels:
   - {name: mains, driver: fake, quantities: [active_power]}
   - {name: broken, driver: fake, options: {fail: true}}
@@ -152,6 +157,35 @@ func TestAgentEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := a.Stats()
+
+	// The same numbers on /metrics and in status.json.
+	resp, err := http.Get("http://" + a.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"gridedge_agent_readings_acked_total 120", `gridedge_agent_sense_errors_total{channel="broken"} 60`, "gridedge_agent_buffered_readings 0"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	var snap status.Snapshot
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		snap, err = status.Read(a.cfg.StateDir)
+		if err == nil && snap.Acked == 120 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status.json never showed 120 acked: %+v, %v", snap, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if snap.SenseErrors["broken"] != 60 || snap.Buffered != 0 || snap.DeviceID != "dev-1" || snap.ClockQuality != "synced" {
+		t.Fatalf("status.json %+v", snap)
+	}
+
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)

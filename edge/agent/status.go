@@ -1,0 +1,93 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gridedge/gridedge/edge/status"
+)
+
+// Snapshot is the agent's state for status.json, `gridedge-agent status`
+// and /metrics.
+func (a *Agent) Snapshot() status.Snapshot {
+	st := a.Stats()
+	bs := a.buf.Stats()
+	now := a.src.Now()
+	s := status.Snapshot{
+		DeviceID: a.cfg.DeviceID, Site: a.cfg.Site, AgentVersion: a.o.version,
+		WrittenAt: time.Now().UTC(), Interval: status.Duration(a.cfg.StatusInterval.D()),
+		BootID: now.BootID, ClockQuality: a.src.Quality().Name(),
+		SeqEpoch: fmt.Sprintf("%016x", a.buf.SeqEpoch()), NextSeq: a.buf.NextSeq(), Connected: st.Connected,
+		Buffered: bs.Len, DiskBytes: bs.DiskBytes, LiveBytes: bs.LiveBytes, QuotaBytes: a.cfg.Buffer.QuotaBytes,
+		Generated: st.Generated, Sent: st.Sent, Resent: st.Resent, Acked: st.Acked,
+		Dropped: st.Dropped, Summarised: st.Summarised, AppendErrors: st.AppendErrors,
+		SenseErrors: st.ChannelErrors,
+	}
+	if rec, ok, err := a.buf.Oldest(); err == nil && ok {
+		s.OldestUnsent = time.Unix(0, rec.Reading.WallNs).UTC()
+	}
+	return s
+}
+
+// writeStatus rewrites state_dir/status.json every status interval until
+// ctx is done, and once more at the end so a stopped agent's file says so.
+func (a *Agent) writeStatus(ctx context.Context) {
+	t := time.NewTicker(a.cfg.StatusInterval.D())
+	defer t.Stop()
+	write := func() {
+		if err := status.Write(a.cfg.StateDir, a.Snapshot()); err != nil {
+			a.log.Warn("write status file", "err", err)
+		}
+	}
+	write()
+	for {
+		select {
+		case <-ctx.Done():
+			write()
+			return
+		case <-t.C:
+			write()
+		}
+	}
+}
+
+// serveMetrics serves /metrics on addr until ctx is done. The listener is
+// opened before returning so a bad address fails Run at start.
+func (a *Agent) serveMetrics(ctx context.Context, addr string) (func() error, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(status.NewCollector(a.Snapshot))
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics_addr: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	a.metricsAddr.Store(ln.Addr().String())
+	return func() error {
+		go func() {
+			<-ctx.Done()
+			shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(shut)
+		}()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}, nil
+}
+
+// MetricsAddr is the address /metrics listens on once Run has started
+// (useful with metrics_addr "127.0.0.1:0"); empty when disabled.
+func (a *Agent) MetricsAddr() string {
+	s, _ := a.metricsAddr.Load().(string)
+	return s
+}

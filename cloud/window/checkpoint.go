@@ -65,6 +65,8 @@ type ckWin struct {
 	NSlots             int32
 	Slots              []uint64
 	Pts                []ckPoint
+	BinSum             []float64
+	BinN               []int64
 }
 
 type ckPoint struct {
@@ -142,6 +144,10 @@ func (e *Engine) Checkpoint() ([]byte, error) {
 			}
 			for _, pt := range w.pts {
 				cw.Pts = append(cw.Pts, toCk(pt))
+			}
+			for _, b := range w.bins {
+				cw.BinSum = append(cw.BinSum, b.sum)
+				cw.BinN = append(cw.BinN, b.n)
 			}
 			cs.Wins = append(cs.Wins, cw)
 		}
@@ -227,6 +233,12 @@ func Restore(pipelines []Pipeline, data []byte, opts ...Option) (*Engine, error)
 			}
 			for _, pt := range cw.Pts {
 				w.pts = append(w.pts, fromCk(pt))
+			}
+			if len(cw.BinSum) != len(cw.BinN) {
+				return nil, fmt.Errorf("%w: window bins do not match", ErrCheckpoint)
+			}
+			for j := range cw.BinSum {
+				w.bins = append(w.bins, bin{sum: cw.BinSum[j], n: cw.BinN[j]})
 			}
 			s.wins = append(s.wins, w)
 			if j == cs.Cur {

@@ -120,6 +120,8 @@ type derivedWin struct {
 
 type series struct {
 	pipe, dp, dev int32
+	needPts       bool // an aggregation needs the readings in time order
+	needBins      bool // an aggregation needs per-slot sums
 	key           Key
 	wins          []*win
 	cur           *win
@@ -164,6 +166,7 @@ type win struct {
 	nslots     int32
 	slots      []uint64
 	pts        []point
+	bins       []bin
 }
 
 type pipe struct {
@@ -171,7 +174,6 @@ type pipe struct {
 	idx      int32
 	names    []string
 	funcs    []Func
-	needPts  bool
 	derived  []*Expr
 	dnames   [][]string
 	loc      *time.Location
@@ -228,7 +230,6 @@ func compile(spec Pipeline, idx int32) (*pipe, error) {
 	for _, a := range spec.Aggregations {
 		p.names = append(p.names, a.Name)
 		p.funcs = append(p.funcs, a.Func)
-		p.needPts = p.needPts || a.Func.needsPoints()
 	}
 	for _, d := range spec.Derived {
 		x, err := ParseExpr(d.Expr)
@@ -345,6 +346,11 @@ func (e *Engine) newRoute(k routeKey) int32 {
 		if si < 0 {
 			si = int32(len(e.series))
 			e.series = append(e.series, series{pipe: p.idx, dp: dpi, dev: dev, key: key})
+			for _, f := range p.funcs {
+				f = f.resolve(key.Quantity)
+				e.series[si].needPts = e.series[si].needPts || f.needsPoints()
+				e.series[si].needBins = e.series[si].needBins || f == EnergyBinned
+			}
 			e.dps[dpi].series = append(e.dps[dpi].series, si)
 		}
 		rt.series = append(rt.series, si)
@@ -498,7 +504,7 @@ func (e *Engine) add(si int32, joinCol int8, r *Reading, had bool, prevMax int64
 	t := r.TimeNs
 	if w := s.cur; w != nil && t >= w.start && t < w.end && p.spec.Window.Kind != Sliding && w.end > wm {
 		// Hot path: the reading falls in the series' current open window.
-		w.add(p, r)
+		w.add(p, r, s.needPts)
 		if !w.dirty {
 			w.dirty = true
 			e.dps[s.dp].dirtyOpen = true
@@ -512,7 +518,7 @@ func (e *Engine) add(si int32, joinCol int8, r *Reading, had bool, prevMax int64
 			continue
 		}
 		w := e.window(s, p, sp, wm)
-		w.add(p, r)
+		w.add(p, r, s.needPts)
 		if sp.End <= wm {
 			w.dirty = true
 			if !w.pending {
@@ -539,7 +545,7 @@ func (e *Engine) window(s *series, p *pipe, sp Span, wm int64) *win {
 	if found {
 		return s.wins[i]
 	}
-	w := e.newWin(p, sp)
+	w := e.newWin(p, sp, s.needBins)
 	s.wins = slices.Insert(s.wins, i, w)
 	e.stats.OpenWindows++
 	dp := &e.dps[s.dp]
@@ -551,16 +557,22 @@ func (e *Engine) window(s *series, p *pipe, sp Span, wm int64) *win {
 	return w
 }
 
-func (e *Engine) newWin(p *pipe, sp Span) *win {
+func (e *Engine) newWin(p *pipe, sp Span, bins bool) *win {
 	var w *win
 	if n := len(e.free); n > 0 {
 		w = e.free[n-1]
 		e.free = e.free[:n-1]
-		slots, pts := w.slots[:0], w.pts[:0]
-		*w = win{slots: slots, pts: pts}
+		slots, pts, bs := w.slots[:0], w.pts[:0], w.bins[:0]
+		*w = win{slots: slots, pts: pts, bins: bs}
 	} else {
 		w = &win{}
 	}
+	w.init(p, sp, bins)
+	return w
+}
+
+// init sizes the coverage bitmap (and the bins) of a fresh window.
+func (w *win) init(p *pipe, sp Span, bins bool) {
 	w.start, w.end = sp.Start, sp.End
 	n := int((sp.End - sp.Start + p.slotW - 1) / p.slotW)
 	w.nslots = int32(n)
@@ -571,7 +583,22 @@ func (e *Engine) newWin(p *pipe, sp Span) *win {
 	} else {
 		w.slots = make([]uint64, words)
 	}
-	return w
+	if bins {
+		if cap(w.bins) >= n {
+			w.bins = w.bins[:n]
+			clear(w.bins)
+		} else {
+			w.bins = make([]bin, n)
+		}
+	} else {
+		w.bins = w.bins[:0]
+	}
+}
+
+// bin accumulates the readings of one coverage slot for EnergyBinned.
+type bin struct {
+	sum float64
+	n   int64
 }
 
 func (e *Engine) release(w *win) {
@@ -582,7 +609,7 @@ func (e *Engine) release(w *win) {
 	}
 }
 
-func (w *win) add(p *pipe, r *Reading) {
+func (w *win) add(p *pipe, r *Reading, needPts bool) {
 	pt := point{t: r.TimeNs, v: r.Value, epoch: r.SeqEpoch, seq: r.Seq, q: r.Quality}
 	v := r.Value
 	if w.count == 0 {
@@ -609,7 +636,11 @@ func (w *win) add(p *pipe, r *Reading) {
 	w.s2 += dv * dv
 	slot := (r.TimeNs - w.start) / p.slotW
 	w.slots[slot>>6] |= 1 << (slot & 63)
-	if p.needPts {
+	if len(w.bins) > 0 {
+		w.bins[slot].sum += v
+		w.bins[slot].n++
+	}
+	if needPts {
 		if n := len(w.pts); n > 0 && cmpPoint(pt, w.pts[n-1]) < 0 {
 			w.unsorted = true
 		}
@@ -660,6 +691,16 @@ func (p *pipe) value(w *win, f Func, q wire.Quantity) (v float64, resets int) {
 		return CounterEnergy(w.sorted())
 	case EnergyIntegral:
 		return IntegrateStep(w.sorted(), w.end, p.maxGap), 0
+	case EnergyBinned:
+		var wh float64
+		for i, b := range w.bins {
+			if b.n > 0 {
+				from := w.start + int64(i)*p.slotW
+				width := min(p.slotW, w.end-from)
+				wh += b.sum / float64(b.n) * float64(width)
+			}
+		}
+		return wh / nsPerHour, 0
 	}
 	return 0, 0
 }

@@ -27,6 +27,7 @@ func propertyPipelines() []window.Pipeline {
 		{Name: "min", Func: window.Min}, {Name: "max", Func: window.Max}, {Name: "first", Func: window.First},
 		{Name: "last", Func: window.Last}, {Name: "stddev", Func: window.Stddev},
 		{Name: "ei", Func: window.EnergyIntegral}, {Name: "ec", Func: window.EnergyCounter},
+		{Name: "eb", Func: window.EnergyBinned}, {Name: "energy", Func: window.Energy},
 	}
 	return []window.Pipeline{
 		{
@@ -34,7 +35,7 @@ func propertyPipelines() []window.Pipeline {
 			Window:       window.WindowSpec{Kind: window.Tumbling, Size: 10 * time.Second},
 			Aggregations: all, OutOfOrderness: 2 * time.Second, AllowedLateness: 15 * time.Second,
 			IdleTimeout: 30 * time.Second, MaxGap: 2 * time.Second,
-			Derived: []window.Derived{{Name: "rest", Expr: "a.sum - b.sum - 0.5"}, {Name: "restE", Expr: "a.ei-b.ei"}},
+			Derived: []window.Derived{{Name: "rest", Expr: "a.sum - b.sum - 0.5"}, {Name: "restE", Expr: "a.ei-b.ei"}, {Name: "restB", Expr: "a.energy - b.energy - c.energy"}},
 		},
 		{
 			Name: "slide", Inputs: []window.Selector{{Channel: "a"}},

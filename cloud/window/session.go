@@ -310,12 +310,10 @@ func (x *session) signature() uint64 {
 }
 
 func (e *Engine) emitSession(s *series, p *pipe, x *session, rev uint32, provisional bool) {
-	w := &win{start: x.start, end: x.end}
-	n := int((x.end - x.start + p.slotW - 1) / p.slotW)
-	w.nslots = int32(n)
-	w.slots = make([]uint64, (n+63)/64)
+	w := &win{}
+	w.init(p, Span{x.start, x.end}, s.needBins)
 	for _, r := range x.rows {
-		w.add(p, &Reading{TimeNs: r.TimeNs, Value: r.Values[0], Quality: wire.TimeQuality_TIME_QUALITY_SYNCED})
+		w.add(p, &Reading{TimeNs: r.TimeNs, Value: r.Values[0], Quality: wire.TimeQuality_TIME_QUALITY_SYNCED}, s.needPts)
 	}
 	w.worst = x.worst
 	res := Result{

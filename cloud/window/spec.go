@@ -62,13 +62,22 @@ const (
 	// Energy is EnergyCounter for energy series and EnergyIntegral for
 	// every other quantity, so one pipeline covers meters of both kinds.
 	Energy
+	// EnergyBinned integrates power (W) into Wh per coverage slot: each
+	// slot contributes the mean of its readings times its width; empty
+	// slots contribute nothing (they are the gaps Coverage reports). It
+	// keeps one sum and count per slot instead of every reading, so a day
+	// of 1 Hz power costs a few KB, not MB. It assumes a slot's readings
+	// represent the whole slot: set MaxGap to at least the sampling
+	// interval, and expect a partly covered first or last slot to be
+	// extrapolated to its full width.
+	EnergyBinned
 )
 
 var funcNames = map[Func]string{
 	Count: "count", Sum: "sum", Mean: "mean", Min: "min", Max: "max",
 	First: "first", Last: "last", Stddev: "stddev",
 	EnergyCounter: "energy_counter", EnergyIntegral: "energy_integral",
-	Readings: "readings", Energy: "energy",
+	Readings: "readings", Energy: "energy", EnergyBinned: "energy_binned",
 }
 
 func (f Func) String() string {
@@ -91,7 +100,7 @@ func ParseFunc(name string) (Func, error) {
 // needsPoints reports whether f needs the window's readings in event-time
 // order, which the engine then keeps per window.
 func (f Func) needsPoints() bool {
-	return f == EnergyCounter || f == EnergyIntegral || f == Readings || f == Energy
+	return f == EnergyCounter || f == EnergyIntegral || f == Readings
 }
 
 // resolve turns Energy into the concrete function for quantity q.

@@ -307,6 +307,23 @@ func aggregate(p *window.Pipeline, key window.Key, start, end int64, rs []window
 					v += rs[i].Value - rs[i-1].Value
 				}
 			}
+		case window.EnergyBinned:
+			// Mean power of each slot times the slot's width (the last slot
+			// may be cut by the window end).
+			slot := int64(p.CoverageSlot())
+			sums, counts := map[int64]float64{}, map[int64]int64{}
+			for _, r := range rs {
+				b := (r.TimeNs - start) / slot
+				sums[b] += r.Value
+				counts[b]++
+			}
+			for b := int64(0); start+b*slot < end; b++ {
+				if counts[b] > 0 {
+					width := min(slot, end-(start+b*slot))
+					v += sums[b] / float64(counts[b]) * float64(width)
+				}
+			}
+			v /= float64(time.Hour)
 		case window.EnergyIntegral:
 			maxGap := int64(p.MaxGap)
 			if maxGap == 0 {

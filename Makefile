@@ -64,6 +64,9 @@ test-arm: ## edge, hardware and shared tests under qemu-user: armv6, armv7, arm6
 	CGO_ENABLED=0 GOARCH=arm GOARM=7 $(GO) test -count=1 -timeout $(QEMU_TEST_TIMEOUT) -exec qemu-arm-static $(EDGE_PKGS)
 	CGO_ENABLED=0 GOARCH=arm64 $(GO) test -count=1 -timeout $(QEMU_TEST_TIMEOUT) -exec qemu-aarch64-static $(EDGE_PKGS)
 
+package: cross ## agent .deb packages for armhf (GOARM=6), arm64, amd64 into dist/
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) $(GO) run ./deploy/pkg -bin $(BIN) -out dist -version $(VERSION)
+
 FUZZTIME ?= 30s
 fuzz: ## run every fuzz target for FUZZTIME each
 	@for pkg in $$($(GO) list ./...); do \

@@ -135,19 +135,31 @@ func (s *Store) Windows(q WindowQuery) ([]Window, error) {
 			prefix = binary.BigEndian.AppendUint32(prefix, uint32(q.Quantity))
 		}
 	}
+	lo := orderedTime(math.MinInt64)
+	if !q.From.IsZero() {
+		lo = orderedTime(q.From.UnixNano())
+	}
+	pastSeries := bytes.Repeat([]byte{0xff}, 8+8+1)
 	var out []Window
+	// Within a series keys sort by size, then start: seek straight to
+	// (size, from) and leave the series at the first key past the range.
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: false})
 		defer it.Close()
-		for it.Rewind(); it.Valid() && len(out) < q.Limit; it.Next() {
-			id, err := parseWindowKey(it.Item().Key())
+		for it.Rewind(); it.Valid() && len(out) < q.Limit; {
+			key := it.Item().Key()
+			id, err := parseWindowKey(key)
 			if err != nil {
 				return err
 			}
-			if id.Size != q.Size || (q.Quantity != 0 && id.Quantity != q.Quantity) {
+			sp := seriesPrefix(prefixWindow, id.Device, id.Channel, id.Quantity)
+			target := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(bytes.Clone(sp), uint64(q.Size)), lo)
+			if bytes.Compare(key, target) < 0 {
+				it.Seek(target)
 				continue
 			}
-			if !q.From.IsZero() && id.StartNs < q.From.UnixNano() || !q.To.IsZero() && id.StartNs >= q.To.UnixNano() {
+			if id.Size != q.Size || q.Quantity != 0 && id.Quantity != q.Quantity || !q.To.IsZero() && id.StartNs >= q.To.UnixNano() {
+				it.Seek(append(sp, pastSeries...))
 				continue
 			}
 			var a aggregate
@@ -155,6 +167,7 @@ func (s *Store) Windows(q WindowQuery) ([]Window, error) {
 				return err
 			}
 			out = append(out, windowResult(id, a))
+			it.Next()
 		}
 		return nil
 	})

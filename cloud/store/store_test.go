@@ -336,3 +336,55 @@ func TestLatestWindows(t *testing.T) {
 		}
 	}
 }
+
+func TestWindowsQueryRanges(t *testing.T) {
+	s := openTest(t, t.TempDir(), WithWindowSizes(time.Minute, 5*time.Minute))
+	defer s.Close()
+	b := batch("d", 1, 0, 1200, t0) // 20 minutes
+	for i, r := range b.Readings {
+		switch i % 3 {
+		case 1:
+			r.Channel = "sub1"
+		case 2:
+			r.Quantity = wire.Quantity_QUANTITY_VOLTAGE
+		}
+	}
+	if _, err := s.ApplyBatch("s", b, t0); err != nil {
+		t.Fatal(err)
+	}
+	count := func(q WindowQuery) int {
+		t.Helper()
+		q.Device = "d"
+		ws, err := s.Windows(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range ws {
+			if w.Size != q.Size || !q.From.IsZero() && w.Start.Before(q.From) || !q.To.IsZero() && !w.Start.Before(q.To) ||
+				q.Channel != "" && w.Channel != q.Channel || q.Quantity != 0 && w.Quantity != q.Quantity.Name() {
+				t.Fatalf("query %+v returned %+v", q, w)
+			}
+		}
+		return len(ws)
+	}
+	power, volt := wire.Quantity_QUANTITY_ACTIVE_POWER, wire.Quantity_QUANTITY_VOLTAGE
+	for _, c := range []struct {
+		q    WindowQuery
+		want int
+	}{
+		{WindowQuery{Size: time.Minute}, 60},                                                             // 3 series x 20
+		{WindowQuery{Size: 5 * time.Minute}, 12},                                                         // 3 series x 4
+		{WindowQuery{Size: time.Minute, Channel: "mains"}, 40},                                           // power and voltage
+		{WindowQuery{Size: time.Minute, Channel: "mains", Quantity: volt}, 20},                           // one series
+		{WindowQuery{Size: time.Minute, Quantity: power}, 40},                                            // mains and sub1
+		{WindowQuery{Size: time.Minute, From: t0.Add(5 * time.Minute)}, 45},                              // 15 per series
+		{WindowQuery{Size: time.Minute, To: t0.Add(2 * time.Minute)}, 6},                                 // 2 per series
+		{WindowQuery{Size: time.Minute, From: t0.Add(90 * time.Second), To: t0.Add(4 * time.Minute)}, 6}, // 2:00, 3:00
+		{WindowQuery{Size: time.Minute, Limit: 7}, 7},
+		{WindowQuery{Size: 2 * time.Minute}, 0},
+	} {
+		if got := count(c.q); got != c.want {
+			t.Errorf("query %+v: %d windows, want %d", c.q, got, c.want)
+		}
+	}
+}

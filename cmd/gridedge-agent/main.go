@@ -19,6 +19,7 @@ import (
 
 	"github.com/gridedge/gridedge/edge/agent"
 	"github.com/gridedge/gridedge/edge/config"
+	"github.com/gridedge/gridedge/edge/sdnotify"
 	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/hardware/ade7953"
 	"github.com/gridedge/gridedge/hardware/ina219"
@@ -83,7 +84,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("gridedge-agent running", "version", version, "device", cfg.DeviceID, "site", cfg.Site,
 		"channels", a.Channels(), "seq_epoch", fmt.Sprintf("%016x", a.SeqEpoch()))
-	if err := a.Run(ctx); err != nil {
+
+	// systemd (Type=notify, WatchdogSec): ready once the buffer is open and
+	// every sensor built; keep-alives only while the pipeline makes progress.
+	sd := sdnotify.New()
+	watchdogCtx, stopWatchdog := context.WithCancel(ctx)
+	watchdogDone := make(chan struct{})
+	go func() {
+		defer close(watchdogDone)
+		if err := sd.RunWatchdog(watchdogCtx, a.Healthy); err != nil {
+			log.Warn("systemd watchdog", "err", err)
+		}
+	}()
+	if err := sd.Ready(); err != nil {
+		log.Warn("systemd notify", "err", err)
+	}
+	err = a.Run(ctx)
+	_ = sd.Stopping()
+	stopWatchdog()
+	<-watchdogDone
+	if err != nil {
 		log.Error("agent stopped", "err", err)
 		return 1
 	}

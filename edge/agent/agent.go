@@ -94,6 +94,10 @@ type channel struct {
 	sensor   sensor.Sensor
 	ticker   Ticker
 	errors   atomic.Uint64
+	// beat is the unix ns of the sampler's last round; done is set when its
+	// schedule ended. Healthy reads both.
+	beat atomic.Int64
+	done atomic.Bool
 }
 
 // Agent runs the pipeline of one gateway (or one simulated meter).
@@ -271,6 +275,7 @@ func (a *Agent) run(ctx context.Context) error {
 	var samplers sync.WaitGroup
 	for _, ch := range a.channels {
 		samplers.Add(1)
+		ch.beat.Store(time.Now().UnixNano())
 		go func() { defer samplers.Done(); a.sample(sampleCtx, ch) }()
 	}
 	go func() { samplers.Wait(); close(a.samplersDone) }()
@@ -286,8 +291,10 @@ func (a *Agent) run(ctx context.Context) error {
 // sample runs one channel until its ticker ends or ctx is done.
 func (a *Agent) sample(ctx context.Context, ch *channel) {
 	log := a.log.With("channel", ch.cfg.Channel)
+	defer ch.done.Store(true)
 	var lastLogged time.Time
 	for {
+		ch.beat.Store(time.Now().UnixNano())
 		st, err := ch.ticker.Next(ctx)
 		if err != nil {
 			if !errors.Is(err, ErrStopSampling) && ctx.Err() == nil {
@@ -295,6 +302,7 @@ func (a *Agent) sample(ctx context.Context, ch *channel) {
 			}
 			return
 		}
+		ch.beat.Store(time.Now().UnixNano())
 		senseCtx, cancel := context.WithTimeout(withSampleTime(ctx, st), max(ch.interval, time.Second))
 		values, err := ch.sensor.Sense(senseCtx)
 		cancel()

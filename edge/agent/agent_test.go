@@ -251,3 +251,51 @@ func TestWallTickerAligns(t *testing.T) {
 		t.Fatalf("cancelled Next: %v", err)
 	}
 }
+
+// blockTicker never fires: a wedged schedule.
+type blockTicker struct{}
+
+func (blockTicker) Next(ctx context.Context) (clock.Stamp, error) {
+	<-ctx.Done()
+	return clock.Stamp{}, ctx.Err()
+}
+
+func TestHealthyDetectsAStuckSampler(t *testing.T) {
+	broker := mqtttest.Start(t)
+	cfg := testConfig(t, broker.URL())
+	a, err := New(cfg, WithRegistry(registry()), WithClock(fixedClock{}),
+		WithTicker(func(ch string, iv time.Duration) Ticker {
+			if ch == "sub1" {
+				return blockTicker{}
+			}
+			return &countTicker{n: 1, interval: iv}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	eventually := func(what string, cond func() bool) {
+		deadline := time.Now().Add(30 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	eventually("publisher running", func() bool { return !a.pub.Heartbeat().IsZero() })
+	eventually("finished channels done", func() bool { return a.channels[0].done.Load() && a.channels[1].done.Load() })
+	if err := a.Healthy(); err != nil {
+		t.Fatalf("healthy agent reported %v", err)
+	}
+	// An hour later sub1's sampler has not gone round: unhealthy. The
+	// channels whose schedule ended do not count.
+	err = a.healthyAt(time.Now().Add(time.Hour))
+	if err == nil || !strings.Contains(err.Error(), "channel sub1") {
+		t.Fatalf("stuck sampler not reported: %v", err)
+	}
+}

@@ -126,6 +126,7 @@ type Publisher struct {
 	publishErrors atomic.Uint64
 	inFlightN     atomic.Int64
 	backlogSent   atomic.Uint64
+	heartbeat     atomic.Int64 // unix ns of the send loop's last round
 
 	runOnce sync.Once
 }
@@ -187,6 +188,15 @@ func (p *Publisher) Notify() {
 	case p.wake <- struct{}{}:
 	default:
 	}
+}
+
+// Heartbeat is when the send loop last went round (zero before Run). The
+// loop wakes at least every second, so an old heartbeat means it is stuck.
+func (p *Publisher) Heartbeat() time.Time {
+	if ns := p.heartbeat.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }
 
 // Stats returns the counters.
@@ -463,6 +473,7 @@ func (p *Publisher) sendLoop(ctx context.Context, client mqtt.Client) {
 	tick := time.NewTicker(min(p.cfg.AckTimeout/4, time.Second))
 	defer tick.Stop()
 	for {
+		p.heartbeat.Store(time.Now().UnixNano())
 		select {
 		case <-ctx.Done():
 			return

@@ -65,8 +65,14 @@ type ckWin struct {
 	NSlots             int32
 	Slots              []uint64
 	Pts                []ckPoint
-	BinSum             []float64
-	BinN               []int64
+	Bins               []ckBin
+}
+
+type ckBin struct {
+	Sum    float64
+	N      int64
+	FirstT int64
+	Last   ckPoint
 }
 
 type ckPoint struct {
@@ -146,8 +152,7 @@ func (e *Engine) Checkpoint() ([]byte, error) {
 				cw.Pts = append(cw.Pts, toCk(pt))
 			}
 			for _, b := range w.bins {
-				cw.BinSum = append(cw.BinSum, b.sum)
-				cw.BinN = append(cw.BinN, b.n)
+				cw.Bins = append(cw.Bins, ckBin{Sum: b.sum, N: b.n, FirstT: b.firstT, Last: toCk(b.last)})
 			}
 			cs.Wins = append(cs.Wins, cw)
 		}
@@ -234,11 +239,8 @@ func Restore(pipelines []Pipeline, data []byte, opts ...Option) (*Engine, error)
 			for _, pt := range cw.Pts {
 				w.pts = append(w.pts, fromCk(pt))
 			}
-			if len(cw.BinSum) != len(cw.BinN) {
-				return nil, fmt.Errorf("%w: window bins do not match", ErrCheckpoint)
-			}
-			for j := range cw.BinSum {
-				w.bins = append(w.bins, bin{sum: cw.BinSum[j], n: cw.BinN[j]})
+			for _, b := range cw.Bins {
+				w.bins = append(w.bins, bin{sum: b.Sum, n: b.N, firstT: b.FirstT, last: fromCk(b.Last)})
 			}
 			s.wins = append(s.wins, w)
 			if j == cs.Cur {

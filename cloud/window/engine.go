@@ -597,8 +597,10 @@ func (w *win) init(p *pipe, sp Span, bins bool) {
 
 // bin accumulates the readings of one coverage slot for EnergyBinned.
 type bin struct {
-	sum float64
-	n   int64
+	sum    float64
+	n      int64
+	firstT int64
+	last   point
 }
 
 func (e *Engine) release(w *win) {
@@ -637,8 +639,15 @@ func (w *win) add(p *pipe, r *Reading, needPts bool) {
 	slot := (r.TimeNs - w.start) / p.slotW
 	w.slots[slot>>6] |= 1 << (slot & 63)
 	if len(w.bins) > 0 {
-		w.bins[slot].sum += v
-		w.bins[slot].n++
+		b := &w.bins[slot]
+		if b.n == 0 || pt.t < b.firstT {
+			b.firstT = pt.t
+		}
+		if b.n == 0 || cmpPoint(pt, b.last) > 0 {
+			b.last = pt
+		}
+		b.sum += v
+		b.n++
 	}
 	if needPts {
 		if n := len(w.pts); n > 0 && cmpPoint(pt, w.pts[n-1]) < 0 {
@@ -692,15 +701,7 @@ func (p *pipe) value(w *win, f Func, q wire.Quantity) (v float64, resets int) {
 	case EnergyIntegral:
 		return IntegrateStep(w.sorted(), w.end, p.maxGap), 0
 	case EnergyBinned:
-		var wh float64
-		for i, b := range w.bins {
-			if b.n > 0 {
-				from := w.start + int64(i)*p.slotW
-				width := min(p.slotW, w.end-from)
-				wh += b.sum / float64(b.n) * float64(width)
-			}
-		}
-		return wh / nsPerHour, 0
+		return BinnedEnergy(w.bins, w.end, p.maxGap), 0
 	}
 	return 0, 0
 }
@@ -731,6 +732,35 @@ func IntegrateStep(pts []point, end, maxGap int64) float64 {
 		}
 		if dt := min(next-pt.t, maxGap); dt > 0 {
 			e += pt.v * float64(dt)
+		}
+	}
+	return e / nsPerHour
+}
+
+// BinnedEnergy integrates power (W) kept as per-slot summaries into Wh.
+// Within a slot, the readings before the last stand for the span from the
+// first reading to the last at their mean power (exact for regular
+// sampling); the last reading holds until the next reading, at most
+// maxGap, never past end.
+func BinnedEnergy(bins []bin, end, maxGap int64) float64 {
+	var e float64
+	for i := range bins {
+		b := &bins[i]
+		if b.n == 0 {
+			continue
+		}
+		if b.n > 1 {
+			e += (b.sum - b.last.v) / float64(b.n-1) * float64(b.last.t-b.firstT)
+		}
+		next := end
+		for j := i + 1; j < len(bins); j++ {
+			if bins[j].n > 0 {
+				next = bins[j].firstT
+				break
+			}
+		}
+		if hold := min(maxGap, next-b.last.t, end-b.last.t); hold > 0 {
+			e += b.last.v * float64(hold)
 		}
 	}
 	return e / nsPerHour

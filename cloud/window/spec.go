@@ -59,17 +59,17 @@ const (
 	EnergyCounter
 	EnergyIntegral
 	Readings
-	// Energy is EnergyCounter for energy series and EnergyIntegral for
-	// every other quantity, so one pipeline covers meters of both kinds.
+	// Energy is EnergyCounter for energy series and EnergyBinned for every
+	// other quantity, so one pipeline covers meters of both kinds.
 	Energy
-	// EnergyBinned integrates power (W) into Wh per coverage slot: each
-	// slot contributes the mean of its readings times its width; empty
-	// slots contribute nothing (they are the gaps Coverage reports). It
-	// keeps one sum and count per slot instead of every reading, so a day
-	// of 1 Hz power costs a few KB, not MB. It assumes a slot's readings
-	// represent the whole slot: set MaxGap to at least the sampling
-	// interval, and expect a partly covered first or last slot to be
-	// extrapolated to its full width.
+	// EnergyBinned integrates power (W) into Wh from per-slot summaries
+	// (slots are the Coverage slots): within a slot, the readings before the
+	// last stand at their mean power for the span from the first reading to
+	// the last, and the last reading holds until the next reading, at most
+	// MaxGap. For regular sampling it equals EnergyIntegral; in an
+	// irregularly sampled slot it weights readings equally, and a gap
+	// inside one slot is bridged. It keeps ~64 B per slot instead of 40 B
+	// per reading, so a day of 1 Hz power costs kilobytes, not megabytes.
 	EnergyBinned
 )
 
@@ -111,7 +111,7 @@ func (f Func) resolve(q wire.Quantity) Func {
 	if q == wire.Quantity_QUANTITY_ENERGY {
 		return EnergyCounter
 	}
-	return EnergyIntegral
+	return EnergyBinned
 }
 
 // Selector picks input series by glob patterns (path.Match syntax) on device,

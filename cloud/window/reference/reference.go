@@ -270,7 +270,7 @@ func aggregate(p *window.Pipeline, key window.Key, start, end int64, rs []window
 		var v float64
 		f := a.Func
 		if f == window.Energy {
-			f = window.EnergyIntegral
+			f = window.EnergyBinned
 			if key.Quantity == wire.Quantity_QUANTITY_ENERGY {
 				f = window.EnergyCounter
 			}
@@ -308,22 +308,7 @@ func aggregate(p *window.Pipeline, key window.Key, start, end int64, rs []window
 				}
 			}
 		case window.EnergyBinned:
-			// Mean power of each slot times the slot's width (the last slot
-			// may be cut by the window end).
-			slot := int64(p.CoverageSlot())
-			sums, counts := map[int64]float64{}, map[int64]int64{}
-			for _, r := range rs {
-				b := (r.TimeNs - start) / slot
-				sums[b] += r.Value
-				counts[b]++
-			}
-			for b := int64(0); start+b*slot < end; b++ {
-				if counts[b] > 0 {
-					width := min(slot, end-(start+b*slot))
-					v += sums[b] / float64(counts[b]) * float64(width)
-				}
-			}
-			v /= float64(time.Hour)
+			v = binned(p, start, end, rs)
 		case window.EnergyIntegral:
 			maxGap := int64(p.MaxGap)
 			if maxGap == 0 {
@@ -466,4 +451,39 @@ func sessions(p *window.Pipeline, key window.Key, rs []window.Reading, wm int64)
 		i = j
 	}
 	return out
+}
+
+// binned is EnergyBinned from the sorted readings: per slot, the readings
+// before the last at their mean power from the first reading to the last,
+// then the last value held until the next reading, at most max_gap, never
+// past the window end.
+func binned(p *window.Pipeline, start, end int64, rs []window.Reading) float64 {
+	slot := int64(p.CoverageSlot())
+	maxGap := int64(p.MaxGap)
+	if maxGap == 0 {
+		maxGap = int64(time.Second)
+	}
+	var e float64
+	for i := 0; i < len(rs); {
+		b := (rs[i].TimeNs - start) / slot
+		j := i
+		var sum float64
+		for j < len(rs) && (rs[j].TimeNs-start)/slot == b {
+			sum += rs[j].Value
+			j++
+		}
+		first, last := rs[i], rs[j-1]
+		if n := j - i; n > 1 {
+			e += (sum - last.Value) / float64(n-1) * float64(last.TimeNs-first.TimeNs)
+		}
+		next := end
+		if j < len(rs) {
+			next = rs[j].TimeNs
+		}
+		if hold := min(maxGap, next-last.TimeNs, end-last.TimeNs); hold > 0 {
+			e += last.Value * float64(hold)
+		}
+		i = j
+	}
+	return e / float64(time.Hour)
 }

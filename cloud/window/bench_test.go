@@ -138,7 +138,7 @@ func BenchmarkTumblingStatsFromWire(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	n := 0
-	var r window.Reading
+	var rs []window.Reading
 	for i := 0; n < b.N; i++ {
 		batch, err := wire.DecodeBatch(payloads[i%devices])
 		if err != nil {
@@ -146,13 +146,11 @@ func BenchmarkTumblingStatsFromWire(b *testing.B) {
 		}
 		// Replays shift by a minute per round so windows keep closing.
 		shift := int64(i/devices) * int64(time.Minute)
-		for _, wr := range batch.Readings {
-			r = window.Reading{
-				Device: batch.DeviceId, Channel: wr.Channel, Quantity: wr.Quantity, TimeNs: wr.WallNs + shift,
-				Value: wr.Value, Quality: wr.TimeQuality, SeqEpoch: batch.SeqEpoch, Seq: wr.Seq,
-			}
-			eng.Apply(&r)
+		rs = window.AppendBatch(rs[:0], batch)
+		for j := range rs {
+			rs[j].TimeNs += shift
 		}
+		eng.ApplyBatch(rs)
 		n += len(batch.Readings)
 		if i%1000 == 999 {
 			eng.Recycle(eng.TakeOutput())

@@ -23,6 +23,7 @@ type ckState struct {
 	Version     int
 	Fingerprint [32]byte
 	Now         int64
+	IdleScan    int64
 	Applied     uint64
 	Stats       Stats
 	Devices     []ckDevice
@@ -126,7 +127,7 @@ func (e *Engine) Checkpoint() ([]byte, error) {
 	}
 	st := ckState{
 		Version: checkpointVersion, Fingerprint: fingerprint(e.pipes),
-		Now: e.now, Applied: e.applied, Stats: e.stats,
+		Now: e.now, IdleScan: e.nextIdleScan, Applied: e.applied, Stats: e.stats,
 	}
 	for _, d := range e.devs {
 		st.Devices = append(st.Devices, ckDevice{Name: d.name, Has: d.has, MaxT: d.maxT, LastSeen: d.lastSeen, Zone: d.zone})
@@ -206,7 +207,7 @@ func Restore(pipelines []Pipeline, data []byte, opts ...Option) (*Engine, error)
 	if st.Fingerprint != fingerprint(e.pipes) {
 		return nil, fmt.Errorf("%w: taken with a different pipeline configuration", ErrCheckpoint)
 	}
-	e.now, e.applied, e.stats = st.Now, st.Applied, st.Stats
+	e.now, e.nextIdleScan, e.applied, e.stats = st.Now, st.IdleScan, st.Applied, st.Stats
 	for _, cd := range st.Devices {
 		di := e.deviceIndex(cd.Name)
 		d := &e.devs[di]

@@ -35,9 +35,11 @@ type Engine struct {
 	series      []series
 	dps         []devPipe
 
-	now     int64
-	applied uint64
-	zones   map[string]*time.Location
+	now          int64
+	nextIdleScan int64
+	minIdle      int64 // shortest idle timeout of any pipeline, 0 if none
+	applied      uint64
+	zones        map[string]*time.Location
 
 	out   Output
 	spare Output
@@ -218,6 +220,9 @@ func New(pipelines []Pipeline, opts ...Option) (*Engine, error) {
 		}
 		seen[p.spec.Name] = true
 		e.pipes = append(e.pipes, p)
+		if p.idle > 0 && (e.minIdle == 0 || p.idle < e.minIdle) {
+			e.minIdle = p.idle
+		}
 	}
 	return e, nil
 }
@@ -884,6 +889,13 @@ func (e *Engine) advance(dpi int32, wm int64) {
 // than their pipeline's idle timeout.
 func (e *Engine) Advance(nowNs int64) {
 	e.now = max(e.now, nowNs)
+	// Scanning every device is O(devices): do it at most 16 times per
+	// shortest idle timeout, so provisional results come within
+	// idle_timeout·(1+1/16) of a device's last reading.
+	if e.minIdle == 0 || e.now < e.nextIdleScan {
+		return
+	}
+	e.nextIdleScan = e.now + max(e.minIdle/16, 1)
 	for dpi := range e.dps {
 		dp := &e.dps[dpi]
 		p := e.pipes[dp.pipe]

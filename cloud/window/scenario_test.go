@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gridedge/gridedge/cloud/window"
+	"github.com/gridedge/gridedge/shared/wire"
 )
 
 var t0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC).UnixNano()
@@ -329,5 +330,27 @@ func TestBinnedEnergyEqualsStepForRegularSampling(t *testing.T) {
 	}
 	if r.Coverage >= 1 || r.Coverage < 0.9 {
 		t.Fatalf("coverage %v with a 5-minute outage", r.Coverage)
+	}
+}
+
+func TestAppendBatchFromWire(t *testing.T) {
+	data, err := wire.EncodeBatch(&wire.Batch{DeviceId: "gw-1", SeqEpoch: 9, BootId: "b", Readings: []*wire.Reading{
+		{Seq: 4, Channel: "mains", Quantity: power, Value: 230.5, WallNs: sec(1), TimeQuality: synced},
+		{Seq: 5, Channel: "meter", Quantity: energy, Value: 1e6, WallNs: sec(2), TimeQuality: wire.TimeQuality_TIME_QUALITY_ESTIMATED, TimeErrorNs: 5},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := wire.DecodeBatch(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := window.AppendBatch(nil, b)
+	want := []window.Reading{
+		{Device: "gw-1", Channel: "mains", Quantity: power, TimeNs: sec(1), Value: 230.5, Quality: synced, SeqEpoch: 9, Seq: 4},
+		{Device: "gw-1", Channel: "meter", Quantity: energy, TimeNs: sec(2), Value: 1e6, Quality: wire.TimeQuality_TIME_QUALITY_ESTIMATED, SeqEpoch: 9, Seq: 5},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %+v", got)
 	}
 }

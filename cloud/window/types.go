@@ -96,3 +96,15 @@ type Output struct {
 	Results []Result
 	Late    []LateReading
 }
+
+// AppendBatch appends the readings of a decoded, validated batch to dst as
+// engine readings. Strings are shared with the batch, not copied.
+func AppendBatch(dst []Reading, b *wire.Batch) []Reading {
+	for _, r := range b.Readings {
+		dst = append(dst, Reading{
+			Device: b.DeviceId, Channel: r.Channel, Quantity: r.Quantity, TimeNs: r.WallNs,
+			Value: r.Value, Quality: r.TimeQuality, SeqEpoch: b.SeqEpoch, Seq: r.Seq,
+		})
+	}
+	return dst
+}

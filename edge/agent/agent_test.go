@@ -107,7 +107,7 @@ channels:
 }
 
 // ackAll subscribes like a collector and acks every batch.
-func ackAll(t *testing.T, url string) {
+func ackAll(t testing.TB, url string) {
 	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(url).SetClientID("collector").SetOrderMatters(false))
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatal(tok.Error())

@@ -1,0 +1,149 @@
+package buffer
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gridedge/gridedge/shared/wire"
+)
+
+func benchReading(i int) *wire.Reading {
+	return &wire.Reading{Channel: "mains", Quantity: wire.Quantity_QUANTITY_ACTIVE_POWER, Value: 1234.5 + float64(i%100),
+		WallNs: 1_790_000_000_000_000_000 + int64(i)*1e9, MonoNs: 1e12 + int64(i)*1e9, TimeQuality: wire.TimeQuality_TIME_QUALITY_SYNCED}
+}
+
+// procWriteBytes is what this process has caused to be written to storage
+// (Linux /proc/self/io write_bytes), or -1 when unavailable.
+func procWriteBytes() int64 {
+	f, err := os.Open("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "write_bytes: "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err == nil {
+				return n
+			}
+		}
+	}
+	return -1
+}
+
+func benchOpen(b *testing.B) *Buffer {
+	b.Helper()
+	root := b.TempDir()
+	buf, err := Open(filepath.Join(root, "buf"), filepath.Join(root, "state"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return buf
+}
+
+// benchAppend appends b.N readings, per readings in each Append call, and
+// reports throughput, disk growth and bytes written to storage per reading
+// (including the final sync).
+func benchAppend(b *testing.B, per int) {
+	buf := benchOpen(b)
+	defer buf.Close()
+	rs := make([]*wire.Reading, per)
+	wb0 := procWriteBytes()
+	disk0 := dirSize(buf.dir)
+	start := time.Now()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += per {
+		for k := range rs {
+			rs[k] = benchReading(i + k)
+		}
+		if err := buf.Append("boot", rs...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := buf.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	n := float64(((b.N + per - 1) / per) * per)
+	b.ReportMetric(n/time.Since(start).Seconds(), "readings/s")
+	b.ReportMetric(float64(dirSize(buf.dir)-disk0)/n, "disk-B/reading")
+	if wb := procWriteBytes(); wb0 >= 0 && wb >= 0 {
+		b.ReportMetric(float64(wb-wb0)/n, "written-B/reading")
+	}
+}
+
+func BenchmarkAppend1(b *testing.B)  { benchAppend(b, 1) }
+func BenchmarkAppend8(b *testing.B)  { benchAppend(b, 8) }
+func BenchmarkAppend64(b *testing.B) { benchAppend(b, 64) }
+
+func fillBench(b *testing.B, buf *Buffer, n int) {
+	b.Helper()
+	rs := make([]*wire.Reading, 0, 500)
+	for i := 0; i < n; i++ {
+		rs = append(rs, benchReading(i))
+		if len(rs) == cap(rs) || i == n-1 {
+			if err := buf.Append("boot", rs...); err != nil {
+				b.Fatal(err)
+			}
+			rs = rs[:0]
+		}
+	}
+}
+
+// BenchmarkRead reads batches of 500 (the publisher's default batch) from
+// a buffer of 100k readings.
+func BenchmarkRead500(b *testing.B) {
+	buf := benchOpen(b)
+	defer buf.Close()
+	const held = 100_000
+	fillBench(b, buf, held)
+	b.ResetTimer()
+	start := time.Now()
+	var after uint64
+	read := 0
+	for i := 0; i < b.N; i++ {
+		recs, err := buf.Read(after, 500)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(recs) == 0 {
+			after = 0
+			continue
+		}
+		after = recs[len(recs)-1].Seq
+		read += len(recs)
+	}
+	b.ReportMetric(float64(read)/time.Since(start).Seconds(), "readings/s")
+}
+
+// BenchmarkDelete500 deletes acked ranges of 500 readings, as one ack per
+// batch does.
+func BenchmarkDelete500(b *testing.B) {
+	buf := benchOpen(b)
+	defer buf.Close()
+	fillBench(b, buf, b.N*500)
+	wb0 := procWriteBytes()
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		first := uint64(i*500 + 1)
+		n, err := buf.Delete(buf.SeqEpoch(), &wire.SeqRange{First: first, Last: first + 499})
+		if err != nil || n != 500 {
+			b.Fatalf("deleted %d: %v", n, err)
+		}
+	}
+	if err := buf.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*500)/time.Since(start).Seconds(), "readings/s")
+	if wb := procWriteBytes(); wb0 >= 0 && wb >= 0 {
+		b.ReportMetric(float64(wb-wb0)/float64(b.N*500), "written-B/reading")
+	}
+}

@@ -56,7 +56,7 @@ channels:
 		var after syscall.Rusage
 		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
 		st := a.Stats()
-		cpu := time.Duration(after.Utime.Nano()+after.Stime.Nano()-before.Utime.Nano()-before.Stime.Nano())
+		cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		b.ReportMetric(float64(st.Generated), "readings")

@@ -50,6 +50,7 @@ type Collector struct {
 	ready     chan struct{}
 	readyOnce sync.Once
 	connected atomic.Bool
+	running   atomic.Bool
 
 	// handling guards the ack channel and the store against being closed
 	// under a message handler.
@@ -181,8 +182,11 @@ func (c *Collector) health() error {
 
 // Run connects to the broker, subscribes and serves the API until ctx ends,
 // then disconnects and closes the store. It returns nil after a clean
-// shutdown. A Collector runs once.
+// shutdown. A Collector runs once; a second call returns an error.
 func (c *Collector) Run(ctx context.Context) error {
+	if !c.running.CompareAndSwap(false, true) {
+		return errors.New("collector: Run called twice")
+	}
 	defer c.Close()
 	httpErr := make(chan error, 1)
 	go func() {
@@ -192,7 +196,8 @@ func (c *Collector) Run(ctx context.Context) error {
 	}()
 	var ackers sync.WaitGroup
 	client := paho.NewClient(c.mqttOptions())
-	ackers.Go(func() { c.publishAcks(client) })
+	giveUp := make(chan struct{})
+	ackers.Go(func() { c.publishAcks(client, giveUp) })
 	c.log.Info("collector starting", "mqtt", c.mqttURL, "client_id", c.cfg.ClientID, "http", c.HTTPAddr(), "data_dir", c.cfg.DataDir)
 	// With ConnectRetry the token completes only once connected; the
 	// OnConnect handler subscribes, so nothing waits on it here.
@@ -204,16 +209,20 @@ func (c *Collector) Run(ctx context.Context) error {
 	case err = <-httpErr:
 	}
 	c.log.Info("collector stopping")
-	client.Disconnect(1000)
-	c.connected.Store(false)
-	// A handler may still be running on paho's router goroutine; once it
-	// returns, later ones see closed and do nothing, so the ack channel can
-	// be closed safely.
+	// Stop taking messages first: a handler still running on paho's router
+	// goroutine finishes, later ones return without acking, so the broker
+	// keeps them for the next start. Then publish the acks already queued
+	// while still connected (bounded by one ack timeout), then disconnect.
 	c.handling.Lock()
 	c.closed = true
 	close(c.acks)
 	c.handling.Unlock()
+	drain := time.AfterFunc(c.cfg.AckTimeout, func() { close(giveUp) })
 	ackers.Wait()
+	drain.Stop()
+	client.Disconnect(1000)
+	c.connected.Store(false)
+	c.m.connected.Set(0)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if serr := c.httpSrv.Shutdown(shutdownCtx); serr != nil && err == nil {
@@ -235,7 +244,8 @@ func (c *Collector) mqttOptions() *paho.ClientOptions {
 		SetConnectRetryInterval(time.Second).
 		SetMaxReconnectInterval(10 * time.Second).
 		SetKeepAlive(30 * time.Second).
-		SetOrderMatters(true). // one batch at a time, in order, PUBACK after it is stored
+		SetOrderMatters(true).    // one batch at a time, in arrival order
+		SetAutoAckDisabled(true). // PUBACK only once a message is handled (onMessage)
 		SetDefaultPublishHandler(c.onMessage)
 	o.SetOnConnectHandler(func(cl paho.Client) {
 		// Subscribe on every connect: the session may be new (first start,
@@ -268,15 +278,18 @@ func (c *Collector) mqttOptions() *paho.ClientOptions {
 	return o
 }
 
-// onMessage runs on paho's router goroutine, one message at a time; paho
-// sends the PUBACK to the broker after it returns, so a message is only
-// released by the broker once its batch is durable (or dead-lettered).
+// onMessage runs on paho's router goroutine, one message at a time. It
+// sends the PUBACK (m.Ack) only once the message is handled: stored durably,
+// dead-lettered, or failed in the store (the agent resends those). A message
+// arriving during shutdown is left unacknowledged, so the broker redelivers
+// it to the persistent session after the restart.
 func (c *Collector) onMessage(_ paho.Client, m paho.Message) {
 	c.handling.RLock()
 	defer c.handling.RUnlock()
 	if c.closed {
 		return
 	}
+	defer m.Ack()
 	received := c.now()
 	if strings.HasSuffix(m.Topic(), "/"+string(topic.Status)) {
 		c.m.dispatched.WithLabelValues(string(topic.Status)).Inc()
@@ -303,8 +316,16 @@ func (c *Collector) onMessage(_ paho.Client, m paho.Message) {
 
 // publishAcks publishes acks off the router goroutine: waiting for a PUBACK
 // inside a message handler would stall the client's inbound processing.
-func (c *Collector) publishAcks(client paho.Client) {
+// Once giveUp is closed the remaining acks are dropped (counted) instead of
+// waited for: the agents resend those batches and get them acked then.
+func (c *Collector) publishAcks(client paho.Client, giveUp <-chan struct{}) {
 	for job := range c.acks {
+		select {
+		case <-giveUp:
+			c.m.acks.WithLabelValues("dropped").Inc()
+			continue
+		default:
+		}
 		payload, err := wire.EncodeAck(job.ack)
 		if err != nil {
 			c.m.acks.WithLabelValues("failed").Inc()

@@ -269,5 +269,7 @@ func Restore(pipelines []Pipeline, data []byte, opts ...Option) (*Engine, error)
 			dp.derived[derivedKey{d.Idx, d.Start}] = &derivedWin{end: d.End, revision: d.Revision}
 		}
 	}
+	e.log.Info("window: state restored", "devices", len(e.devs), "series", len(e.series),
+		"open_windows", e.stats.OpenWindows, "applied_through", e.applied)
 	return e, nil
 }

@@ -194,8 +194,8 @@ type pipe struct {
 // Option configures an Engine.
 type Option func(*Engine)
 
-// WithLogger sets the logger for rare events (a time zone that cannot be
-// loaded); the default discards.
+// WithLogger sets the logger for rare events (a series no pipeline
+// selects, a restored checkpoint); the default discards.
 func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.log = l } }
 
 // New compiles pipelines into an engine. Pipeline names must be unique.
@@ -362,6 +362,9 @@ func (e *Engine) newRoute(k routeKey) int32 {
 		rt.join = append(rt.join, ji)
 	}
 	rt.key = k
+	if len(rt.series) == 0 {
+		e.log.Debug("window: series selected by no pipeline", "device", k.device, "channel", k.channel, "quantity", k.q.Name())
+	}
 	i := int32(len(e.routeTab))
 	e.routeTab = append(e.routeTab, rt)
 	d.routes = append(d.routes, i)
@@ -702,19 +705,19 @@ func (p *pipe) value(w *win, f Func, q wire.Quantity) (v float64, resets int) {
 		n := float64(w.count)
 		return math.Sqrt(max(0, (w.s2-w.s1*w.s1/n)/(n-1))), 0
 	case EnergyCounter:
-		return CounterEnergy(w.sorted())
+		return counterEnergy(w.sorted())
 	case EnergyIntegral:
-		return IntegrateStep(w.sorted(), w.end, p.maxGap), 0
+		return integrateStep(w.sorted(), w.end, p.maxGap), 0
 	case EnergyBinned:
-		return BinnedEnergy(w.bins, w.end, p.maxGap), 0
+		return binnedEnergy(w.bins, w.end, p.maxGap), 0
 	}
 	return 0, 0
 }
 
-// CounterEnergy is the energy (Wh) a cumulative counter recorded over pts in
+// counterEnergy is the energy (Wh) a cumulative counter recorded over pts in
 // event-time order: the sum of non-negative increments; a decrease is a reset
 // after which the new value itself counts (the counter restarted from 0).
-func CounterEnergy(pts []point) (wh float64, resets int) {
+func counterEnergy(pts []point) (wh float64, resets int) {
 	for i := 1; i < len(pts); i++ {
 		d := pts[i].v - pts[i-1].v
 		if d < 0 {
@@ -726,9 +729,9 @@ func CounterEnergy(pts []point) (wh float64, resets int) {
 	return wh, resets
 }
 
-// IntegrateStep integrates power (W) over pts in event-time order into Wh:
+// integrateStep integrates power (W) over pts in event-time order into Wh:
 // each value holds until the next point, at most maxGap, never past end.
-func IntegrateStep(pts []point, end, maxGap int64) float64 {
+func integrateStep(pts []point, end, maxGap int64) float64 {
 	var e float64
 	for i, pt := range pts {
 		next := end
@@ -742,12 +745,12 @@ func IntegrateStep(pts []point, end, maxGap int64) float64 {
 	return e / nsPerHour
 }
 
-// BinnedEnergy integrates power (W) kept as per-slot summaries into Wh.
+// binnedEnergy integrates power (W) kept as per-slot summaries into Wh.
 // Within a slot, the readings before the last stand for the span from the
 // first reading to the last at their mean power (exact for regular
 // sampling); the last reading holds until the next reading, at most
 // maxGap, never past end.
-func BinnedEnergy(bins []bin, end, maxGap int64) float64 {
+func binnedEnergy(bins []bin, end, maxGap int64) float64 {
 	var e float64
 	for i := range bins {
 		b := &bins[i]
@@ -851,7 +854,7 @@ func (e *Engine) advance(dpi int32, wm int64) {
 	if len(p.derived) > 0 && len(e.fired) > 0 {
 		slices.Sort(e.fired)
 		for _, start := range slices.Compact(e.fired) {
-			e.derive(dpi, start, 0, false)
+			e.derive(dpi, start, false)
 		}
 	}
 	next := int64(never)
@@ -920,7 +923,7 @@ func (e *Engine) Advance(nowNs int64) {
 		if len(p.derived) > 0 {
 			slices.Sort(e.fired)
 			for _, start := range slices.Compact(e.fired) {
-				e.derive(int32(dpi), start, 0, true)
+				e.derive(int32(dpi), start, true)
 			}
 		}
 	}
@@ -928,7 +931,7 @@ func (e *Engine) Advance(nowNs int64) {
 
 // derive recomputes the derived series of a device-pipeline for the window
 // starting at start.
-func (e *Engine) derive(dpi int32, start, _ int64, provisional bool) {
+func (e *Engine) derive(dpi int32, start int64, provisional bool) {
 	dp := &e.dps[dpi]
 	p := e.pipes[dp.pipe]
 	if len(p.derived) == 0 {
@@ -1030,7 +1033,7 @@ func (e *Engine) flush() {
 	e.pending = e.pending[:0]
 	slices.SortFunc(derive, func(a, b dpStart) int { return cmp.Or(cmp.Compare(a.dp, b.dp), cmp.Compare(a.start, b.start)) })
 	for _, d := range slices.Compact(derive) {
-		e.derive(d.dp, d.start, 0, false)
+		e.derive(d.dp, d.start, false)
 	}
 	for _, si := range e.pendingSess {
 		s := &e.series[si]

@@ -73,13 +73,17 @@ func WithDeadLetterLimit(n int) Option { return func(s *settings) { s.deadLetter
 func WithMemTableSize(n int64) Option { return func(s *settings) { s.memTableSize = n } }
 
 // Store is the collector's Badger-backed state. Its methods are safe for
-// concurrent use.
+// concurrent use; ApplyBatch calls for different devices run in parallel.
 type Store struct {
-	db    *badger.DB
-	cfg   settings
-	log   *slog.Logger
-	seq   *badger.Sequence
-	apply sync.Mutex // one batch transaction at a time: no conflicts, no retries
+	db  *badger.DB
+	cfg settings
+	log *slog.Logger
+	seq *badger.Sequence
+	// deviceLocks serialise the batch transactions of one device (they all
+	// read and write its info key) so they never conflict; batches of
+	// different devices commit concurrently, and Badger then writes and
+	// fsyncs their commits together.
+	deviceLocks [64]sync.Mutex
 
 	deadLetterPuts atomic.Uint64
 }
@@ -202,8 +206,9 @@ type openWindow struct {
 // so a crash between them leaves a prefix stored and the redelivered batch
 // stores exactly the rest; the ack is only built after all of them.
 func (s *Store) ApplyBatch(site string, b *wire.Batch, received time.Time) (Result, error) {
-	s.apply.Lock()
-	defer s.apply.Unlock()
+	lock := &s.deviceLocks[fnv32(b.DeviceId)%uint32(len(s.deviceLocks))]
+	lock.Lock()
+	defer lock.Unlock()
 	total := Result{Seqs: make([]uint64, 0, len(b.Readings))}
 	// A seq repeated across chunks is caught by the dedup index, because the
 	// earlier chunk is committed first.
@@ -478,3 +483,13 @@ func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error("badger: " + fmt.
 func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn("badger: " + fmt.Sprintf(f, a...)) }
 func (b badgerLogger) Infof(f string, a ...any)    { b.l.Info("badger: " + fmt.Sprintf(f, a...)) }
 func (b badgerLogger) Debugf(f string, a ...any)   { b.l.Debug("badger: " + fmt.Sprintf(f, a...)) }
+
+// fnv32 is FNV-1a, enough to spread device ids over lock stripes.
+func fnv32(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
+}

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -385,6 +387,46 @@ func TestWindowsQueryRanges(t *testing.T) {
 	} {
 		if got := count(c.q); got != c.want {
 			t.Errorf("query %+v: %d windows, want %d", c.q, got, c.want)
+		}
+	}
+}
+
+func TestConcurrentApplyIsExact(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := 0; g < 8; g++ {
+		wg.Go(func() {
+			for i := 0; i < 20; i++ {
+				// Every goroutine sends every batch of two devices: each
+				// reading must be stored once whoever wins.
+				for _, dev := range []string{"a", fmt.Sprintf("d%d", g%4)} {
+					if _, err := s.ApplyBatch("s", batch(dev, 1, uint64(i*10), 10, t0), t0); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for _, dev := range []string{"a", "d0", "d1", "d2", "d3"} {
+		info, _, err := s.Device(dev)
+		if err != nil || info.ReadingsStored != 200 {
+			t.Fatalf("%s: %d readings stored (%v), want 200", dev, info.ReadingsStored, err)
+		}
+		ws, _ := s.Windows(WindowQuery{Device: dev, Size: time.Minute})
+		var n uint64
+		for _, w := range ws {
+			n += w.Count
+		}
+		if n != 200 {
+			t.Fatalf("%s: windows count %d readings, want 200", dev, n)
 		}
 	}
 }

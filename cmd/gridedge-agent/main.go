@@ -18,15 +18,13 @@ import (
 	"syscall"
 
 	"github.com/gridedge/gridedge/edge/agent"
+	"github.com/gridedge/gridedge/edge/clock"
 	"github.com/gridedge/gridedge/edge/config"
 	"github.com/gridedge/gridedge/edge/sdnotify"
 	"github.com/gridedge/gridedge/edge/sensor"
-	"github.com/gridedge/gridedge/hardware/ade7953"
-	"github.com/gridedge/gridedge/hardware/ina219"
-	"github.com/gridedge/gridedge/hardware/ina226"
-	"github.com/gridedge/gridedge/hardware/pulse"
-	"github.com/gridedge/gridedge/hardware/pzem004t"
-	"github.com/gridedge/gridedge/hardware/sdm"
+	"github.com/gridedge/gridedge/edge/sim"
+	"github.com/gridedge/gridedge/hardware/host"
+	hwregistry "github.com/gridedge/gridedge/hardware/registry"
 )
 
 // version is set at build time: -ldflags "-X main.version=v1.2.3".
@@ -37,8 +35,13 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "status" {
-		return statusCmd(args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "status":
+			return statusCmd(args[1:], stdout, stderr)
+		case "probe":
+			return probeCmd(args[1:], stdout, stderr)
+		}
 	}
 	fs := flag.NewFlagSet("gridedge-agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -47,7 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: gridedge-agent [-config FILE] [-log-level LEVEL]\n"+
-			"       gridedge-agent status [-config FILE] [-json]\n\n"+
+			"       gridedge-agent status [-config FILE] [-json]\n"+
+			"       gridedge-agent probe [-i2c BUSES] [-serial PORTS]\n\n"+
 			"Samples the configured sensors, buffers readings durably and forwards them\n"+
 			"to the collector over MQTT. Sensor drivers: %v\n\nFlags:\n", registry().Names())
 		fs.PrintDefaults()
@@ -76,8 +80,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	h := host.New(log)
+	env := h.Env("", log)
+	src, closeRTC, err := systemClock(cfg, env, log)
+	if err != nil {
+		log.Error("start failed", "err", err)
+		return 1
+	}
+	defer closeRTC()
 	a, err := agent.New(cfg, agent.WithRegistry(registry()), agent.WithLogger(log), agent.WithVersion(version),
-		agent.WithSensorEnv(hostEnv(log)))
+		agent.WithSensorEnv(env), agent.WithClock(src))
 	if err != nil {
 		log.Error("start failed", "err", err)
 		return 1
@@ -114,11 +126,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 // registry holds every hardware driver this build supports.
 func registry() *sensor.Registry {
 	r := sensor.NewRegistry()
-	for _, d := range []sensor.Driver{ina219.Driver(), ina226.Driver(), ade7953.Driver(), pzem004t.Driver(), pulse.Driver()} {
-		r.Register(d)
-	}
-	for _, d := range sdm.Drivers() {
-		r.Register(d)
-	}
+	hwregistry.Register(r)
+	r.Register(sim.HouseholdDriver())
 	return r
+}
+
+// systemClock builds the kernel-backed clock, with the DS3231 when the
+// configuration names its bus. An RTC that cannot be opened is logged and
+// left out: the agent still runs, its readings marked estimated until NTP
+// syncs.
+func systemClock(cfg config.Config, env sensor.Env, log *slog.Logger) (*clock.System, func(), error) {
+	opts := []clock.Option{clock.WithLogger(log)}
+	closeRTC := func() {}
+	if cfg.Clock.RTCBus != "" {
+		rtc, err := hwregistry.OpenRTC(env, cfg.Clock.RTCBus)
+		if err != nil {
+			log.Warn("clock.rtc_i2c_bus: RTC not available, continuing without it", "bus", cfg.Clock.RTCBus, "err", err)
+		} else {
+			opts = append(opts, clock.WithRTC(rtc))
+			closeRTC = func() { _ = rtc.Close() }
+		}
+	}
+	src, err := clock.NewSystem(opts...)
+	if err != nil {
+		closeRTC()
+		return nil, nil, fmt.Errorf("clock: %w", err)
+	}
+	return src, closeRTC, nil
 }

@@ -58,7 +58,8 @@ type settings struct {
 // WithRegistry sets the sensor drivers channels may name.
 func WithRegistry(r *sensor.Registry) Option { return func(s *settings) { s.registry = r } }
 
-// WithClock sets the time source (default: clock.NewSystem, run by Run).
+// WithClock sets the time source (default: clock.NewSystem). If the source
+// has a Run(ctx) error method (clock.System does), the agent's Run runs it.
 func WithClock(src clock.Source) Option { return func(s *settings) { s.src = src } }
 
 // WithTicker sets the sampling schedule (default: SystemTicker).
@@ -246,7 +247,7 @@ func (a *Agent) run(ctx context.Context) error {
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); a.writeStatus(ctx) }()
-	if r, ok := a.src.(interface{ Run(context.Context) error }); ok && a.o.src == nil {
+	if r, ok := a.src.(interface{ Run(context.Context) error }); ok {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

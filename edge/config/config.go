@@ -50,6 +50,15 @@ type Config struct {
 	// MetricsAddr is the listen address of the Prometheus /metrics endpoint,
 	// e.g. "127.0.0.1:9273"; empty disables it.
 	MetricsAddr string `yaml:"metrics_addr"`
+	// Clock configures the time source.
+	Clock Clock `yaml:"clock"`
+}
+
+// Clock configures the time source.
+type Clock struct {
+	// RTCBus is the I²C bus of a DS3231 real-time clock ("1"); empty when
+	// none is fitted. It dates readings taken before NTP syncs.
+	RTCBus string `yaml:"rtc_i2c_bus"`
 }
 
 // MQTT is the broker connection.

@@ -171,7 +171,7 @@ func New(cfg Config, buf *buffer.Buffer, src clock.Source, opts ...Option) (*Pub
 	}
 	return &Publisher{
 		cfg: cfg, buf: buf, src: src, o: o,
-		log:         o.log.With("component", "publish", "device", cfg.DeviceID),
+		log:         o.log.With("component", "publish"),
 		dataTopic:   topic.For(cfg.Site, cfg.DeviceID, topic.Data),
 		ackTopic:    topic.For(cfg.Site, cfg.DeviceID, topic.Ack),
 		statusTopic: topic.For(cfg.Site, cfg.DeviceID, topic.Status),

@@ -172,3 +172,32 @@ func (s *householdSensor) Sense(ctx context.Context) ([]sensor.Value, error) {
 
 func (s *householdSensor) String() string { return "sim-household:" + s.channel }
 func (s *householdSensor) Close() error   { return nil }
+
+// HouseholdDriver is the household profile as a sensor driver, so the real
+// gridedge-agent can run without hardware (demos, soak tests):
+//
+//	channels:
+//	  - {name: mains, driver: sim-household, interval: 10s, quantities: [active_power, energy], options: {meter: 1, seed: 1}}
+//	  - {name: sub1, driver: sim-household, options: {meter: 1}}
+//
+// Channel names must be mains, sub1, sub2 or sub3. The energy counter starts
+// from the model's initial value at each start (it is not persisted).
+func HouseholdDriver() sensor.Driver {
+	return sensor.Driver{
+		Name:    "sim-household",
+		Summary: "simulated household meter (channels mains, sub1..sub3); options: meter, seed",
+		New: func(cfg sensor.Config, _ sensor.Env) (sensor.Sensor, error) {
+			var o struct {
+				Meter int   `yaml:"meter"`
+				Seed  int64 `yaml:"seed"`
+			}
+			if err := cfg.DecodeOptions(&o); err != nil {
+				return nil, err
+			}
+			if o.Seed == 0 {
+				o.Seed = 1
+			}
+			return newHouseholdSensor(NewHousehold(o.Seed, o.Meter), cfg.Channel)
+		},
+	}
+}

@@ -41,6 +41,7 @@ func DefaultPipelines() []Pipeline {
 //	    max_gap: 5s
 //	    derived: [{name: rest, expr: "mains.e - sub1.e"}]
 //	    join: [mains, kettle]
+//	    active: kettle                       # rows count only while kettle != 0
 //
 // Errors name the line and the problem. Every pipeline is validated.
 func ParseConfig(data []byte) ([]Pipeline, error) {
@@ -237,6 +238,8 @@ func parsePipeline(n *yaml.Node) (Pipeline, error) {
 			var err error
 			p.Join, err = stringList(v)
 			return err
+		case "active":
+			return scalar(v, &p.Active)
 		case "derived":
 			if v.Kind != yaml.SequenceNode {
 				return lineErr(v, "derived must be a list of {name, expr}")

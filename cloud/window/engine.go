@@ -189,6 +189,7 @@ type pipe struct {
 	joinKey  string
 	joinIdx  map[string]int8
 	joinCols int
+	active   int // column that must be non-zero, -1 for none
 }
 
 // Option configures an Engine.
@@ -268,6 +269,10 @@ func compile(spec Pipeline, idx int32) (*pipe, error) {
 		}
 		p.joinCols = len(spec.Join)
 		p.joinKey = joinName(spec.Join)
+	}
+	p.active = slices.Index(spec.Join, spec.Active)
+	if spec.Active == "" {
+		p.active = -1
 	}
 	return p, nil
 }

@@ -59,7 +59,7 @@ func propertyPipelines() []window.Pipeline {
 			OutOfOrderness: time.Second, AllowedLateness: 8 * time.Second, IdleTimeout: 20 * time.Second,
 		},
 		{
-			Name: "join", Inputs: []window.Selector{{Quantity: "active_power"}}, Join: []string{"a", "b"},
+			Name: "join", Inputs: []window.Selector{{Quantity: "active_power"}}, Join: []string{"a", "b"}, Active: "b",
 			Window:         window.WindowSpec{Kind: window.Session, Gap: 5 * time.Second, MinDuration: 6 * time.Second},
 			Aggregations:   []window.Aggregation{{Name: "count", Func: window.Count}, {Name: "rows", Func: window.Readings}, {Name: "mean", Func: window.Mean}},
 			OutOfOrderness: 2 * time.Second, AllowedLateness: 10 * time.Second, IdleTimeout: 20 * time.Second,
@@ -131,7 +131,7 @@ func generate(rng *rand.Rand) []arrival {
 			}
 			emit("a", power, float64(rng.IntN(4000))/4)
 			if rng.IntN(5) != 0 {
-				emit("b", power, float64(rng.IntN(2000))/4)
+				emit("b", power, float64(rng.IntN(8)/4)) // an on/off-like state, often 0
 			}
 			if rng.IntN(3) == 0 {
 				if rng.IntN(25) == 0 {
@@ -209,6 +209,7 @@ func TestPropertyEngineEqualsReference(t *testing.T) {
 	pipes := propertyPipelines()
 	zones := map[string]string{"dev0": "Europe/Paris", "dev1": "America/New_York"}
 	var provisional, provThenFinal, refires, late, retracted int
+	perPipeline := map[string]int{}
 	for seed := range uint64(seeds) {
 		rng := rand.New(rand.NewPCG(seed, 0x5eed))
 		arrivals := dedup(generate(rng))
@@ -283,6 +284,9 @@ func TestPropertyEngineEqualsReference(t *testing.T) {
 		late += len(lateOut)
 		reference.SortResults(finals)
 		compareResults(t, seed, finals, want.Final)
+		for _, r := range finals {
+			perPipeline[r.Pipeline]++
+		}
 		if len(lateOut) != len(want.Late) {
 			t.Fatalf("seed %d: %d late readings, reference %d", seed, len(lateOut), len(want.Late))
 		}
@@ -297,6 +301,12 @@ func TestPropertyEngineEqualsReference(t *testing.T) {
 		t.Fatalf("generator too tame: provisional %d, provisional then final %d, refires %d, late %d, retracted %d",
 			provisional, provThenFinal, refires, late, retracted)
 	}
+	for _, p := range pipes {
+		if perPipeline[p.Name] == 0 {
+			t.Fatalf("pipeline %s produced no final result in any seed", p.Name)
+		}
+	}
+	t.Logf("final results per pipeline: %v", perPipeline)
 	t.Logf("%d seeds: %d windows still provisional, %d finalised after provisional, %d re-fires, %d late, %d retracted",
 		seeds, provisional, provThenFinal, refires, late, retracted)
 }

@@ -177,7 +177,7 @@ func TestSlidingSnapshotRows(t *testing.T) {
 // each emitted as one record of joined rows.
 func TestJoinedSessions(t *testing.T) {
 	eng := mustEngine(t, window.Pipeline{
-		Name: "train", Inputs: []window.Selector{{}}, Join: []string{"mains", "kettle"},
+		Name: "train", Inputs: []window.Selector{{}}, Join: []string{"mains", "kettle"}, Active: "kettle",
 		Window:          window.WindowSpec{Kind: window.Session, Gap: 5 * time.Second, MinDuration: 30 * time.Second},
 		Aggregations:    []window.Aggregation{{Name: "rows", Func: window.Readings}, {Name: "mean_mains", Func: window.Mean}},
 		AllowedLateness: 10 * time.Second,
@@ -187,16 +187,20 @@ func TestJoinedSessions(t *testing.T) {
 		seq++
 		eng.Apply(reading("home", ch, sec(at), v, seq))
 	}
-	// Session A: 0..40 s (41 rows). Gap. Session B: 50..60 s (too short).
-	// Session C: 70..105 s, then a far reading closes it.
-	for _, span := range [][2]int{{0, 40}, {50, 60}, {70, 105}} {
-		for s := span[0]; s <= span[1]; s++ {
-			emit("mains", float64(s)+0.2, 2000)
-			emit("kettle", float64(s)+0.7, 1)
+	// Both streams report every second; the kettle is on 0..40 s (41 rows),
+	// 50..60 s (too short) and 70..105 s; a second with a missing state
+	// reading (88 s) makes no row but does not split the session.
+	on := func(s int) bool { return s <= 40 || s >= 50 && s <= 60 || s >= 70 && s <= 105 }
+	for s := 0; s <= 200; s++ {
+		state := 0.0
+		if on(s) {
+			state = 1
+		}
+		emit("mains", float64(s)+0.2, 100+1900*state)
+		if s != 88 {
+			emit("kettle", float64(s)+0.7, state)
 		}
 	}
-	emit("mains", 200, 0)
-	emit("kettle", 200, 0)
 	out := eng.TakeOutput()
 	if len(out.Results) != 2 {
 		t.Fatalf("want 2 sessions, got %+v", out.Results)
@@ -205,7 +209,7 @@ func TestJoinedSessions(t *testing.T) {
 	if a.Start != sec(0) || a.End != sec(45) || len(a.Rows) != 41 || !slices.Equal(a.Rows[3].Values, []float64{2000, 1}) {
 		t.Fatalf("session A: start %d end %d rows %d", a.Start-t0, a.End-t0, len(a.Rows))
 	}
-	if c.Start != sec(70) || len(c.Rows) != 36 || c.Key.Channel != "mains+kettle" {
+	if c.Start != sec(70) || len(c.Rows) != 35 || c.Key.Channel != "mains+kettle" {
 		t.Fatalf("session C: %+v", c)
 	}
 }

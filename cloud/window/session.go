@@ -283,7 +283,7 @@ func sessionRows(p *pipe, pts []jpoint) []Row {
 				seen++
 			}
 		}
-		if seen == p.joinCols {
+		if seen == p.joinCols && (p.active < 0 || vals[p.active] != 0) {
 			rows = append(rows, Row{TimeNs: sec, Values: vals})
 		}
 	}

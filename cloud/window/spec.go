@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"time"
 
 	"github.com/gridedge/gridedge/shared/wire"
@@ -181,6 +182,11 @@ type Pipeline struct {
 	// one row stream per device (e.g. ["mains", "kettle"]); the session is
 	// over the joined rows. Empty means sessions over each series alone.
 	Join []string
+	// Active, for a joined session pipeline, names the joined channel that
+	// must be non-zero for a row to count (e.g. the appliance's on/off
+	// state), so sessions are the appliance's active periods. Empty: every
+	// complete row counts.
+	Active string
 }
 
 // Validate reports the first problem with p, naming the field.
@@ -250,6 +256,9 @@ func (p *Pipeline) Validate() error {
 	}
 	if len(p.Join) > 0 && w.Kind != Session {
 		return fmt.Errorf("pipeline %s: join is only supported with session windows", p.Name)
+	}
+	if p.Active != "" && !slices.Contains(p.Join, p.Active) {
+		return fmt.Errorf("pipeline %s: active channel %q is not in join %v", p.Name, p.Active, p.Join)
 	}
 	return nil
 }

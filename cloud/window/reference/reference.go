@@ -406,7 +406,7 @@ func sessions(p *window.Pipeline, key window.Key, rs []window.Reading, wm int64)
 			bySec[s][r.Channel] = r.Value
 		}
 		for _, s := range secs {
-			if len(bySec[s]) != len(p.Join) {
+			if len(bySec[s]) != len(p.Join) || p.Active != "" && bySec[s][p.Active] == 0 {
 				continue
 			}
 			vals := make([]float64, len(p.Join))

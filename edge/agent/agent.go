@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,6 +96,8 @@ type channel struct {
 	sensor   sensor.Sensor
 	ticker   Ticker
 	errors   atomic.Uint64
+	// agg summarises samples when the channel aggregates; nil otherwise.
+	agg *aggregator
 	// beat is the unix ns of the sampler's last round; done is set when its
 	// schedule ended. Healthy reads both.
 	beat atomic.Int64
@@ -186,7 +189,17 @@ func New(cfg config.Config, opts ...Option) (*Agent, error) {
 			return nil, fmt.Errorf("agent: channels[%d]: %w", i, err)
 		}
 		iv := cfg.Channels[i].Every()
-		a.channels = append(a.channels, &channel{cfg: sc, interval: iv, sensor: s, ticker: o.tickers(sc.Channel, iv)})
+		ch := &channel{cfg: sc, interval: iv, sensor: s, ticker: o.tickers(sc.Channel, iv)}
+		if every := cfg.Channels[i].AggregateEvery(); every > 0 {
+			integrate := slices.Contains(sc.Quantities, wire.Quantity_QUANTITY_ENERGY)
+			if ch.agg, err = newAggregator(sc.Channel, every, integrate, env.StateDir); err != nil {
+				s.Close()
+				a.closeSensors()
+				buf.Close()
+				return nil, fmt.Errorf("agent: channels[%d]: %w", i, err)
+			}
+		}
+		a.channels = append(a.channels, ch)
 	}
 
 	pub, err := publish.New(publish.Config{
@@ -293,6 +306,17 @@ func (a *Agent) run(ctx context.Context) error {
 func (a *Agent) sample(ctx context.Context, ch *channel) {
 	log := a.log.With("channel", ch.cfg.Channel)
 	defer ch.done.Store(true)
+	var lastBoot string
+	if ch.agg != nil {
+		// The window open when sampling ends is summarised, not lost.
+		defer func() {
+			out, err := ch.agg.flush()
+			if err != nil {
+				log.Error("aggregate", "err", err)
+			}
+			a.appendReadings(log, ch, lastBoot, out)
+		}()
+	}
 	var lastLogged time.Time
 	for {
 		ch.beat.Store(time.Now().UnixNano())
@@ -335,23 +359,35 @@ func (a *Agent) sample(ctx context.Context, ch *channel) {
 				WallNs: st.WallNs, MonoNs: st.MonoNs, TimeQuality: st.Quality, TimeErrorNs: st.ErrorNs,
 			})
 		}
-		if len(readings) == 0 {
-			continue
-		}
-		if err := a.buf.Append(st.BootID, readings...); err != nil {
-			a.appendErrors.Add(uint64(len(readings)))
-			log.Error("buffer append failed: readings lost", "err", err, "readings", len(readings))
-			continue
-		}
-		a.generated.Add(uint64(len(readings)))
-		if a.o.hook != nil {
-			epoch := a.buf.SeqEpoch()
-			for _, r := range readings {
-				a.o.hook(a.cfg.DeviceID, epoch, r)
+		lastBoot = st.BootID
+		if ch.agg != nil {
+			if readings, err = ch.agg.add(st, readings); err != nil {
+				log.Error("aggregate", "err", err)
 			}
 		}
-		a.pub.Notify()
+		a.appendReadings(log, ch, st.BootID, readings)
 	}
+}
+
+// appendReadings buffers readings of one boot, counts them and tells the
+// publisher.
+func (a *Agent) appendReadings(log *slog.Logger, ch *channel, bootID string, readings []*wire.Reading) {
+	if len(readings) == 0 {
+		return
+	}
+	if err := a.buf.Append(bootID, readings...); err != nil {
+		a.appendErrors.Add(uint64(len(readings)))
+		log.Error("buffer append failed: readings lost", "err", err, "readings", len(readings))
+		return
+	}
+	a.generated.Add(uint64(len(readings)))
+	if a.o.hook != nil {
+		epoch := a.buf.SeqEpoch()
+		for _, r := range readings {
+			a.o.hook(a.cfg.DeviceID, epoch, r)
+		}
+	}
+	a.pub.Notify()
 }
 
 // SamplingDone is closed once every channel has stopped sampling (its

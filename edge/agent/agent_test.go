@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -48,7 +49,7 @@ func (c *countTicker) Next(ctx context.Context) (clock.Stamp, error) {
 	}
 	w := t0.Add(time.Duration(c.k) * c.interval)
 	c.k++
-	return clock.Stamp{BootID: "boot-1", WallNs: w.UnixNano(), MonoNs: int64(c.k), Quality: wire.TimeQuality_TIME_QUALITY_SYNCED}, nil
+	return clock.Stamp{BootID: "boot-1", WallNs: w.UnixNano(), MonoNs: int64(c.k) * int64(c.interval), Quality: wire.TimeQuality_TIME_QUALITY_SYNCED}, nil
 }
 
 // fakeSensor reports the sample time's minute as its value, or fails.
@@ -70,8 +71,19 @@ func (f fakeSensor) Sense(ctx context.Context) ([]sensor.Value, error) {
 func (fakeSensor) String() string { return "fake" }
 func (fakeSensor) Close() error   { return nil }
 
+// rampSensor reports the sample time's second within the minute as power.
+type rampSensor struct{}
+
+func (rampSensor) Sense(ctx context.Context) ([]sensor.Value, error) {
+	st, _ := SampleTime(ctx)
+	return []sensor.Value{{Quantity: wire.Quantity_QUANTITY_ACTIVE_POWER, Value: float64(st.WallNs/1e9%60) * 100}}, nil
+}
+func (rampSensor) String() string { return "ramp" }
+func (rampSensor) Close() error   { return nil }
+
 func registry() *sensor.Registry {
 	r := sensor.NewRegistry()
+	r.Register(sensor.Driver{Name: "ramp", New: func(sensor.Config, sensor.Env) (sensor.Sensor, error) { return rampSensor{}, nil }})
 	r.Register(sensor.Driver{Name: "fake", New: func(cfg sensor.Config, env sensor.Env) (sensor.Sensor, error) {
 		var o struct {
 			Fail bool `yaml:"fail"`
@@ -297,5 +309,96 @@ func TestHealthyDetectsAStuckSampler(t *testing.T) {
 	err = a.healthyAt(time.Now().Add(time.Hour))
 	if err == nil || !strings.Contains(err.Error(), "channel sub1") {
 		t.Fatalf("stuck sampler not reported: %v", err)
+	}
+}
+
+func TestAggregation(t *testing.T) {
+	broker := mqtttest.Start(t)
+	ackAll(t, broker.URL())
+	dir := t.TempDir()
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`
+device_id: dev-agg
+site: site-1
+state_dir: %s
+mqtt: {url: %q}
+buffer: {dir: %s}
+channels:
+  - {name: mains, driver: ramp, interval: 10s, aggregate: 1m, quantities: [active_power, energy]}
+`, filepath.Join(dir, "state"), broker.URL(), filepath.Join(dir, "buf"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runOnce := func() []*wire.Reading {
+		var mu sync.Mutex
+		var got []*wire.Reading
+		a, err := New(cfg, WithRegistry(registry()), WithClock(fixedClock{}),
+			WithTicker(func(string, time.Duration) Ticker { return &countTicker{n: 18, interval: 10 * time.Second} }),
+			WithReadingHook(func(_ string, _ uint64, r *wire.Reading) { mu.Lock(); got = append(got, r); mu.Unlock() }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- a.Run(ctx) }()
+		wctx, wcancel := context.WithTimeout(ctx, 45*time.Second)
+		defer wcancel()
+		if err := a.WaitDrained(wctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return got
+	}
+
+	got := runOnce()
+	// Three minutes of samples at 0,10,..,50 s: power 0..5000 W.
+	// Energy: trapezoids between consecutive samples 10 s apart.
+	powers := make([]float64, 18)
+	for i := range powers {
+		powers[i] = float64(i%6) * 1000
+	}
+	energyAt := func(last int) float64 { // Wh after sample index last
+		e := 0.0
+		for i := 1; i <= last; i++ {
+			e += (powers[i-1] + powers[i]) / 2 * 10 / 3600
+		}
+		return e
+	}
+	type key struct {
+		ch string
+		q  wire.Quantity
+		m  int
+	}
+	vals := map[key]float64{}
+	for _, r := range got {
+		m := int((r.WallNs - t0.UnixNano()) / int64(time.Minute))
+		if r.WallNs != t0.Add(time.Duration(m)*time.Minute).UnixNano() {
+			t.Fatalf("summary stamped %v, not at its window's first sample", time.Unix(0, r.WallNs).UTC())
+		}
+		vals[key{r.Channel, r.Quantity, m}] = r.Value
+	}
+	if len(got) != 12 {
+		t.Fatalf("%d readings, want 3 windows x (mean, min, max, energy)", len(got))
+	}
+	p := wire.Quantity_QUANTITY_ACTIVE_POWER
+	for m := 0; m < 3; m++ {
+		if vals[key{"mains", p, m}] != 2500 || vals[key{"mains.min", p, m}] != 0 || vals[key{"mains.max", p, m}] != 5000 {
+			t.Fatalf("minute %d: mean %v min %v max %v", m, vals[key{"mains", p, m}], vals[key{"mains.min", p, m}], vals[key{"mains.max", p, m}])
+		}
+		e := vals[key{"mains", wire.Quantity_QUANTITY_ENERGY, m}]
+		if want := energyAt(6*m + 5); math.Abs(e-want) > 1e-9 {
+			t.Fatalf("minute %d: energy %v, want %v", m, e, want)
+		}
+	}
+	// The counter is persisted: a restart continues from where it stopped.
+	again := runOnce()
+	for _, r := range again {
+		if r.Quantity == wire.Quantity_QUANTITY_ENERGY && r.Value < energyAt(17) {
+			t.Fatalf("energy restarted at %v after a restart, was %v", r.Value, energyAt(17))
+		}
 	}
 }

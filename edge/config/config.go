@@ -101,7 +101,13 @@ type Channel struct {
 	// Interval is the channel's sampling interval; nil takes the top-level
 	// sample_interval. (A pointer so an explicit "0s" is reported, not
 	// silently replaced.)
-	Interval   *Duration      `yaml:"interval"`
+	Interval *Duration `yaml:"interval"`
+	// Aggregate, when set, publishes per-interval summaries instead of
+	// every sample: mean (under the channel name), min and max (channels
+	// <name>.min and <name>.max) of each quantity, counters' last value, and
+	// energy integrated from active power when the channel asks for energy
+	// and the driver gives none. It must be a multiple of Interval.
+	Aggregate  *Duration      `yaml:"aggregate"`
 	Quantities []string       `yaml:"quantities"`
 	Options    map[string]any `yaml:"options"`
 }
@@ -265,6 +271,15 @@ func (c *Config) Validate() error {
 		}
 		if ch.Interval == nil || *ch.Interval <= 0 {
 			bad(f+".interval", "must be > 0, got %q", ch.Every())
+		} else if ch.Aggregate != nil {
+			switch agg := ch.Aggregate.D(); {
+			case agg <= ch.Every():
+				bad(f+".aggregate", "must be longer than interval (%s), got %q", ch.Every(), agg)
+			case agg%ch.Every() != 0:
+				bad(f+".aggregate", "must be a multiple of interval (%s), got %q", ch.Every(), agg)
+			case len(ch.Name) > 60:
+				bad(f+".name", "at most 60 characters when aggregating (room for .min/.max), got %d", len(ch.Name))
+			}
 		}
 		for k, q := range ch.Quantities {
 			if _, err := wire.ParseQuantity(q); err != nil {
@@ -326,6 +341,15 @@ func (c *Config) SensorConfigs() []sensor.Config {
 		out = append(out, sc)
 	}
 	return out
+}
+
+// AggregateEvery is the channel's aggregation interval, 0 when it publishes
+// every sample.
+func (ch Channel) AggregateEvery() time.Duration {
+	if ch.Aggregate == nil {
+		return 0
+	}
+	return ch.Aggregate.D()
 }
 
 // Every is the channel's sampling interval (0 before defaults are applied).

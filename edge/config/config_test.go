@@ -66,6 +66,8 @@ func TestErrorsNameTheField(t *testing.T) {
 			`channels[1].name: "a" already used by channels[0]`},
 		{"bad channel name", `channels: [{name: "a/b", driver: fake}]`, `channels[0].name:`},
 		{"no driver", `channels: [{name: a}]`, `channels[0].driver: must be set`},
+		{"aggregate short", `channels: [{name: a, driver: fake, interval: 10s, aggregate: 5s}]`, `channels[0].aggregate: must be longer than interval (10s), got "5s"`},
+		{"aggregate multiple", `channels: [{name: a, driver: fake, interval: 10s, aggregate: 25s}]`, `channels[0].aggregate: must be a multiple of interval (10s), got "25s"`},
 		{"no channels", `channels: []`, `channels: at least one channel is required`},
 		{"device id", `device_id: "dev 1"`, `device_id:`},
 		{"bad url", `mqtt: {url: "http://x:1"}`, `mqtt.url: scheme "http" not supported`},

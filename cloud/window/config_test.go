@@ -38,6 +38,7 @@ func TestParseConfigErrorsNameTheLine(t *testing.T) {
 		{"bad expr", "pipelines:\n  - name: a\n    derived:\n      - name: rest\n        expr: mains.energy - - sub1.energy\n", "line 5: expression \"mains.energy - - sub1.energy\": position 16"},
 		{"invalid pipeline", "pipelines:\n  - name: a\n    inputs: [{channel: x}]\n    window: {kind: tumbling}\n    aggregations: [mean]\n", "line 2: pipeline a: tumbling window needs size > 0"},
 		{"duplicate", "pipelines:\n  - name: a\n    inputs: [{channel: x}]\n    window: {kind: day}\n    aggregations: [mean]\n  - name: a\n    inputs: [{channel: x}]\n    window: {kind: day}\n    aggregations: [mean]\n", "line 6: pipeline a already defined at line 2"},
+		{"too many sliding windows", "pipelines:\n  - name: a\n    inputs: [{channel: x}]\n    window: {kind: sliding, size: 1h, slide: 1ms}\n    aggregations: [mean]\n", "line 2: pipeline a: sliding window puts each reading in 3600000 windows"},
 		{"bad zone", "pipelines:\n  - name: a\n    time_zone: Mars/Olympus\n", "line 3: time zone \"Mars/Olympus\""},
 		{"not yaml", "pipelines: [\n", "window config: yaml"},
 		{"empty", "", "empty document"},

@@ -189,6 +189,9 @@ type Pipeline struct {
 	Active string
 }
 
+// maxWindowsPerReading bounds size/slide of sliding windows.
+const maxWindowsPerReading = 3600
+
 // Validate reports the first problem with p, naming the field.
 func (p *Pipeline) Validate() error {
 	if p.Name == "" {
@@ -213,6 +216,10 @@ func (p *Pipeline) Validate() error {
 	case Sliding:
 		if w.Size <= 0 || w.Slide <= 0 || w.Slide > w.Size {
 			return fmt.Errorf("pipeline %s: sliding window needs 0 < slide <= size", p.Name)
+		}
+		// Every reading lands in size/slide windows.
+		if w.Size/w.Slide > maxWindowsPerReading {
+			return fmt.Errorf("pipeline %s: sliding window puts each reading in %d windows (limit %d)", p.Name, w.Size/w.Slide, maxWindowsPerReading)
 		}
 	case Session:
 		if w.Gap <= 0 {

@@ -121,6 +121,7 @@ type Agent struct {
 	samplingCtx  context.Context
 	stopSampling context.CancelFunc
 	samplersDone chan struct{}
+	samplersOnce sync.Once
 
 	runOnce     sync.Once
 	closeOnce   sync.Once
@@ -248,6 +249,7 @@ func (a *Agent) run(ctx context.Context) error {
 	if a.cfg.MetricsAddr != "" {
 		serve, err := a.serveMetrics(ctx, a.cfg.MetricsAddr)
 		if err != nil {
+			a.markSamplingDone() // nothing will sample: do not leave waiters hanging
 			return errors.Join(fmt.Errorf("agent: %w", err), a.Close())
 		}
 		wg.Add(1)
@@ -292,7 +294,7 @@ func (a *Agent) run(ctx context.Context) error {
 		ch.beat.Store(time.Now().UnixNano())
 		go func() { defer samplers.Done(); a.sample(sampleCtx, ch) }()
 	}
-	go func() { samplers.Wait(); close(a.samplersDone) }()
+	go func() { samplers.Wait(); a.markSamplingDone() }()
 
 	<-ctx.Done()
 	stopSamplers()
@@ -389,6 +391,8 @@ func (a *Agent) appendReadings(log *slog.Logger, ch *channel, bootID string, rea
 	}
 	a.pub.Notify()
 }
+
+func (a *Agent) markSamplingDone() { a.samplersOnce.Do(func() { close(a.samplersDone) }) }
 
 // SamplingDone is closed once every channel has stopped sampling (its
 // schedule ended, StopSampling, or Run's context ended).

@@ -321,8 +321,8 @@ func (r Result) unackedSummary() string {
 // simBadger shrinks each meter's Badger further than the gateway tuning so
 // hundreds of meters fit in one process.
 func simBadger(o badger.Options) badger.Options {
-	return o.WithMemTableSize(2 << 20).WithBlockCacheSize(1 << 20).WithIndexCacheSize(1 << 20).
-		WithValueLogFileSize(4 << 20)
+	return o.WithMemTableSize(1 << 20).WithBlockCacheSize(512 << 10).WithIndexCacheSize(512 << 10).
+		WithValueLogFileSize(4 << 20).WithBaseTableSize(1 << 20)
 }
 
 func meterConfig(cfg Config, device string, interval time.Duration, replay bool) config.Config {

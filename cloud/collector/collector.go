@@ -46,6 +46,7 @@ type Collector struct {
 	httpSrv  *http.Server
 	mqttURL  string
 
+	pipeline  *ingest.Pipeline
 	acks      chan ackJob
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -126,6 +127,7 @@ func New(cfg Config, opts ...Option) (*Collector, error) {
 			api.WithDefaultTimeZone(cfg.SiteTZ)),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
+	c.pipeline = c.ingester.NewPipeline(cfg.IngestWorkers, 4*cfg.IngestWorkers)
 	return c, nil
 }
 
@@ -209,14 +211,15 @@ func (c *Collector) Run(ctx context.Context) error {
 	case err = <-httpErr:
 	}
 	c.log.Info("collector stopping")
-	// Stop taking messages first: a handler still running on paho's router
-	// goroutine finishes, later ones return without acking, so the broker
-	// keeps them for the next start. Then publish the acks already queued
-	// while still connected (bounded by one ack timeout), then disconnect.
+	// Stop taking messages first: later ones return without acking, so the
+	// broker keeps them for the next start. Then finish what was taken,
+	// publish the acks already owed while still connected (bounded by one
+	// ack timeout), then disconnect.
 	c.handling.Lock()
 	c.closed = true
-	close(c.acks)
 	c.handling.Unlock()
+	c.pipeline.Close() // every submitted message handled, PUBACKed and its ack queued
+	close(c.acks)
 	drain := time.AfterFunc(c.cfg.AckTimeout, func() { close(giveUp) })
 	ackers.Wait()
 	drain.Stop()
@@ -278,40 +281,44 @@ func (c *Collector) mqttOptions() *paho.ClientOptions {
 	return o
 }
 
-// onMessage runs on paho's router goroutine, one message at a time. It
-// sends the PUBACK (m.Ack) only once the message is handled: stored durably,
-// dead-lettered, or failed in the store (the agent resends those). A message
-// arriving during shutdown is left unacknowledged, so the broker redelivers
-// it to the persistent session after the restart.
+// onMessage runs on paho's router goroutine and only hands the message to
+// the ingest pipeline, so the next message can be read while this one is
+// stored. The PUBACK (m.Ack) is sent when the pipeline completes the message
+// (in arrival order): stored durably, dead-lettered, or failed in the store
+// (the agent resends those). A message arriving during shutdown is left
+// unacknowledged, so the broker redelivers it to the persistent session
+// after the restart.
 func (c *Collector) onMessage(_ paho.Client, m paho.Message) {
 	c.handling.RLock()
 	defer c.handling.RUnlock()
 	if c.closed {
 		return
 	}
-	defer m.Ack()
-	received := c.now()
+	kind := topic.Data
 	if strings.HasSuffix(m.Topic(), "/"+string(topic.Status)) {
-		c.m.dispatched.WithLabelValues(string(topic.Status)).Inc()
-		if err := c.ingester.HandleStatus(m.Topic(), m.Payload(), received); err != nil {
-			c.log.Debug("status not stored", "err", err)
-		}
-		return
+		kind = topic.Status
 	}
-	c.m.dispatched.WithLabelValues(string(topic.Data)).Inc()
-	out, err := c.ingester.HandleData(m.Topic(), m.Payload(), received)
-	if err != nil {
+	c.m.dispatched.WithLabelValues(string(kind)).Inc()
+	c.pipeline.Submit(ingest.Message{Topic: m.Topic(), Payload: m.Payload(), Received: c.now()}, func(out ingest.Outcome, err error) {
+		m.Ack()
 		var rej *ingest.RejectError
-		if !errors.As(err, &rej) {
+		switch {
+		case kind == topic.Status:
+			if err != nil {
+				c.log.Debug("status not stored", "err", err)
+			}
+		case errors.As(err, &rej):
+			// Counted and logged by the ingester; never acknowledged.
+		case err != nil:
 			c.log.Error("batch not stored; the agent will resend it", "topic", m.Topic(), "err", err)
+		default:
+			select {
+			case c.acks <- ackJob{site: out.Site, ack: out.Ack}:
+			default:
+				c.m.acks.WithLabelValues("dropped").Inc()
+			}
 		}
-		return
-	}
-	select {
-	case c.acks <- ackJob{site: out.Site, ack: out.Ack}:
-	default:
-		c.m.acks.WithLabelValues("dropped").Inc()
-	}
+	})
 }
 
 // publishAcks publishes acks off the router goroutine: waiting for a PUBACK
@@ -354,6 +361,9 @@ func (c *Collector) closeResources() error {
 	c.handling.Lock()
 	c.closed = true
 	c.handling.Unlock()
+	if c.pipeline != nil {
+		c.pipeline.Close()
+	}
 	var errs []error
 	if c.httpLn != nil {
 		if err := c.httpLn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {

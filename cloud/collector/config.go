@@ -46,6 +46,10 @@ type Config struct {
 	// AckQueue is how many acks may wait for the publisher; beyond it acks
 	// are dropped (counted) and the agent's resend brings them back.
 	AckQueue int `yaml:"ack_queue"`
+	// IngestWorkers is how many devices' batches are stored in parallel
+	// (each device's batches stay in order on one worker); parallel commits
+	// share fsyncs.
+	IngestWorkers int `yaml:"ingest_workers"`
 	// DeadLetterLimit bounds the dead-letter area; the oldest go first.
 	DeadLetterLimit int `yaml:"deadletter_limit"`
 }
@@ -67,6 +71,7 @@ func DefaultConfig() Config {
 		AckTimeout:      10 * time.Second,
 		AckQueue:        4096,
 		DeadLetterLimit: store.DefaultDeadLetterLimit,
+		IngestWorkers:   4,
 	}
 }
 
@@ -148,6 +153,9 @@ func (c Config) Validate() error {
 	}
 	if c.AckQueue < 1 {
 		return fmt.Errorf("ack_queue: %d must be at least 1", c.AckQueue)
+	}
+	if c.IngestWorkers < 1 || c.IngestWorkers > 256 {
+		return fmt.Errorf("ingest_workers: %d is outside 1..256", c.IngestWorkers)
 	}
 	if c.DeadLetterLimit < 1 {
 		return fmt.Errorf("deadletter_limit: %d must be at least 1", c.DeadLetterLimit)

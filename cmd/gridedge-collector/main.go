@@ -79,7 +79,7 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 	fs.SetOutput(out)
 	def := collector.DefaultConfig()
 	var (
-		configPath     = fs.String("config", "", "YAML configuration file (keys: mqtt_url, client_id, share_group, http_addr, data_dir, embedded_broker, window_sizes, out_of_orderness, site_tz, ack_timeout, ack_queue, deadletter_limit); flags override it")
+		configPath     = fs.String("config", "", "YAML configuration file (keys: mqtt_url, client_id, share_group, http_addr, data_dir, embedded_broker, window_sizes, out_of_orderness, site_tz, ack_timeout, ack_queue, deadletter_limit, ingest_workers); flags override it")
 		mqttURL        = fs.String("mqtt-url", def.MQTTURL, "MQTT broker, tcp://host:port (default: the embedded broker when -embedded-broker is set)")
 		clientID       = fs.String("client-id", def.ClientID, "MQTT client id; must stay the same across restarts (the broker keeps the session under it) and differ between collectors")
 		shareGroup     = fs.String("share-group", def.ShareGroup, "MQTT shared-subscription group; collectors in one group split the devices' data")
@@ -91,6 +91,7 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 		siteTZ         = fs.String("site-tz", def.SiteTZ, "IANA time zone reported for devices whose status names none")
 		ackTimeout     = fs.Duration("ack-timeout", def.AckTimeout, "how long to wait for the broker to take an end-to-end ack")
 		ackQueue       = fs.Int("ack-queue", def.AckQueue, "acks waiting to be published before new ones are dropped (the agent's resend recovers them)")
+		workers        = fs.Int("ingest-workers", def.IngestWorkers, "devices whose batches are stored in parallel (one device's batches stay in order); parallel commits share fsyncs")
 		deadLetters    = fs.Int("deadletter-limit", def.DeadLetterLimit, "dead letters kept (rejected payloads, for diagnosis); the oldest are deleted beyond it")
 		logLevel       = fs.String("log-level", "info", "debug, info, warn or error")
 		httpAddrFile   = fs.String("http-addr-file", "", "write the bound HTTP address (host:port) to this file once listening; useful with -http-addr 127.0.0.1:0")
@@ -145,6 +146,8 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 			cfg.AckTimeout = *ackTimeout
 		case "ack-queue":
 			cfg.AckQueue = *ackQueue
+		case "ingest-workers":
+			cfg.IngestWorkers = *workers
 		case "deadletter-limit":
 			cfg.DeadLetterLimit = *deadLetters
 		}

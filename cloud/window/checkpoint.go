@@ -13,7 +13,7 @@ import (
 )
 
 // checkpointVersion changes whenever the encoding below does.
-const checkpointVersion = 1
+const checkpointVersion = 2
 
 // ErrCheckpoint is wrapped by Restore errors: the bytes are not a checkpoint
 // of this engine version and configuration.
@@ -47,6 +47,7 @@ type ckRoute struct {
 
 type ckSeries struct {
 	Wins    []ckWin
+	Panes   []ckWin
 	Cur     int
 	Pts     []ckPoint // session points
 	Cols    []int8
@@ -110,6 +111,39 @@ func fingerprint(pipes []*pipe) [32]byte {
 	return sha256.Sum256(fmt.Appendf(nil, "%#v", specs))
 }
 
+func toCkWin(w *win) ckWin {
+	w.sorted()
+	cw := ckWin{
+		Start: w.start, End: w.end, Revision: w.revision, Fired: w.fired, Dirty: w.dirty,
+		Count: w.count, Sum: w.sum, Shift: w.shift, S1: w.s1, S2: w.s2, Min: w.min, Max: w.max,
+		First: toCk(w.first), Last: toCk(w.last), Worst: int32(w.worst), NSlots: w.nslots,
+		Slots: w.slots,
+	}
+	for _, pt := range w.pts {
+		cw.Pts = append(cw.Pts, toCk(pt))
+	}
+	for _, b := range w.bins {
+		cw.Bins = append(cw.Bins, ckBin{Sum: b.sum, N: b.n, FirstT: b.firstT, Last: toCk(b.last)})
+	}
+	return cw
+}
+
+func fromCkWin(cw ckWin) *win {
+	w := &win{
+		start: cw.Start, end: cw.End, revision: cw.Revision, fired: cw.Fired, dirty: cw.Dirty,
+		count: cw.Count, sum: cw.Sum, shift: cw.Shift, s1: cw.S1, s2: cw.S2, min: cw.Min, max: cw.Max,
+		first: fromCk(cw.First), last: fromCk(cw.Last), worst: wire.TimeQuality(cw.Worst),
+		nslots: cw.NSlots, slots: cw.Slots,
+	}
+	for _, pt := range cw.Pts {
+		w.pts = append(w.pts, fromCk(pt))
+	}
+	for _, b := range cw.Bins {
+		w.bins = append(w.bins, bin{sum: b.Sum, n: b.N, firstT: b.FirstT, last: fromCk(b.Last)})
+	}
+	return w
+}
+
 func toCk(p point) ckPoint {
 	return ckPoint{T: p.t, V: p.v, Epoch: p.epoch, Seq: p.seq, Q: int32(p.q)}
 }
@@ -138,24 +172,14 @@ func (e *Engine) Checkpoint() ([]byte, error) {
 	for i := range e.series {
 		s := &e.series[i]
 		cs := ckSeries{Cur: -1}
+		for _, w := range s.panes {
+			cs.Panes = append(cs.Panes, toCkWin(w))
+		}
 		for j, w := range s.wins {
 			if w == s.cur {
 				cs.Cur = j
 			}
-			w.sorted()
-			cw := ckWin{
-				Start: w.start, End: w.end, Revision: w.revision, Fired: w.fired, Dirty: w.dirty,
-				Count: w.count, Sum: w.sum, Shift: w.shift, S1: w.s1, S2: w.s2, Min: w.min, Max: w.max,
-				First: toCk(w.first), Last: toCk(w.last), Worst: int32(w.worst), NSlots: w.nslots,
-				Slots: w.slots,
-			}
-			for _, pt := range w.pts {
-				cw.Pts = append(cw.Pts, toCk(pt))
-			}
-			for _, b := range w.bins {
-				cw.Bins = append(cw.Bins, ckBin{Sum: b.sum, N: b.n, FirstT: b.firstT, Last: toCk(b.last)})
-			}
-			cs.Wins = append(cs.Wins, cw)
+			cs.Wins = append(cs.Wins, toCkWin(w))
 		}
 		if ss := s.sess; ss != nil {
 			cs.HasSess = true
@@ -230,19 +254,11 @@ func Restore(pipelines []Pipeline, data []byte, opts ...Option) (*Engine, error)
 	}
 	for i, cs := range st.Series {
 		s := &e.series[i]
+		for _, cw := range cs.Panes {
+			s.panes = append(s.panes, fromCkWin(cw))
+		}
 		for j, cw := range cs.Wins {
-			w := &win{
-				start: cw.Start, end: cw.End, revision: cw.Revision, fired: cw.Fired, dirty: cw.Dirty,
-				count: cw.Count, sum: cw.Sum, shift: cw.Shift, s1: cw.S1, s2: cw.S2, min: cw.Min, max: cw.Max,
-				first: fromCk(cw.First), last: fromCk(cw.Last), worst: wire.TimeQuality(cw.Worst),
-				nslots: cw.NSlots, slots: cw.Slots,
-			}
-			for _, pt := range cw.Pts {
-				w.pts = append(w.pts, fromCk(pt))
-			}
-			for _, b := range cw.Bins {
-				w.bins = append(w.bins, bin{sum: b.Sum, n: b.N, firstT: b.FirstT, last: fromCk(b.Last)})
-			}
+			w := fromCkWin(cw)
 			s.wins = append(s.wins, w)
 			if j == cs.Cur {
 				s.cur = w

@@ -41,12 +41,13 @@ type Engine struct {
 	applied      uint64
 	zones        map[string]*time.Location
 
-	out   Output
-	spare Output
-	arena []float64
-	free  []*win
-	spans []Span
-	fired []int64
+	out    Output
+	spare  Output
+	arena  []float64
+	free   []*win
+	spans  []Span
+	fired  []int64
+	merged win // scratch for merging panes
 	// Re-fires caused by readings within the allowed lateness are coalesced
 	// until TakeOutput, so a backlog re-fires each window once.
 	pending     []pendingRefire
@@ -125,7 +126,8 @@ type series struct {
 	needPts       bool // an aggregation needs the readings in time order
 	needBins      bool // an aggregation needs per-slot sums
 	key           Key
-	wins          []*win
+	wins          []*win // windows; records only for paned pipelines
+	panes         []*win // paned pipelines: data per slide-wide pane
 	cur           *win
 	sess          *sessionState
 }
@@ -190,6 +192,9 @@ type pipe struct {
 	joinIdx  map[string]int8
 	joinCols int
 	active   int // column that must be non-zero, -1 for none
+	// paned sliding pipelines keep each reading once, in a slide-wide pane;
+	// windows are records (revision, flags) merged from panes on emission.
+	paned bool
 }
 
 // Option configures an Engine.
@@ -270,6 +275,7 @@ func compile(spec Pipeline, idx int32) (*pipe, error) {
 		p.joinCols = len(spec.Join)
 		p.joinKey = joinName(spec.Join)
 	}
+	p.paned = spec.Window.Kind == Sliding && p.size%p.slide == 0 && p.slide%p.slotW == 0
 	p.active = slices.Index(spec.Join, spec.Active)
 	if spec.Active == "" {
 		p.active = -1
@@ -525,13 +531,18 @@ func (e *Engine) add(si int32, joinCol int8, r *Reading, had bool, prevMax int64
 		return
 	}
 	var late []Span
+	accepted := false
 	for _, sp := range e.assign(p, &e.devs[s.dev], t) {
 		if wm != noTime && sp.End+p.late <= wm {
 			late = append(late, sp)
 			continue
 		}
 		w := e.window(s, p, sp, wm)
-		w.add(p, r, s.needPts)
+		if p.paned {
+			accepted = true
+		} else {
+			w.add(p, r, s.needPts)
+		}
 		if sp.End <= wm {
 			w.dirty = true
 			if !w.pending {
@@ -546,10 +557,82 @@ func (e *Engine) add(si int32, joinCol int8, r *Reading, had bool, prevMax int64
 			s.cur = w
 		}
 	}
+	if accepted {
+		e.pane(s, p, t).add(p, r, s.needPts)
+	}
 	if late != nil {
 		e.stats.Late++
 		e.out.Late = append(e.out.Late, LateReading{Pipeline: p.spec.Name, Reading: *r, Windows: late})
 	}
+}
+
+// pane finds or creates the pane holding t.
+func (e *Engine) pane(s *series, p *pipe, t int64) *win {
+	start := floorDiv(t, p.slide) * p.slide
+	if n := len(s.panes); n > 0 && s.panes[n-1].start == start {
+		return s.panes[n-1]
+	}
+	i, found := slices.BinarySearchFunc(s.panes, start, func(w *win, st int64) int { return cmp.Compare(w.start, st) })
+	if found {
+		return s.panes[i]
+	}
+	w := e.newWin(p, Span{start, start + p.slide}, s.needBins)
+	s.panes = slices.Insert(s.panes, i, w)
+	return w
+}
+
+// windowData returns the data of window rec: rec itself, or for a paned
+// pipeline its panes merged into a scratch window valid until the next call.
+func (e *Engine) windowData(s *series, p *pipe, rec *win) *win {
+	if !p.paned {
+		return rec
+	}
+	m := &e.merged
+	slots, pts, bins := m.slots[:0], m.pts[:0], m.bins[:0]
+	*m = win{slots: slots, pts: pts, bins: bins}
+	m.init(p, Span{rec.start, rec.end}, s.needBins)
+	lo, _ := slices.BinarySearchFunc(s.panes, rec.start, func(w *win, st int64) int { return cmp.Compare(w.start, st) })
+	for _, pn := range s.panes[lo:] {
+		if pn.start >= rec.end {
+			break
+		}
+		if pn.count == 0 {
+			continue
+		}
+		if m.count == 0 {
+			m.shift, m.min, m.max, m.first, m.last, m.worst = pn.shift, pn.min, pn.max, pn.first, pn.last, pn.worst
+		} else {
+			m.min, m.max = min(m.min, pn.min), max(m.max, pn.max)
+			if cmpPoint(pn.first, m.first) < 0 {
+				m.first = pn.first
+			}
+			if cmpPoint(pn.last, m.last) > 0 {
+				m.last = pn.last
+			}
+			if pn.worst.Worse(m.worst) {
+				m.worst = pn.worst
+			}
+		}
+		// Re-centre the pane's shifted sums on the merged shift.
+		d := pn.shift - m.shift
+		n := float64(pn.count)
+		m.s1 += pn.s1 + n*d
+		m.s2 += pn.s2 + 2*d*pn.s1 + n*d*d
+		m.count += pn.count
+		m.sum += pn.sum
+		off := (pn.start - rec.start) / p.slotW
+		for i := range int64(pn.nslots) {
+			if pn.slots[i>>6]&(1<<(i&63)) != 0 {
+				j := off + i
+				m.slots[j>>6] |= 1 << (j & 63)
+			}
+		}
+		if len(m.bins) > 0 {
+			copy(m.bins[off:], pn.bins)
+		}
+		m.pts = append(m.pts, pn.sorted()...)
+	}
+	return m
 }
 
 // window finds or creates the state of window sp in s.
@@ -558,7 +641,12 @@ func (e *Engine) window(s *series, p *pipe, sp Span, wm int64) *win {
 	if found {
 		return s.wins[i]
 	}
-	w := e.newWin(p, sp, s.needBins)
+	var w *win
+	if p.paned {
+		w = e.newRecord(sp)
+	} else {
+		w = e.newWin(p, sp, s.needBins)
+	}
 	s.wins = slices.Insert(s.wins, i, w)
 	e.stats.OpenWindows++
 	dp := &e.dps[s.dp]
@@ -582,6 +670,19 @@ func (e *Engine) newWin(p *pipe, sp Span, bins bool) *win {
 	}
 	w.init(p, sp, bins)
 	return w
+}
+
+// newRecord returns a window without data: the revision record of a
+// paned pipeline's window.
+func (e *Engine) newRecord(sp Span) *win {
+	if n := len(e.free); n > 0 {
+		w := e.free[n-1]
+		e.free = e.free[:n-1]
+		slots, pts, bs := w.slots[:0], w.pts[:0], w.bins[:0]
+		*w = win{start: sp.Start, end: sp.End, slots: slots, pts: pts, bins: bs}
+		return w
+	}
+	return &win{start: sp.Start, end: sp.End}
 }
 
 // init sizes the coverage bitmap (and the bins) of a fresh window.
@@ -788,18 +889,19 @@ func (e *Engine) alloc(n int) []float64 {
 	return s
 }
 
-func (e *Engine) emit(s *series, p *pipe, w *win, provisional bool) {
-	w.revision++
-	w.dirty = false
+func (e *Engine) emit(s *series, p *pipe, rec *win, provisional bool) {
+	rec.revision++
+	rec.dirty = false
 	if !provisional {
-		w.fired = true
+		rec.fired = true
 	}
+	w := e.windowData(s, p, rec)
 	res := Result{
 		Pipeline:     p.spec.Name,
 		Key:          s.key,
 		Start:        w.start,
 		End:          w.end,
-		Revision:     w.revision,
+		Revision:     rec.revision,
 		Provisional:  provisional,
 		Names:        p.names,
 		Values:       e.alloc(len(p.funcs)),
@@ -883,6 +985,20 @@ func (e *Engine) advance(dpi int32, wm int64) {
 		}
 		clear(s.wins[len(keep):])
 		s.wins = keep
+		if p.paned {
+			// A pane is needed until the last window holding it (the one
+			// starting with it) is past its lateness.
+			cut := 0
+			for cut < len(s.panes) && s.panes[cut].start+p.size+p.late <= wm {
+				if len(e.free) < 1<<16 {
+					e.free = append(e.free, s.panes[cut])
+				}
+				cut++
+			}
+			if cut > 0 {
+				s.panes = slices.Delete(s.panes, 0, cut)
+			}
+		}
 	}
 	dp.nextEvent = next
 	for k, dw := range dp.derived {
@@ -964,6 +1080,7 @@ func (e *Engine) derive(dpi int32, start int64, provisional bool) {
 			if !provisional && !w.fired {
 				return 0, false
 			}
+			w = e.windowData(s, p, w)
 			end = w.end
 			cov = min(cov, w.coverage())
 			if !anyWorst || w.worst.Worse(worst) {

@@ -22,6 +22,11 @@ const (
 	nsPerHour = float64(time.Hour)
 )
 
+// MaxTimeNs is the latest event time the engine accepts (2^62 ns after
+// the epoch, in 2116); earlier than the epoch is refused too. Window
+// arithmetic has headroom above it.
+const MaxTimeNs = int64(1) << 62
+
 // Engine evaluates pipelines over readings. It is not safe for concurrent use.
 type Engine struct {
 	pipes    []*pipe
@@ -61,7 +66,7 @@ type Engine struct {
 type Stats struct {
 	Readings     uint64 // readings applied
 	Unrouted     uint64 // readings no pipeline selected
-	Rejected     uint64 // readings with a NaN or infinite value, not applied
+	Rejected     uint64 // readings with a non-finite value or a time outside [0, MaxTimeNs], not applied
 	Late         uint64 // readings sent to the late stream (once per pipeline)
 	Results      uint64 // results emitted, all revisions
 	Provisional  uint64 // provisional results emitted
@@ -420,9 +425,10 @@ func (e *Engine) ApplyBatch(rs []Reading) {
 // ApplyRoute is Apply for a reading whose series was resolved with Resolve;
 // r's Device, Channel and Quantity are not read.
 func (e *Engine) ApplyRoute(rt Route, r *Reading) {
-	if math.IsNaN(r.Value) || math.IsInf(r.Value, 0) {
-		// wire.DecodeBatch already refuses these; a NaN would poison every
-		// aggregate of its windows, so never apply one.
+	if math.IsNaN(r.Value) || math.IsInf(r.Value, 0) || r.TimeNs < 0 || r.TimeNs > MaxTimeNs {
+		// wire.DecodeBatch already refuses non-finite values; a NaN would
+		// poison every aggregate of its windows, and a time near the int64
+		// limit would overflow window arithmetic, so never apply either.
 		e.stats.Rejected++
 		return
 	}

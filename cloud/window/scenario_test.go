@@ -107,14 +107,16 @@ func TestLatenessRefireAndLateStream(t *testing.T) {
 	}
 }
 
-func TestNonFiniteValuesAreRejectedAndCounted(t *testing.T) {
+func TestNonFiniteValuesAndAbsurdTimesAreRejectedAndCounted(t *testing.T) {
 	eng := mustEngine(t, minuteStats())
 	eng.Apply(reading("d", "p", sec(1), math.NaN(), 1))
 	eng.Apply(reading("d", "p", sec(2), math.Inf(1), 2))
 	eng.Apply(reading("d", "p", sec(3), 4, 3))
+	eng.Apply(reading("d", "p", math.MaxInt64-5, 1, 5))
+	eng.Apply(reading("d", "p", -1, 1, 6))
 	eng.Apply(reading("d", "p", sec(100), 0, 4))
 	out := eng.TakeOutput()
-	if st := eng.Stats(); st.Rejected != 2 || st.Readings != 2 {
+	if st := eng.Stats(); st.Rejected != 4 || st.Readings != 2 {
 		t.Fatalf("stats %+v", st)
 	}
 	if out.Results[0].Values[1] != 4 {

@@ -116,3 +116,23 @@ func override(base, edit string) string {
 	}
 	return strings.Join(out, "\n") + "\n" + edit + "\n"
 }
+
+// FuzzParse: arbitrary YAML never panics, and what is accepted validates
+// and converts.
+func FuzzParse(f *testing.F) {
+	f.Add(string(example))
+	f.Add(minimal)
+	f.Add("channels: [{name: a, driver: x, interval: 1s, aggregate: 1m}]")
+	f.Fuzz(func(t *testing.T, in string) {
+		cfg, err := Parse([]byte(in))
+		if err != nil {
+			return
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("accepted config fails validation: %v", err)
+		}
+		if got := len(cfg.SensorConfigs()); got != len(cfg.Channels) {
+			t.Fatalf("%d sensor configs for %d channels", got, len(cfg.Channels))
+		}
+	})
+}

@@ -103,3 +103,34 @@ func TestHouseholdModel(t *testing.T) {
 		t.Fatalf("meters 1 and 2 are nearly identical (%v minutes differ)", differ)
 	}
 }
+
+// FuzzReadHousehold: arbitrary input never panics; what is accepted is
+// well-formed (rows strictly increasing in time, finite non-negative power
+// or NaN for `?`, NaN count equal to Missing).
+func FuzzReadHousehold(f *testing.F) {
+	f.Add(header + "16/12/2006;17:24:00;4.216;0.418;234.840;18.400;0.000;1.000;17.000\n")
+	f.Add(header + "16/12/2006;17:24:00;?;?;?;?;?;?;?\n16/12/2006;17:25:00;1;2;3;4;5;6;7\n")
+	f.Add(header + "31/2/2007;25:61:00;x;;;;;;\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		hf, err := ReadHousehold(strings.NewReader(in))
+		if err != nil {
+			return
+		}
+		nan := 0
+		for i, r := range hf.Rows {
+			if i > 0 && !r.Time.After(hf.Rows[i-1].Time) {
+				t.Fatalf("rows out of order at %d", i)
+			}
+			for _, p := range r.Power {
+				if math.IsNaN(p) {
+					nan++
+				} else if p < 0 || math.IsInf(p, 0) {
+					t.Fatalf("accepted power %v", p)
+				}
+			}
+		}
+		if nan != hf.Missing {
+			t.Fatalf("%d NaN values, Missing %d", nan, hf.Missing)
+		}
+	})
+}

@@ -90,10 +90,16 @@ type routeKey struct {
 type Route int32
 
 type route struct {
-	key    routeKey
-	dev    int32
-	series []int32
-	join   []int8 // per series: index in the pipeline's Join, or -1
+	key     routeKey
+	dev     int32
+	targets []target
+}
+
+// target is one series a route feeds, with its column in the pipeline's
+// Join (-1 if none); one slice keeps the hot path to one cache line.
+type target struct {
+	series int32
+	join   int8
 }
 
 type device struct {
@@ -174,6 +180,7 @@ type win struct {
 	worst      wire.TimeQuality
 	nslots     int32
 	slots      []uint64
+	slot0      [1]uint64 // backs slots when one word is enough
 	pts        []point
 	bins       []bin
 }
@@ -374,11 +381,10 @@ func (e *Engine) newRoute(k routeKey) int32 {
 			}
 			e.dps[dpi].series = append(e.dps[dpi].series, si)
 		}
-		rt.series = append(rt.series, si)
-		rt.join = append(rt.join, ji)
+		rt.targets = append(rt.targets, target{si, ji})
 	}
 	rt.key = k
-	if len(rt.series) == 0 {
+	if len(rt.targets) == 0 {
 		e.log.Debug("window: series selected by no pipeline", "device", k.device, "channel", k.channel, "quantity", k.q.Name())
 	}
 	i := int32(len(e.routeTab))
@@ -437,11 +443,11 @@ func (e *Engine) ApplyRoute(rt Route, r *Reading) {
 	d := &e.devs[ro.dev]
 	d.lastSeen = e.now
 	had, prevMax := d.has, d.maxT
-	if len(ro.series) == 0 {
+	if len(ro.targets) == 0 {
 		e.stats.Unrouted++
 	}
-	for i, si := range ro.series {
-		e.add(si, ro.join[i], r, had, prevMax)
+	for _, tg := range ro.targets {
+		e.add(tg.series, tg.join, r, had, prevMax)
 	}
 	if had && r.TimeNs <= prevMax {
 		return
@@ -697,7 +703,10 @@ func (w *win) init(p *pipe, sp Span, bins bool) {
 	n := int((sp.End - sp.Start + p.slotW - 1) / p.slotW)
 	w.nslots = int32(n)
 	words := (n + 63) / 64
-	if cap(w.slots) >= words {
+	if words == 1 {
+		w.slot0[0] = 0
+		w.slots = w.slot0[:]
+	} else if cap(w.slots) >= words {
 		w.slots = w.slots[:words]
 		clear(w.slots)
 	} else {

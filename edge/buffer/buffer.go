@@ -72,8 +72,11 @@ type Buffer struct {
 
 	// mu serialises every mutation, so sequence numbers are committed in
 	// order: a reader that has seen seq n has seen everything below n.
-	mu       sync.Mutex
-	state    seqState
+	mu    sync.Mutex
+	state seqState
+	// epoch is state.SeqEpoch, fixed at Open; kept apart so SeqEpoch needs
+	// no lock while reserve replaces state.
+	epoch    uint64
 	next     uint64
 	closed   bool
 	recovery Recovery
@@ -221,6 +224,7 @@ func (b *Buffer) recover() error {
 	st.ReservedThrough = b.next - 1
 	st.Clean = false
 	b.state = st
+	b.epoch = st.SeqEpoch
 	if err := b.state.save(b.stateDir); err != nil {
 		return fmt.Errorf("buffer: %w", err)
 	}
@@ -228,7 +232,7 @@ func (b *Buffer) recover() error {
 }
 
 // SeqEpoch is the epoch of readings appended by this process.
-func (b *Buffer) SeqEpoch() uint64 { return b.state.SeqEpoch }
+func (b *Buffer) SeqEpoch() uint64 { return b.epoch }
 
 // Recovery reports what Open found about the previous run.
 func (b *Buffer) Recovery() Recovery { return b.recovery }
@@ -295,7 +299,7 @@ func (b *Buffer) Append(bootID string, rs ...*wire.Reading) error {
 			size = 0
 			for i, r := range chunk {
 				r.Seq = first + uint64(start+i)
-				val, err := encode(b.state.SeqEpoch, bootID, r)
+				val, err := encode(b.epoch, bootID, r)
 				if err != nil {
 					return err
 				}

@@ -1082,19 +1082,23 @@ func (e *Engine) derive(dpi int32, start int64, provisional bool) {
 		if ai < 0 {
 			return 0, false
 		}
+		// Several series may share the channel (power and an energy
+		// counter): among those with a result for this window, the lowest
+		// quantity number is the one meant.
+		var s *series
+		var w *win
 		for _, si := range dp.series {
-			s := &e.series[si]
-			if s.key.Channel != channel {
+			c := &e.series[si]
+			if c.key.Channel != channel || s != nil && c.key.Quantity >= s.key.Quantity {
 				continue
 			}
-			i, found := slices.BinarySearchFunc(s.wins, start, func(w *win, st int64) int { return cmp.Compare(w.start, st) })
-			if !found {
-				return 0, false
+			i, found := slices.BinarySearchFunc(c.wins, start, func(w *win, st int64) int { return cmp.Compare(w.start, st) })
+			if !found || !provisional && !c.wins[i].fired {
+				continue
 			}
-			w := s.wins[i]
-			if !provisional && !w.fired {
-				return 0, false
-			}
+			s, w = c, c.wins[i]
+		}
+		if s != nil {
 			w = e.windowData(s, p, w)
 			end = w.end
 			cov = min(cov, w.coverage())

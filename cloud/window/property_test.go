@@ -31,11 +31,11 @@ func propertyPipelines() []window.Pipeline {
 	}
 	return []window.Pipeline{
 		{
-			Name: "tum", Inputs: []window.Selector{{Channel: "[abc]"}},
+			Name: "tum", Inputs: []window.Selector{{Channel: "[abcm]"}},
 			Window:       window.WindowSpec{Kind: window.Tumbling, Size: 10 * time.Second},
 			Aggregations: all, OutOfOrderness: 2 * time.Second, AllowedLateness: 15 * time.Second,
 			IdleTimeout: 30 * time.Second, MaxGap: 2 * time.Second,
-			Derived: []window.Derived{{Name: "rest", Expr: "a.sum - b.sum - 0.5"}, {Name: "restE", Expr: "a.ei-b.ei"}, {Name: "restB", Expr: "a.energy - b.energy - c.energy"}},
+			Derived: []window.Derived{{Name: "rest", Expr: "a.sum - b.sum - 0.5"}, {Name: "restE", Expr: "a.ei-b.ei"}, {Name: "restB", Expr: "a.energy - b.energy - c.energy"}, {Name: "restM", Expr: "m.energy - m.count"}},
 		},
 		{
 			Name: "slide", Inputs: []window.Selector{{Channel: "a"}},
@@ -132,6 +132,15 @@ func generate(rng *rand.Rand) []arrival {
 			emit("a", power, float64(rng.IntN(4000))/4)
 			if rng.IntN(5) != 0 {
 				emit("b", power, float64(rng.IntN(8)/4)) // an on/off-like state, often 0
+			}
+			if rng.IntN(4) == 0 {
+				// Channel m carries power and an energy counter: derived
+				// terms must pick the same series on every run.
+				if rng.IntN(2) == 0 {
+					emit("m", power, float64(rng.IntN(400)))
+				} else {
+					emit("m", energy, float64(rng.IntN(400)))
+				}
 			}
 			if rng.IntN(3) == 0 {
 				if rng.IntN(25) == 0 {

@@ -45,8 +45,7 @@ func Compute(pipes []window.Pipeline, zones map[string]string, arrivals []window
 	}
 	maxT := map[string]int64{}
 	groups := map[groupKey]*group{}
-	// Series in order of first acceptance per (pipeline, device), which is
-	// how the engine resolves a derived term's channel.
+	// Series per (pipeline, device), to resolve a derived term's channel.
 	seriesOrder := map[groupKey][]window.Key{}
 	out := &Output{}
 	for _, r := range arrivals {
@@ -169,14 +168,21 @@ func Compute(pipes []window.Pipeline, zones map[string]string, arrivals []window
 	return out, nil
 }
 
+// lookup finds the referenced series' result; among series sharing the
+// channel that have a result for the window, the lowest quantity number is
+// the one meant.
 func lookup(finals map[groupKey]window.Result, keys []window.Key, pipe int, channel string, start int64) (window.Result, bool) {
+	var best window.Result
+	found := false
 	for _, k := range keys {
-		if k.Channel == channel {
-			res, ok := finals[groupKey{pipe: pipe, key: k, start: start}]
-			return res, ok
+		if k.Channel != channel || found && k.Quantity >= best.Key.Quantity {
+			continue
+		}
+		if res, ok := finals[groupKey{pipe: pipe, key: k, start: start}]; ok {
+			best, found = res, true
 		}
 	}
-	return window.Result{}, false
+	return best, found
 }
 
 // SortResults orders results by pipeline, device, channel, quantity, start.

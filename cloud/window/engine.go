@@ -330,8 +330,8 @@ func (e *Engine) deviceIndex(name string) int32 {
 }
 
 // Resolve returns the route of a series, creating its state on first use.
-// Routes stay valid for the engine's life (and across Checkpoint/Restore
-// for the same configuration only if resolved again).
+// A route is valid for the engine that returned it; resolve again after
+// Restore.
 func (e *Engine) Resolve(device, channel string, q wire.Quantity) Route {
 	di := e.lastDev
 	if di < 0 || device != e.lastDevName {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"slices"
 	"sync"
@@ -50,12 +51,19 @@ type Stats struct {
 	Deleted    uint64 // readings deleted because the collector acked them
 	Dropped    uint64 // readings dropped to stay within the disk quota
 	Summarised uint64 // readings folded into per-minute summaries (quota), not counting the summary kept
+	Refused    uint64 // readings refused because the file system was almost full
 	DiskBytes  int64  // disk space the buffer directory uses, at the last check
 	LiveBytes  int64  // estimated bytes of the readings held; the quota applies to it
 }
 
 // ErrClosed is returned by calls on a closed buffer.
 var ErrClosed = errors.New("buffer closed")
+
+// ErrDiskFull is returned (wrapped) by Append when the file system holding
+// the buffer has less free space than the configured reserve. Badger
+// writes through mmapped files and dies of SIGBUS when the file system
+// cannot back them, so the buffer refuses new readings instead.
+var ErrDiskFull = errors.New("buffer: file system almost full")
 
 const (
 	prefixReading = 'r'
@@ -94,6 +102,11 @@ type Buffer struct {
 	// per-minute summaries; thinning resumes after it. Guarded by mu.
 	thinnedThrough uint64
 	kick           chan struct{}
+	// free caches the file system's free bytes; freeAt is when (unix ns).
+	free      atomic.Int64
+	freeAt    atomic.Int64
+	refused   atomic.Uint64
+	refusedAt atomic.Int64
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -109,6 +122,8 @@ type settings struct {
 	quotaBytes   int64
 	log          *slog.Logger
 	tune         func(badger.Options) badger.Options
+	minFree      int64
+	freeBytes    func(dir string) (int64, error)
 }
 
 // WithSyncInterval sets how often appended readings are fsynced (default
@@ -134,6 +149,11 @@ func WithBadgerTuning(fn func(badger.Options) badger.Options) Option {
 	return func(s *settings) { s.tune = fn }
 }
 
+// WithMinFree sets the free space (bytes) the file system must keep for
+// Badger's memtable flushes and compactions; below it Append refuses new
+// readings with ErrDiskFull (default 64 MiB).
+func WithMinFree(bytes int64) Option { return func(s *settings) { s.minFree = bytes } }
+
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.log = l } }
 
@@ -141,7 +161,8 @@ func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.log = l } 
 // in stateDir. The two must differ: wiping dir keeps the sequence counter,
 // wiping both starts a new sequence epoch.
 func Open(dir, stateDir string, opts ...Option) (*Buffer, error) {
-	o := settings{syncInterval: time.Second, gcInterval: time.Minute, reserve: 1000, log: slog.Default()}
+	o := settings{syncInterval: time.Second, gcInterval: time.Minute, reserve: 1000, log: slog.Default(),
+		minFree: 64 << 20, freeBytes: freeBytes}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -251,7 +272,7 @@ func (b *Buffer) Len() int64 { return b.length.Load() }
 func (b *Buffer) Stats() Stats {
 	return Stats{
 		Len: b.length.Load(), Appended: b.appended.Load(), Deleted: b.deleted.Load(),
-		Dropped: b.dropped.Load(), Summarised: b.summarised.Load(), DiskBytes: b.diskBytes.Load(), LiveBytes: b.liveBytes.Load(),
+		Dropped: b.dropped.Load(), Summarised: b.summarised.Load(), Refused: b.refused.Load(), DiskBytes: b.diskBytes.Load(), LiveBytes: b.liveBytes.Load(),
 	}
 }
 
@@ -282,6 +303,10 @@ func (b *Buffer) Append(bootID string, rs ...*wire.Reading) error {
 		if err := validate(r); err != nil {
 			return fmt.Errorf("buffer: append reading %d: %w", i, err)
 		}
+	}
+	if err := b.checkFree(); err != nil {
+		b.refused.Add(uint64(len(rs)))
+		return err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -326,6 +351,34 @@ func (b *Buffer) Append(bootID string, rs ...*wire.Reading) error {
 	b.length.Add(int64(len(rs)))
 	if b.overQuota() {
 		b.Maintain()
+	}
+	return nil
+}
+
+// freeCheckEvery bounds how often Append asks the kernel for free space.
+const freeCheckEvery = 250 * time.Millisecond
+
+// checkFree returns ErrDiskFull when the file system is below the reserve.
+func (b *Buffer) checkFree() error {
+	if b.o.minFree <= 0 {
+		return nil
+	}
+	now := time.Now().UnixNano()
+	if now-b.freeAt.Load() > int64(freeCheckEvery) {
+		free, err := b.o.freeBytes(b.dir)
+		if err != nil {
+			free = math.MaxInt64 // cannot tell: do not refuse data on a guess
+		}
+		b.free.Store(free)
+		b.freeAt.Store(now)
+	}
+	if free := b.free.Load(); free < b.o.minFree {
+		if now-b.refusedAt.Load() > int64(time.Minute) {
+			b.refusedAt.Store(now)
+			b.log.Error("file system almost full: refusing new readings", "free_bytes", free, "reserve_bytes", b.o.minFree,
+				"refused_so_far", b.refused.Load())
+		}
+		return fmt.Errorf("%w: %d bytes free, %d reserved", ErrDiskFull, free, b.o.minFree)
 	}
 	return nil
 }

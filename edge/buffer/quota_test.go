@@ -1,8 +1,10 @@
 package buffer
 
 import (
+	"errors"
 	"math"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -149,5 +151,32 @@ func TestLiveBytesTracksAppendAndDelete(t *testing.T) {
 	b.Delete(b.SeqEpoch(), &wire.SeqRange{First: seqs[0], Last: seqs[9]})
 	if b.liveBytes.Load() != 0 || b.Len() != 0 {
 		t.Fatalf("after deleting all: live %d len %d", b.liveBytes.Load(), b.Len())
+	}
+}
+
+func TestAppendRefusedWhenDiskAlmostFull(t *testing.T) {
+	root := t.TempDir()
+	var free atomic.Int64
+	free.Store(1 << 30)
+	b := open(t, filepath.Join(root, "buf"), filepath.Join(root, "state"), WithMinFree(64<<20),
+		func(s *settings) { s.freeBytes = func(string) (int64, error) { return free.Load(), nil } })
+	defer b.Close()
+	appendN(t, b, "boot", 3)
+
+	free.Store(10 << 20)
+	b.freeAt.Store(0) // let the next Append look again
+	next := b.NextSeq()
+	r := reading("mains", 1)
+	if err := b.Append("boot", r); !errors.Is(err, ErrDiskFull) {
+		t.Fatalf("append on a full disk: %v, want ErrDiskFull", err)
+	}
+	if b.Len() != 3 || b.NextSeq() != next || b.Stats().Refused != 1 {
+		t.Fatalf("refused append changed the buffer: len %d next %d->%d stats %+v", b.Len(), next, b.NextSeq(), b.Stats())
+	}
+
+	free.Store(1 << 30)
+	b.freeAt.Store(0)
+	if err := b.Append("boot", reading("mains", 2)); err != nil {
+		t.Fatalf("append after space came back: %v", err)
 	}
 }

@@ -114,9 +114,10 @@ type Agent struct {
 	pub      *publish.Publisher
 	channels []*channel
 
-	generated    atomic.Uint64
-	senseErrors  atomic.Uint64
-	appendErrors atomic.Uint64
+	generated      atomic.Uint64
+	senseErrors    atomic.Uint64
+	appendErrors   atomic.Uint64
+	appendLoggedAt atomic.Int64
 
 	samplingCtx  context.Context
 	stopSampling context.CancelFunc
@@ -378,8 +379,12 @@ func (a *Agent) appendReadings(log *slog.Logger, ch *channel, bootID string, rea
 		return
 	}
 	if err := a.buf.Append(bootID, readings...); err != nil {
-		a.appendErrors.Add(uint64(len(readings)))
-		log.Error("buffer append failed: readings lost", "err", err, "readings", len(readings))
+		lost := a.appendErrors.Add(uint64(len(readings)))
+		// At most one line a minute: a full disk must not also fill the log.
+		if now := time.Now().UnixNano(); now-a.appendLoggedAt.Load() > int64(time.Minute) {
+			a.appendLoggedAt.Store(now)
+			log.Error("buffer append failed: readings lost", "err", err, "readings", len(readings), "lost_so_far", lost)
+		}
 		return
 	}
 	a.generated.Add(uint64(len(readings)))

@@ -165,6 +165,7 @@ func New(cfg config.Config, opts ...Option) (*Agent, error) {
 		buffer.WithLogger(log),
 		buffer.WithSyncInterval(cfg.Buffer.SyncInterval.D()),
 		buffer.WithQuota(cfg.Buffer.QuotaBytes),
+		buffer.WithMinFree(cfg.Buffer.MinFreeBytes),
 	}, o.bufferOpts...)
 	buf, err := buffer.Open(cfg.Buffer.Dir, cfg.StateDir, bufOpts...)
 	if err != nil {

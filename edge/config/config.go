@@ -28,6 +28,7 @@ const (
 	DefaultSyncInterval     = time.Second
 	DefaultQuotaBytes       = 256 << 20
 	DefaultStatusInterval   = 5 * time.Second
+	DefaultMinFreeBytes     = 64 << 20
 )
 
 // Config is the whole agent configuration.
@@ -92,6 +93,10 @@ type Buffer struct {
 	SyncInterval Duration `yaml:"sync_interval"`
 	// QuotaBytes bounds the buffer's size on disk.
 	QuotaBytes int64 `yaml:"quota_bytes"`
+	// MinFreeBytes is the free space the file system must keep; below it
+	// new readings are refused (and counted) rather than risk Badger
+	// crashing on a full disk.
+	MinFreeBytes int64 `yaml:"min_free_bytes"`
 }
 
 // Channel is one measured channel.
@@ -199,6 +204,9 @@ func (c *Config) ApplyDefaults() {
 	if c.Buffer.QuotaBytes == 0 {
 		c.Buffer.QuotaBytes = DefaultQuotaBytes
 	}
+	if c.Buffer.MinFreeBytes == 0 {
+		c.Buffer.MinFreeBytes = DefaultMinFreeBytes
+	}
 	for i := range c.Channels {
 		if c.Channels[i].Interval == nil {
 			d := c.SampleInterval
@@ -236,6 +244,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Buffer.SyncInterval < 0 {
 		bad("buffer.sync_interval", "must be > 0, got %q", c.Buffer.SyncInterval)
+	}
+	if c.Buffer.MinFreeBytes < 16<<20 {
+		bad("buffer.min_free_bytes", "must be at least 16 MiB (16777216) for Badger's flushes, got %d", c.Buffer.MinFreeBytes)
 	}
 	if c.Buffer.QuotaBytes < 8<<20 {
 		bad("buffer.quota_bytes", "must be at least 8 MiB (8388608), got %d", c.Buffer.QuotaBytes)

@@ -145,21 +145,19 @@ func New(cfg config.Config, opts ...Option) (*Agent, error) {
 		o.registry = sensor.NewRegistry()
 	}
 	log := o.log.With("device", cfg.DeviceID)
-	a := &Agent{cfg: cfg, o: o, log: log, samplersDone: make(chan struct{})}
-	a.samplingCtx, a.stopSampling = context.WithCancel(context.Background())
-
-	a.src = o.src
-	if a.src == nil {
+	src := o.src
+	if src == nil {
 		sys, err := clock.NewSystem(clock.WithLogger(log))
 		if err != nil {
 			return nil, fmt.Errorf("agent: clock: %w", err)
 		}
-		a.src = sys
+		src = sys
 	}
 	if o.tickers == nil {
-		o.tickers = SystemTicker(a.src)
-		a.o.tickers = o.tickers
+		o.tickers = SystemTicker(src)
 	}
+	a := &Agent{cfg: cfg, o: o, log: log, src: src, samplersDone: make(chan struct{})}
+	a.samplingCtx, a.stopSampling = context.WithCancel(context.Background())
 
 	bufOpts := append([]buffer.Option{
 		buffer.WithLogger(log),

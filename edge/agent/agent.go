@@ -164,6 +164,8 @@ func New(cfg config.Config, opts ...Option) (*Agent, error) {
 		buffer.WithSyncInterval(cfg.Buffer.SyncInterval.D()),
 		buffer.WithQuota(cfg.Buffer.QuotaBytes),
 		buffer.WithMinFree(cfg.Buffer.MinFreeBytes),
+		// A buffer corrupted by a power cut must not stop the gateway metering.
+		buffer.WithQuarantine(true),
 	}, o.bufferOpts...)
 	buf, err := buffer.Open(cfg.Buffer.Dir, cfg.StateDir, bufOpts...)
 	if err != nil {

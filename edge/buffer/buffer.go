@@ -5,10 +5,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +39,11 @@ type Recovery struct {
 	// LastBuffered is the highest sequence number found in the buffer at
 	// open (0 when empty).
 	LastBuffered uint64
+	// Quarantined is where a buffer directory Badger could not open was
+	// moved (empty when none was); QuarantineReason is Badger's error.
+	// Its readings are not delivered; they stay there for inspection.
+	Quarantined      string
+	QuarantineReason string
 	// ReservedThrough is the highest number the previous process may have
 	// handed out. After an unclean stop, numbers in
 	// (max(LastBuffered, acked), ReservedThrough] were either never used or
@@ -124,6 +131,7 @@ type settings struct {
 	tune         func(badger.Options) badger.Options
 	minFree      int64
 	freeBytes    func(dir string) (int64, error)
+	quarantine   bool
 }
 
 // WithSyncInterval sets how often appended readings are fsynced (default
@@ -154,6 +162,15 @@ func WithBadgerTuning(fn func(badger.Options) badger.Options) Option {
 // readings with ErrDiskFull (default 64 MiB).
 func WithMinFree(bytes int64) Option { return func(s *settings) { s.minFree = bytes } }
 
+// WithQuarantine makes Open move a buffer directory Badger cannot open
+// (corrupted by a power cut: badger #2000, #1954) aside, to
+// <dir>.corrupt-<time>, and start an empty buffer, instead of failing. A
+// gateway then keeps metering after the worst power cut; the sequence
+// counter lives in the state directory, so numbers still never repeat.
+// A directory locked by another process or unreadable for lack of
+// permission is never quarantined.
+func WithQuarantine(on bool) Option { return func(s *settings) { s.quarantine = on } }
+
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.log = l } }
 
@@ -183,6 +200,20 @@ func Open(dir, stateDir string, opts ...Option) (*Buffer, error) {
 		bo = o.tune(bo)
 	}
 	db, err := badger.Open(bo)
+	var quarantined, reason string
+	if err != nil && o.quarantine && quarantinable(err) {
+		quarantined = fmt.Sprintf("%s.corrupt-%s", dir, time.Now().UTC().Format("20060102T150405Z"))
+		reason = err.Error()
+		log.Error("buffer cannot be opened: moving it aside and starting empty; its readings will not be sent",
+			"err", err, "moved_to", quarantined)
+		if rerr := os.Rename(dir, quarantined); rerr != nil {
+			return nil, fmt.Errorf("buffer: open badger in %s: %w (moving it aside failed: %v)", dir, err, rerr)
+		}
+		if merr := os.MkdirAll(dir, 0o750); merr != nil {
+			return nil, fmt.Errorf("buffer: %w", merr)
+		}
+		db, err = badger.Open(bo)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("buffer: open badger in %s: %w", dir, err)
 	}
@@ -191,11 +222,22 @@ func Open(dir, stateDir string, opts ...Option) (*Buffer, error) {
 		db.Close()
 		return nil, err
 	}
+	b.recovery.Quarantined, b.recovery.QuarantineReason = quarantined, reason
 	b.diskBytes.Store(dirSize(dir))
 	b.wg.Add(2)
 	go b.syncLoop()
 	go b.maintenanceLoop()
 	return b, nil
+}
+
+// quarantinable tells corruption from conditions that moving the directory
+// would not fix or would make worse: another process holding Badger's lock
+// (matched on Badger's message: it has no sentinel error), or permissions.
+func quarantinable(err error) bool {
+	if errors.Is(err, fs.ErrPermission) || strings.Contains(err.Error(), "Cannot acquire directory lock") {
+		return false
+	}
+	return true
 }
 
 func same(a, b string) bool {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gridedge/gridedge/shared/wire"
@@ -260,4 +261,49 @@ func equal(a, b []uint64) bool {
 		}
 	}
 	return true
+}
+
+func TestQuarantineCorruptBuffer(t *testing.T) {
+	root := t.TempDir()
+	dir, state := filepath.Join(root, "buf"), filepath.Join(root, "state")
+	b := open(t, dir, state)
+	seqs := appendN(t, b, "boot", 5)
+	b.Close()
+	// A power cut mid-write leaves a garbled manifest.
+	if err := os.WriteFile(filepath.Join(dir, "MANIFEST"), []byte("garbage after a power cut"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, state); err == nil {
+		t.Fatal("corrupt buffer opened without quarantine")
+	}
+	b = open(t, dir, state, WithQuarantine(true))
+	defer b.Close()
+	rec := b.Recovery()
+	if rec.Quarantined == "" || !strings.Contains(rec.QuarantineReason, "magic") {
+		t.Fatalf("recovery %+v", rec)
+	}
+	if _, err := os.Stat(filepath.Join(rec.Quarantined, "MANIFEST")); err != nil {
+		t.Fatalf("quarantined directory not kept: %v", err)
+	}
+	if b.Len() != 0 {
+		t.Fatalf("fresh buffer holds %d", b.Len())
+	}
+	// The counter survived in the state directory: no number is reused.
+	if next := appendN(t, b, "boot", 1)[0]; next <= seqs[len(seqs)-1] {
+		t.Fatalf("seq %d reused after quarantine (last before %d)", next, seqs[len(seqs)-1])
+	}
+}
+
+func TestLockedBufferIsNotQuarantined(t *testing.T) {
+	root := t.TempDir()
+	dir, state := filepath.Join(root, "buf"), filepath.Join(root, "state")
+	b := open(t, dir, state)
+	defer b.Close()
+	// A second process (here: a second Open) finds Badger's lock held.
+	if _, err := Open(dir, filepath.Join(root, "state2"), WithQuarantine(true)); err == nil {
+		t.Fatal("second open of a locked buffer succeeded")
+	}
+	if matches, _ := filepath.Glob(dir + ".corrupt-*"); len(matches) != 0 {
+		t.Fatalf("locked buffer was quarantined: %v", matches)
+	}
 }

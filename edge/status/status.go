@@ -36,6 +36,9 @@ type Snapshot struct {
 	DiskBytes    int64     `json:"buffer_disk_bytes"`
 	LiveBytes    int64     `json:"buffer_live_bytes"`
 	QuotaBytes   int64     `json:"buffer_quota_bytes"`
+	// Quarantined is where a corrupt buffer was moved at start (its readings
+	// were not delivered); empty normally.
+	Quarantined string `json:"buffer_quarantined,omitempty"`
 
 	Generated    uint64            `json:"generated"`
 	Sent         uint64            `json:"sent"`
@@ -136,6 +139,9 @@ func (s Snapshot) Format(w io.Writer, now time.Time) {
 	}
 	fmt.Fprintf(w, "buffer       %d readings unacked, oldest %s\n", s.Buffered, oldest)
 	fmt.Fprintf(w, "disk         %s used, live %s, quota %s\n", humanBytes(s.DiskBytes), humanBytes(s.LiveBytes), humanBytes(s.QuotaBytes))
+	if s.Quarantined != "" {
+		fmt.Fprintf(w, "WARNING      a corrupt buffer was moved to %s at start; its readings were not sent\n", s.Quarantined)
+	}
 	fmt.Fprintf(w, "sequence     epoch %s, next %d\n", s.SeqEpoch, s.NextSeq)
 	fmt.Fprintf(w, "readings     generated %d, sent %d, resent %d, acked %d\n", s.Generated, s.Sent, s.Resent, s.Acked)
 	fmt.Fprintf(w, "quota        summarised %d, dropped %d; append errors %d\n", s.Summarised, s.Dropped, s.AppendErrors)

@@ -34,7 +34,13 @@ func WithLogger(l *slog.Logger) Option { return func(s *server) { s.log = l } }
 // does not name one.
 func WithDefaultTimeZone(tz string) Option { return func(s *server) { s.defaultTZ = tz } }
 
+// WithPipelines names the window pipelines served by /api/v1/results.
+func WithPipelines(names []string) Option {
+	return func(s *server) { s.pipelines = slices.Clone(names) }
+}
+
 type server struct {
+	pipelines []string
 	st        *store.Store
 	gatherer  prometheus.Gatherer
 	health    func() error
@@ -52,6 +58,8 @@ func New(st *store.Store, opts ...Option) http.Handler {
 	mux.HandleFunc("GET /api/v1/devices", s.devices)
 	mux.HandleFunc("GET /api/v1/windows", s.windows)
 	mux.HandleFunc("GET /api/v1/readings", s.readings)
+	mux.HandleFunc("GET /api/v1/results", s.results)
+	mux.HandleFunc("GET /api/v1/late", s.late)
 	mux.HandleFunc("GET /api/v1/deadletters", s.deadLetters)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{ErrorLog: nil}))
@@ -265,6 +273,124 @@ func (s *server) readings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"readings": out, "truncated": errors.Is(err, errLimit)})
+}
+
+func (s *server) results(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query()
+	q := store.ResultQuery{Pipeline: v.Get("pipeline"), Device: v.Get("device"), Channel: v.Get("channel")}
+	if !slices.Contains(s.pipelines, q.Pipeline) {
+		msg := fmt.Sprintf("pipeline %q: want one of %v", q.Pipeline, s.pipelines)
+		if q.Pipeline == "" {
+			msg = fmt.Sprintf("pipeline is required, one of %v", s.pipelines)
+		}
+		writeJSON(w, http.StatusBadRequest, &Error{Parameter: "pipeline", Error: msg})
+		return
+	}
+	if q.Device != "" {
+		if err := wire.ValidateDeviceID(q.Device); err != nil {
+			writeJSON(w, http.StatusBadRequest, &Error{Parameter: "device", Error: "device " + err.Error()})
+			return
+		}
+	} else if q.Channel != "" {
+		writeJSON(w, http.StatusBadRequest, &Error{Parameter: "channel", Error: "channel needs device"})
+		return
+	}
+	if name := v.Get("quantity"); name != "" {
+		qty, err := wire.ParseQuantity(name)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, &Error{Parameter: "quantity", Error: err.Error()})
+			return
+		}
+		if q.Channel == "" {
+			writeJSON(w, http.StatusBadRequest, &Error{Parameter: "quantity", Error: "quantity needs channel"})
+			return
+		}
+		q.Quantity = qty
+	}
+	switch h := v.Get("history"); h {
+	case "", "0", "false":
+	case "1", "true":
+		q.History = true
+	default:
+		writeJSON(w, http.StatusBadRequest, &Error{Parameter: "history", Error: fmt.Sprintf("history %q: want 1 or 0", h)})
+		return
+	}
+	var perr *Error
+	if q.From, q.To, perr = timeRange(v.Get("from"), v.Get("to")); perr != nil {
+		writeJSON(w, http.StatusBadRequest, perr)
+		return
+	}
+	if q.Limit, perr = parseLimit(v.Get("limit"), 100_000); perr != nil {
+		writeJSON(w, http.StatusBadRequest, perr)
+		return
+	}
+	rs, err := s.st.Results(q)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"pipeline": q.Pipeline, "results": nonNil(rs)})
+}
+
+func (s *server) late(w http.ResponseWriter, r *http.Request) {
+	v := r.URL.Query()
+	q := store.LateQuery{Device: v.Get("device")}
+	if q.Device == "" {
+		writeJSON(w, http.StatusBadRequest, &Error{Parameter: "device", Error: "device is required"})
+		return
+	}
+	if err := wire.ValidateDeviceID(q.Device); err != nil {
+		writeJSON(w, http.StatusBadRequest, &Error{Parameter: "device", Error: "device " + err.Error()})
+		return
+	}
+	var perr *Error
+	if q.From, q.To, perr = timeRange(v.Get("from"), v.Get("to")); perr != nil {
+		writeJSON(w, http.StatusBadRequest, perr)
+		return
+	}
+	if q.Limit, perr = parseLimit(v.Get("limit"), 100_000); perr != nil {
+		writeJSON(w, http.StatusBadRequest, perr)
+		return
+	}
+	ls, err := s.st.LateReadings(q)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"late": nonNil(ls)})
+}
+
+// timeRange parses optional RFC 3339 from and to parameters.
+func timeRange(fromRaw, toRaw string) (from, to time.Time, perr *Error) {
+	for _, p := range []struct {
+		name, raw string
+		dst       *time.Time
+	}{{"from", fromRaw, &from}, {"to", toRaw, &to}} {
+		if p.raw == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, p.raw)
+		if err != nil {
+			return from, to, &Error{Parameter: p.name, Error: fmt.Sprintf("%s %q: want RFC 3339 time, e.g. 2026-11-23T10:00:00Z", p.name, p.raw)}
+		}
+		*p.dst = t
+	}
+	if !from.IsZero() && !to.IsZero() && !to.After(from) {
+		return from, to, &Error{Parameter: "to", Error: "to must be after from"}
+	}
+	return from, to, nil
+}
+
+// parseLimit parses an optional limit 1..maxLimit (0 when absent).
+func parseLimit(raw string, maxLimit int) (int, *Error) {
+	if raw == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 1 || n > maxLimit {
+		return 0, &Error{Parameter: "limit", Error: fmt.Sprintf("limit %q: want an integer 1..%d", raw, maxLimit)}
+	}
+	return n, nil
 }
 
 func (s *server) deadLetters(w http.ResponseWriter, r *http.Request) {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	"github.com/gridedge/gridedge/cloud/broker"
 	"github.com/gridedge/gridedge/cloud/ingest"
 	"github.com/gridedge/gridedge/cloud/store"
+	"github.com/gridedge/gridedge/cloud/window"
 	"github.com/gridedge/gridedge/shared/topic"
 	"github.com/gridedge/gridedge/shared/wire"
 )
@@ -47,6 +49,7 @@ type Collector struct {
 	mqttURL  string
 
 	pipeline  *ingest.Pipeline
+	win       *windowing
 	acks      chan ackJob
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -86,6 +89,15 @@ func New(cfg Config, opts ...Option) (*Collector, error) {
 		o(c)
 	}
 	c.acks = make(chan ackJob, cfg.AckQueue)
+	// Pipelines without a zone of their own use the site's for devices
+	// whose status announces none.
+	pipes := slices.Clone(cfg.Pipelines)
+	for i := range pipes {
+		if pipes[i].TimeZone == "" {
+			pipes[i].TimeZone = cfg.SiteTZ
+		}
+	}
+	c.win = newWindowing(pipes, cfg.CommitInterval, c.now, c.log)
 	if err := c.registerMetrics(); err != nil {
 		return nil, err
 	}
@@ -93,11 +105,13 @@ func New(cfg Config, opts ...Option) (*Collector, error) {
 		store.WithWindowSizes(cfg.WindowSizes...),
 		store.WithOutOfOrderness(cfg.OutOfOrderness),
 		store.WithDeadLetterLimit(cfg.DeadLetterLimit),
+		store.WithStatusHook(c.win.statusSeen),
 		store.WithLogger(c.log))
 	if err != nil {
 		return nil, fmt.Errorf("collector: %w", err)
 	}
 	c.store = st
+	c.win.st = st
 	c.ingester, err = ingest.New(st, c.reg, ingest.WithLogger(c.log))
 	if err != nil {
 		st.Close()
@@ -124,6 +138,7 @@ func New(cfg Config, opts ...Option) (*Collector, error) {
 			api.WithGatherer(c.reg),
 			api.WithHealth(c.health),
 			api.WithLogger(c.log),
+			api.WithPipelines(pipelineNames(pipes)),
 			api.WithDefaultTimeZone(cfg.SiteTZ)),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -148,8 +163,9 @@ func (c *Collector) registerMetrics() error {
 		Name: "gridedge_collector_mqtt_messages_total",
 		Help: "MQTT messages received, by topic kind.",
 	}, []string{"kind"})
-	for _, col := range []prometheus.Collector{c.m.acks, c.m.connected, c.m.connLost, c.m.dispatched,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+	cols := []prometheus.Collector{c.m.acks, c.m.connected, c.m.connLost, c.m.dispatched,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}
+	for _, col := range append(cols, c.win.metrics()...) {
 		if err := c.reg.Register(col); err != nil {
 			return fmt.Errorf("collector: register metrics: %w", err)
 		}
@@ -190,6 +206,16 @@ func (c *Collector) Run(ctx context.Context) error {
 		return errors.New("collector: Run called twice")
 	}
 	defer c.Close()
+	// The engine catches up with the log before ingest starts, so its
+	// results are current when the first batch arrives.
+	runner, err := c.win.open(ctx)
+	if err != nil {
+		return err
+	}
+	winCtx, stopWin := context.WithCancel(context.Background())
+	defer stopWin()
+	winDone := make(chan error, 1)
+	go func() { winDone <- c.win.run(winCtx, runner) }()
 	httpErr := make(chan error, 1)
 	go func() {
 		if err := c.httpSrv.Serve(c.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -205,7 +231,6 @@ func (c *Collector) Run(ctx context.Context) error {
 	// OnConnect handler subscribes, so nothing waits on it here.
 	client.Connect()
 
-	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-httpErr:
@@ -220,6 +245,11 @@ func (c *Collector) Run(ctx context.Context) error {
 	c.handling.Unlock()
 	c.pipeline.Close() // every submitted message handled, PUBACKed and its ack queued
 	close(c.acks)
+	// Everything stored is now in the log: apply it and commit a last time.
+	stopWin()
+	if werr := <-winDone; werr != nil && err == nil {
+		err = fmt.Errorf("collector: windowing: %w", werr)
+	}
 	drain := time.AfterFunc(c.cfg.AckTimeout, func() { close(giveUp) })
 	ackers.Wait()
 	drain.Stop()
@@ -312,6 +342,9 @@ func (c *Collector) onMessage(_ paho.Client, m paho.Message) {
 		case err != nil:
 			c.log.Error("batch not stored; the agent will resend it", "topic", m.Topic(), "err", err)
 		default:
+			if out.Result.Stored > 0 {
+				c.win.notify()
+			}
 			select {
 			case c.acks <- ackJob{site: out.Site, ack: out.Ack}:
 			default:
@@ -384,4 +417,12 @@ func (c *Collector) closeResources() error {
 		return fmt.Errorf("collector: close: %w", err)
 	}
 	return nil
+}
+
+func pipelineNames(pipes []window.Pipeline) []string {
+	names := make([]string, len(pipes))
+	for i, p := range pipes {
+		names[i] = p.Name
+	}
+	return names
 }

@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/gridedge/gridedge/cloud/store"
+	"github.com/gridedge/gridedge/cloud/window"
 	"github.com/gridedge/gridedge/shared/topic"
 )
 
@@ -52,6 +53,14 @@ type Config struct {
 	IngestWorkers int `yaml:"ingest_workers"`
 	// DeadLetterLimit bounds the dead-letter area; the oldest go first.
 	DeadLetterLimit int `yaml:"deadletter_limit"`
+	// Pipelines are the event-time windowing pipelines (the `pipelines:`
+	// section of the file, parsed by window.ParseConfig; default
+	// window.DefaultPipelines()). A pipeline without a time_zone uses
+	// SiteTZ for devices whose status names no zone.
+	Pipelines []window.Pipeline `yaml:"-"`
+	// CommitInterval is how often the windowing engine commits its results
+	// and checkpoint (also every 10,000 readings and at shutdown).
+	CommitInterval time.Duration `yaml:"commit_interval"`
 }
 
 // DefaultConfig returns the configuration used for every field not set.
@@ -72,6 +81,8 @@ func DefaultConfig() Config {
 		AckQueue:        4096,
 		DeadLetterLimit: store.DefaultDeadLetterLimit,
 		IngestWorkers:   4,
+		Pipelines:       window.DefaultPipelines(),
+		CommitInterval:  time.Second,
 	}
 }
 
@@ -92,13 +103,57 @@ func LoadConfig(path string) (Config, error) {
 	if err != nil {
 		return cfg, fmt.Errorf("config: %w", err)
 	}
+	file := struct {
+		Config    `yaml:",inline"`
+		Pipelines yaml.Node `yaml:"pipelines"`
+	}{Config: cfg}
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	// An empty file decodes to io.EOF and means "all defaults".
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+	if err := dec.Decode(&file); err != nil && !errors.Is(err, io.EOF) {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
+	cfg = file.Config
+	if file.Pipelines.Kind != 0 {
+		pipes, err := window.ParseConfig(pipelinesSection(raw))
+		if err != nil {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+		cfg.Pipelines = pipes
+	}
 	return cfg, nil
+}
+
+// LoadPipelines reads a window configuration file (time_zone and
+// pipelines, the format of cloud/window/default.yaml).
+func LoadPipelines(path string) ([]window.Pipeline, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("pipelines: %w", err)
+	}
+	pipes, err := window.ParseConfig(raw)
+	if err != nil {
+		return nil, fmt.Errorf("pipelines %s: %w", path, err)
+	}
+	return pipes, nil
+}
+
+// pipelinesSection blanks every line of a collector configuration file
+// that is not part of its top-level pipelines key, so window.ParseConfig
+// reads only that section and its errors name the file's own line numbers.
+func pipelinesSection(raw []byte) []byte {
+	lines := bytes.SplitAfter(raw, []byte("\n"))
+	inSection := false
+	for i, line := range lines {
+		top := len(line) > 0 && line[0] != ' ' && line[0] != '\t' && line[0] != '#' && line[0] != '\n' && line[0] != '\r' && line[0] != '-'
+		if top {
+			inSection = bytes.HasPrefix(line, []byte("pipelines:"))
+		}
+		if !inSection {
+			lines[i] = []byte("\n")
+		}
+	}
+	return bytes.Join(lines, nil)
 }
 
 // Validate reports the first field that is wrong, naming it by its YAML key.
@@ -159,6 +214,17 @@ func (c Config) Validate() error {
 	}
 	if c.DeadLetterLimit < 1 {
 		return fmt.Errorf("deadletter_limit: %d must be at least 1", c.DeadLetterLimit)
+	}
+	if len(c.Pipelines) == 0 {
+		return errors.New("pipelines: at least one window pipeline is required (absent means the shipped defaults)")
+	}
+	for i := range c.Pipelines {
+		if err := c.Pipelines[i].Validate(); err != nil {
+			return fmt.Errorf("pipelines: %w", err)
+		}
+	}
+	if c.CommitInterval < 10*time.Millisecond || c.CommitInterval > time.Hour {
+		return fmt.Errorf("commit_interval: %v is outside 10ms..1h", c.CommitInterval)
 	}
 	return nil
 }

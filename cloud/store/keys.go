@@ -21,7 +21,18 @@ import (
 //	o dev 0 chan 0 qty(4) size(8) start(8)          index of windows still open
 //	x received(8) id(8)                             dead letter (JSON)
 //	c dev 0 epoch(8)                                contiguous_through of the epoch (8)
+//	l offset(8)                                     ingest log: one deduplicated reading
+//	R pipe 0 dev 0 chan 0 qty(4) start(8)           engine result, highest revision (JSON)
+//	H pipe 0 dev 0 chan 0 qty(4) start(8) rev(4)    engine result, every revision (JSON)
+//	L dev 0 time(8) epoch(8) seq(8) pipe            late reading (JSON)
+//	K                                               engine checkpoint and its configuration id
 const (
+	prefixLog         = 'l'
+	prefixResult      = 'R'
+	prefixHistory     = 'H'
+	prefixLate        = 'L'
+	prefixEngineState = 'K'
+
 	prefixReading    = 'r'
 	prefixDedup      = 'd'
 	prefixDevice     = 'i'

@@ -85,6 +85,9 @@ func (s *Store) PutStatus(site string, st *wire.Status, received time.Time) erro
 	if err != nil {
 		return fmt.Errorf("store: status of %s: %w", st.DeviceId, err)
 	}
+	if s.cfg.statusHook != nil {
+		s.cfg.statusHook(rec)
+	}
 	return nil
 }
 

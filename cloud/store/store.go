@@ -39,7 +39,13 @@ type settings struct {
 	syncWrites      bool
 	memTableSize    int64
 	deadLetterLimit int
+	statusHook      func(Status)
 }
+
+// WithStatusHook calls fn with every status PutStatus has stored, after its
+// commit (e.g. to pass a device's time zone to a windowing engine). fn runs
+// on the caller's goroutine and must not block.
+func WithStatusHook(fn func(Status)) Option { return func(s *settings) { s.statusHook = fn } }
 
 // WithWindowSizes sets the tumbling-window sizes maintained for every series.
 // Each must be positive; windows are aligned to the Unix epoch (UTC).
@@ -86,6 +92,8 @@ type Store struct {
 	deviceLocks [64]sync.Mutex
 
 	deadLetterPuts atomic.Uint64
+
+	ingestLog *logState
 }
 
 // Open opens (creating if needed) the store in dir.
@@ -129,7 +137,13 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: dead-letter sequence: %w", err)
 	}
-	return &Store{db: db, cfg: cfg, log: cfg.logger, seq: seq}, nil
+	il, err := openLog(db)
+	if err != nil {
+		seq.Release()
+		db.Close()
+		return nil, fmt.Errorf("store: ingest log: %w", err)
+	}
+	return &Store{db: db, cfg: cfg, log: cfg.logger, seq: seq, ingestLog: il}, nil
 }
 
 // Close releases the sequence lease and closes the database.
@@ -155,6 +169,9 @@ type Result struct {
 	// New are the readings this call stored, in batch order: exactly-once
 	// input for anything downstream (a windowing engine, a sink).
 	New []*wire.Reading
+	// FirstOffset is the ingest-log offset of New[0] when the batch fits
+	// one transaction (New[i] is at FirstOffset+i); 0 when nothing was stored.
+	FirstOffset uint64
 	// WindowsClosed counts windows that got revision 1 in this batch;
 	// WindowsRevised counts revision increments: one per reading that
 	// changed an already closed window.
@@ -223,6 +240,9 @@ func (s *Store) ApplyBatch(site string, b *wire.Batch, received time.Time) (Resu
 		total.WindowsClosed += res.WindowsClosed
 		total.WindowsRevised += res.WindowsRevised
 		total.Seqs = append(total.Seqs, res.Seqs...)
+		if total.FirstOffset == 0 {
+			total.FirstOffset = res.FirstOffset
+		}
 		total.New = append(total.New, res.New...)
 		total.ContiguousThrough = res.ContiguousThrough
 	}
@@ -236,6 +256,12 @@ const MaxReadingsPerTxn = 4096
 
 func (s *Store) applyChunk(site string, b *wire.Batch, readings []*wire.Reading, received time.Time) (Result, error) {
 	var res Result
+	var logBlock uint64 // first offset reserved in the ingest log, 0 if none
+	defer func() {
+		if logBlock != 0 {
+			s.ingestLog.resolve(logBlock)
+		}
+	}()
 	err := s.db.Update(func(txn *badger.Txn) error {
 		res = Result{Seqs: make([]uint64, 0, len(readings))}
 		info, err := getDevice(txn, b.DeviceId)
@@ -288,6 +314,16 @@ func (s *Store) applyChunk(site string, b *wire.Batch, readings []*wire.Reading,
 			res.Stored++
 			res.New = append(res.New, r)
 			info.MaxEventNs = max(info.MaxEventNs, r.WallNs)
+		}
+		if res.Stored > 0 {
+			// Reserved last, so the block is held for as short a time as possible.
+			logBlock = s.ingestLog.reserve(res.Stored)
+			res.FirstOffset = logBlock
+			for i, r := range res.New {
+				if err := txn.Set(logKey(logBlock+uint64(i)), logValue(b.DeviceId, b.SeqEpoch, r, received.UnixNano())); err != nil {
+					return err
+				}
+			}
 		}
 		if res.ContiguousThrough, err = advanceContiguous(txn, b.DeviceId, b.SeqEpoch, seen); err != nil {
 			return err

@@ -1,6 +1,7 @@
 // Command gridedge-collector receives metering batches from gridedge agents
 // over MQTT, deduplicates and stores them durably, acknowledges them end to
-// end, keeps tumbling-window results and serves them over HTTP.
+// end, runs the event-time windowing pipelines over them and serves readings,
+// windows and results over HTTP.
 //
 //	gridedge-collector -embedded-broker 127.0.0.1:1883 -data-dir ./data
 //	gridedge-collector -config collector.yaml -http-addr :8080
@@ -79,7 +80,7 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 	fs.SetOutput(out)
 	def := collector.DefaultConfig()
 	var (
-		configPath     = fs.String("config", "", "YAML configuration file (keys: mqtt_url, client_id, share_group, http_addr, data_dir, embedded_broker, window_sizes, out_of_orderness, site_tz, ack_timeout, ack_queue, deadletter_limit, ingest_workers); flags override it")
+		configPath     = fs.String("config", "", "YAML configuration file (keys: mqtt_url, client_id, share_group, http_addr, data_dir, embedded_broker, window_sizes, out_of_orderness, site_tz, ack_timeout, ack_queue, deadletter_limit, ingest_workers, commit_interval, pipelines); flags override it")
 		mqttURL        = fs.String("mqtt-url", def.MQTTURL, "MQTT broker, tcp://host:port (default: the embedded broker when -embedded-broker is set)")
 		clientID       = fs.String("client-id", def.ClientID, "MQTT client id; must stay the same across restarts (the broker keeps the session under it) and differ between collectors")
 		shareGroup     = fs.String("share-group", def.ShareGroup, "MQTT shared-subscription group; collectors in one group split the devices' data")
@@ -92,6 +93,8 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 		ackTimeout     = fs.Duration("ack-timeout", def.AckTimeout, "how long to wait for the broker to take an end-to-end ack")
 		ackQueue       = fs.Int("ack-queue", def.AckQueue, "acks waiting to be published before new ones are dropped (the agent's resend recovers them)")
 		workers        = fs.Int("ingest-workers", def.IngestWorkers, "devices whose batches are stored in parallel (one device's batches stay in order); parallel commits share fsyncs")
+		pipelinesPath  = fs.String("pipelines", "", "window pipelines file (time_zone and pipelines, like cloud/window/default.yaml); overrides the pipelines section of -config; default: the shipped pipelines power_1m, energy_15m, energy_daily")
+		commitEvery    = fs.Duration("commit-interval", def.CommitInterval, "how often the windowing engine commits results and its checkpoint")
 		deadLetters    = fs.Int("deadletter-limit", def.DeadLetterLimit, "dead letters kept (rejected payloads, for diagnosis); the oldest are deleted beyond it")
 		logLevel       = fs.String("log-level", "info", "debug, info, warn or error")
 		httpAddrFile   = fs.String("http-addr-file", "", "write the bound HTTP address (host:port) to this file once listening; useful with -http-addr 127.0.0.1:0")
@@ -150,6 +153,14 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 			cfg.IngestWorkers = *workers
 		case "deadletter-limit":
 			cfg.DeadLetterLimit = *deadLetters
+		case "commit-interval":
+			cfg.CommitInterval = *commitEvery
+		case "pipelines":
+			pipes, err := collector.LoadPipelines(*pipelinesPath)
+			if err != nil {
+				ferr = fmt.Errorf("-pipelines: %w", err)
+			}
+			cfg.Pipelines = pipes
 		}
 	})
 	if ferr != nil {

@@ -10,7 +10,9 @@ import (
 )
 
 // Log is the durable input: every deduplicated reading, numbered by an
-// offset that increases by one per reading in the order they were stored.
+// offset that increases with every reading in the order they were stored.
+// Offsets may skip numbers (a store that reserves offsets for a write that
+// then fails never uses them), but never go back.
 type Log interface {
 	// Replay calls fn for each reading with offset > after, in offset order.
 	Replay(ctx context.Context, after uint64, fn func(offset uint64, r *window.Reading) error) error
@@ -38,6 +40,8 @@ type Runner struct {
 	pending   window.Output // taken from the engine, not yet committed
 	sinceLast int
 	applied   uint64
+	zones     map[string]string
+	stateLen  int
 }
 
 // Option configures a Runner.
@@ -49,6 +53,13 @@ func WithCommitEvery(n int) Option { return func(r *Runner) { r.every = max(n, 1
 
 // WithLogger sets the logger (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(r *Runner) { r.log = l } }
+
+// WithTimeZones sets devices' time zones (Engine.SetTimeZone) before the
+// log is replayed, so calendar windows of a replay get the zones the devices
+// announced.
+func WithTimeZones(zones map[string]string) Option {
+	return func(r *Runner) { r.zones = zones }
+}
 
 // Open restores the engine from the sink's last state (or starts empty),
 // replays the log after it and commits the result.
@@ -68,6 +79,11 @@ func Open(ctx context.Context, pipes []window.Pipeline, log Log, sink Sink, opts
 	}
 	if err != nil {
 		return nil, fmt.Errorf("window pipeline: %w", err)
+	}
+	for dev, zone := range r.zones {
+		if err := r.eng.SetTimeZone(dev, zone); err != nil {
+			r.log.Warn("device time zone not usable", "device", dev, "err", err)
+		}
 	}
 	r.applied = r.eng.AppliedThrough()
 	from := r.applied
@@ -93,7 +109,7 @@ func Open(ctx context.Context, pipes []window.Pipeline, log Log, sink Sink, opts
 var ErrOffset = errors.New("window pipeline: offset out of order")
 
 func (r *Runner) applyOne(offset uint64, rd *window.Reading) error {
-	if offset != r.applied+1 {
+	if offset <= r.applied {
 		return fmt.Errorf("%w: got %d after %d", ErrOffset, offset, r.applied)
 	}
 	r.eng.Apply(rd)
@@ -105,7 +121,7 @@ func (r *Runner) applyOne(offset uint64, rd *window.Reading) error {
 
 // Apply applies readings stored in the log at offsets first, first+1, ...
 // at processing time procNs, and commits when enough readings are
-// uncommitted. The first offset must follow the last one applied.
+// uncommitted. The first offset must be above the last one applied.
 func (r *Runner) Apply(ctx context.Context, first uint64, rs []window.Reading, procNs int64) error {
 	r.eng.Advance(procNs)
 	for i := range rs {
@@ -138,8 +154,16 @@ func (r *Runner) Commit(ctx context.Context) error {
 	}
 	r.pending = window.Output{}
 	r.sinceLast = 0
+	r.stateLen = len(state)
 	return nil
 }
+
+// SetTimeZone sets a device's IANA time zone for calendar windows created
+// from now on (Engine.SetTimeZone). The zone is part of the checkpoint.
+func (r *Runner) SetTimeZone(device, zone string) error { return r.eng.SetTimeZone(device, zone) }
+
+// StateBytes is the size of the last committed checkpoint.
+func (r *Runner) StateBytes() int { return r.stateLen }
 
 // AppliedThrough is the last log offset applied.
 func (r *Runner) AppliedThrough() uint64 { return r.applied }

@@ -178,13 +178,16 @@ func TestOffsetsMustFollow(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := testLog(2)
-	if err := r.Apply(ctx, 2, l.readings[:1], 0); !errors.Is(err, pipeline.ErrOffset) {
-		t.Fatalf("gap in offsets: %v", err)
+	if err := r.Apply(ctx, 2, l.readings[:1], 0); err != nil {
+		t.Fatalf("gap in offsets (a failed store write) refused: %v", err)
 	}
-	if err := r.Apply(ctx, 1, l.readings[:1], 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Apply(ctx, 1, l.readings[:1], 0); !errors.Is(err, pipeline.ErrOffset) {
+	if err := r.Apply(ctx, 2, l.readings[1:2], 0); !errors.Is(err, pipeline.ErrOffset) {
 		t.Fatalf("repeated offset: %v", err)
+	}
+	if err := r.Apply(ctx, 1, l.readings[1:2], 0); !errors.Is(err, pipeline.ErrOffset) {
+		t.Fatalf("offset going back: %v", err)
+	}
+	if r.AppliedThrough() != 2 {
+		t.Fatalf("applied through %d, want 2", r.AppliedThrough())
 	}
 }

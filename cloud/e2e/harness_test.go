@@ -60,7 +60,9 @@ type collectorProc struct {
 	done     chan struct{}
 }
 
-func startCollector(t testing.TB, brokerURL, dataDir string) *collectorProc {
+// startCollector starts gridedge-collector on a fresh HTTP port; extra are
+// further flags.
+func startCollector(t testing.TB, brokerURL, dataDir string, extra ...string) *collectorProc {
 	t.Helper()
 	addr := freeAddr(t)
 	p := &collectorProc{
@@ -75,6 +77,7 @@ func startCollector(t testing.TB, brokerURL, dataDir string) *collectorProc {
 			"-log-level", "warn",
 		},
 	}
+	p.args = append(p.args, extra...)
 	p.start()
 	t.Cleanup(func() {
 		p.kill()

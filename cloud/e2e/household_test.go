@@ -215,4 +215,3 @@ func compareDays(want, got map[string]map[string]float64) string {
 	}
 	return strings.Join(diffs, "; ")
 }
-

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -232,10 +233,17 @@ func Open(dir, stateDir string, opts ...Option) (*Buffer, error) {
 
 // quarantinable tells corruption from conditions that moving the directory
 // would not fix or would make worse: another process holding Badger's lock
-// (matched on Badger's message: it has no sentinel error), or permissions.
+// (matched on Badger's message: it has no sentinel error), permissions, and
+// resource shortages (file descriptors, memory or address space for mmap,
+// disk space, a read-only file system), which pass.
 func quarantinable(err error) bool {
 	if errors.Is(err, fs.ErrPermission) || strings.Contains(err.Error(), "Cannot acquire directory lock") {
 		return false
+	}
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOMEM, syscall.ENOSPC, syscall.EROFS, syscall.EIO} {
+		if errors.Is(err, e) {
+			return false
+		}
 	}
 	return true
 }

@@ -32,11 +32,12 @@ import (
 // It publishes to a real Mosquitto and a real gridedge-collector.
 
 var (
-	agentFor    = flag.Duration("soak.agent-for", 3*time.Minute, "how long BenchmarkAgentFootprint runs the agent")
-	agentBin    = flag.String("soak.agent-bin", "", "test binary of this package to run the agent with (e.g. one built for GOARCH=arm); default: this binary")
-	agentExec   = flag.String("soak.agent-exec", "", "run the agent binary through this emulator, e.g. qemu-arm-static")
-	drainReplay = flag.Int("soak.drain-replay", 0, "mqtt.replay_rate for BenchmarkDrain (0 = unlimited; the shipped example config says 200)")
-	drainHours  = flag.Int("soak.drain-hours", 24, "hours of 8 channels at 1 Hz buffered before BenchmarkDrain starts the agent")
+	agentFor     = flag.Duration("soak.agent-for", 3*time.Minute, "how long BenchmarkAgentFootprint runs the agent")
+	agentBin     = flag.String("soak.agent-bin", "", "test binary of this package to run the agent with (e.g. one built for GOARCH=arm); default: this binary")
+	agentExec    = flag.String("soak.agent-exec", "", "run the agent binary through this emulator, e.g. qemu-arm-static")
+	drainReplay  = flag.Int("soak.drain-replay", 0, "mqtt.replay_rate for BenchmarkDrain (0 = unlimited; the shipped example config says 200)")
+	collectorBin = flag.String("soak.collector-bin", "", "a built gridedge-collector to use (default: go build ./cmd/gridedge-collector)")
+	drainHours   = flag.Int("soak.drain-hours", 24, "hours of 8 channels at 1 Hz buffered before BenchmarkDrain starts the agent")
 )
 
 const agentConfigEnv = "GRIDEDGE_SOAK_AGENT_CONFIG"
@@ -90,7 +91,9 @@ type rig struct {
 	config    string
 }
 
-func newRig(b *testing.B, replayRate int) rig {
+// newRig writes the agent's configuration: the example config's defaults
+// except the broker, with statusInterval ("" = the default 5s).
+func newRig(b *testing.B, replayRate int, statusInterval string) rig {
 	b.Helper()
 	broker := mqtttest.Start(b)
 	root := b.TempDir()
@@ -103,8 +106,7 @@ func newRig(b *testing.B, replayRate int) rig {
 	yaml := fmt.Sprintf(`device_id: soak-0001
 site: soak
 state_dir: %s
-status_interval: 1s
-metrics_addr: ""
+%smetrics_addr: ""
 mqtt:
   url: %s
   client_id: gridedge-soak-0001
@@ -112,18 +114,28 @@ mqtt:
 buffer:
   dir: %s
 channels:
-%s`, r.stateDir, r.brokerURL, replayRate, r.bufferDir, ch.String())
+%s`, r.stateDir, statusLine(statusInterval), r.brokerURL, replayRate, r.bufferDir, ch.String())
 	if err := os.WriteFile(r.config, []byte(yaml), 0o600); err != nil {
 		b.Fatal(err)
 	}
 	return r
 }
 
+func statusLine(interval string) string {
+	if interval == "" {
+		return ""
+	}
+	return "status_interval: " + interval + "\n"
+}
+
 func startCollector(b *testing.B, brokerURL, dataDir string) {
 	b.Helper()
-	bin := filepath.Join(b.TempDir(), "gridedge-collector")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/gridedge/gridedge/cmd/gridedge-collector").CombinedOutput(); err != nil {
-		b.Fatalf("build the collector: %v\n%s", err, out)
+	bin := *collectorBin
+	if bin == "" {
+		bin = filepath.Join(b.TempDir(), "gridedge-collector")
+		if out, err := exec.Command("go", "build", "-o", bin, "github.com/gridedge/gridedge/cmd/gridedge-collector").CombinedOutput(); err != nil {
+			b.Fatalf("build the collector: %v\n%s", err, out)
+		}
 	}
 	cmd := exec.Command(bin, "-mqtt-url", brokerURL, "-http-addr", "127.0.0.1:0", "-data-dir", dataDir,
 		"-client-id", "soak-collector", "-log-level", "warn")
@@ -228,7 +240,7 @@ func waitStatus(b *testing.B, dir string, within time.Duration, ok func(status.S
 // -soak.agent-for and reports its peak RSS, CPU and disk writes per reading.
 // It ignores b.N: run it with -benchtime=1x.
 func BenchmarkAgentFootprint(b *testing.B) {
-	r := newRig(b, 200)
+	r := newRig(b, 200, "")
 	cmd := r.startAgent(b)
 	pid := cmd.Process.Pid
 	// Warm-up: connected and acked, so start-up (Badger opening, the first
@@ -271,7 +283,7 @@ func BenchmarkAgentFootprint(b *testing.B) {
 // reports how fast the backlog drains to a local broker and collector while
 // live readings keep flowing. It ignores b.N: run it with -benchtime=1x.
 func BenchmarkDrain(b *testing.B) {
-	r := newRig(b, *drainReplay)
+	r := newRig(b, *drainReplay, "1s")
 	backlog := prefill(b, r, time.Duration(*drainHours)*time.Hour)
 	start := time.Now()
 	b.ResetTimer()

@@ -10,15 +10,15 @@ import (
 // WriteTable writes the samples and the summary as an aligned table.
 func (r Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "sim\twall\tlink\theld\tlive MB\tdisk MB\tfiles MB\tfiles\tsst\tfds\tfds dir\tmapped MB\tmapped dir MB\theap MB\tgo sys MB\trss MB\thwm MB\t")
+	fmt.Fprintln(tw, "sim\twall\tlink\theld\tlive MB\tdisk MB\tfiles MB\tfiles\tsst\tfds\tfds dir\tmapped MB\tmapped dir MB\theap MB\tlive heap MB\tgo sys MB\trss MB\thwm MB\t")
 	row := func(label string, s Sample) {
 		link := "up"
 		if !s.Online {
 			link = "DOWN"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n",
 			label, s.Wall.Round(time.Second), link, s.Held, mb(s.LiveBytes), mb(s.DiskBytes), mb(s.FileBytes), s.Files, s.Tables,
-			s.OpenFiles, s.OpenFilesInDir, mb(s.MappedBytes), mb(s.MappedInDir), mb(int64(s.HeapAlloc)), mb(int64(s.GoSys)), mb(s.RSS), mb(s.HWM))
+			s.OpenFiles, s.OpenFilesInDir, mb(s.MappedBytes), mb(s.MappedInDir), mb(int64(s.HeapAlloc)), mb(int64(s.HeapLive)), mb(int64(s.GoSys)), mb(s.RSS), mb(s.HWM))
 	}
 	for _, s := range r.Samples {
 		row(simLabel(s.Sim), s)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"strings"
 	"time"
 
@@ -125,13 +126,14 @@ type Sample struct {
 	Sim        time.Duration // simulated time since the start
 	Wall       time.Duration // real time since the start
 	Online     bool
-	Held       int64 // readings in the buffer
-	LiveBytes  int64 // the buffer's estimate of the bytes of readings held
-	DiskBytes  int64 // space allocated on disk by the buffer directory
-	FileBytes  int64 // sum of the sizes of the files in it
-	Files      int   // files in the buffer directory
-	Tables     int   // of those, SSTs (.sst)
-	HeapAlloc  uint64
+	Held       int64  // readings in the buffer
+	LiveBytes  int64  // the buffer's estimate of the bytes of readings held
+	DiskBytes  int64  // space allocated on disk by the buffer directory
+	FileBytes  int64  // sum of the sizes of the files in it
+	Files      int    // files in the buffer directory
+	Tables     int    // of those, SSTs (.sst)
+	HeapAlloc  uint64 // heap objects, reachable or not yet collected
+	HeapLive   uint64 // heap reachable at the last GC (runtime/metrics /gc/heap/live:bytes)
 	HeapSys    uint64
 	GoSys      uint64 // all memory the Go runtime obtained from the OS
 	ProcessErr string
@@ -397,6 +399,7 @@ func (d *driver) take(s Sample) {
 	p.Tables = max(p.Tables, s.Tables)
 	p.HeapAlloc = max(p.HeapAlloc, s.HeapAlloc)
 	p.HeapSys = max(p.HeapSys, s.HeapSys)
+	p.HeapLive = max(p.HeapLive, s.HeapLive)
 	p.GoSys = max(p.GoSys, s.GoSys)
 	p.OpenFiles = max(p.OpenFiles, s.OpenFiles)
 	p.OpenFilesInDir = max(p.OpenFilesInDir, s.OpenFilesInDir)
@@ -419,6 +422,11 @@ func (d *driver) sample(sim time.Duration, online bool) Sample {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	s.HeapAlloc, s.HeapSys, s.GoSys = ms.HeapAlloc, ms.HeapSys, ms.Sys
+	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(live)
+	if live[0].Value.Kind() == metrics.KindUint64 {
+		s.HeapLive = live[0].Value.Uint64()
+	}
 	u, err := processUsage(d.dir)
 	if err != nil {
 		s.ProcessErr = err.Error()

@@ -5,7 +5,10 @@ import (
 	"context"
 	"flag"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -13,9 +16,10 @@ import (
 )
 
 var (
-	soakDays  = flag.Int("soak.days", 1, "simulated days of 8 channels at 1 Hz the soak appends (7 = the full week)")
-	soakGC    = flag.Duration("soak.gc", time.Second, "real time between the buffer's value-log GC and quota checks (shipped: 1m of real time)")
-	soakForce = flag.Bool("soak.force", false, "run the soak even where Badger's table allocator is known to corrupt tables (32-bit ARM with ristretto <= v2.4.2)")
+	soakDays        = flag.Int("soak.days", 1, "simulated days of 8 channels at 1 Hz the soak appends (7 = the full week)")
+	soakGC          = flag.Duration("soak.gc", time.Second, "real time between the buffer's value-log GC and quota checks (shipped: 1m of real time)")
+	soakHeapProfile = flag.String("soak.heapprofile", "", "write a heap profile here once the final drain emptied the buffer (buffer still open)")
+	soakForce       = flag.Bool("soak.force", false, "run the soak even where Badger's table allocator is known to corrupt tables (32-bit ARM with ristretto <= v2.4.2)")
 )
 
 // logCounter keeps what the buffer and Badger log (warnings and errors).
@@ -51,8 +55,11 @@ func TestSoak(t *testing.T) {
 	cfg.Outages = WeekOutages(days)
 	cfg.BufferOptions = ShippedBufferOptions(log, *soakGC)
 	cfg.Logger = log
-	if testing.Verbose() {
-		cfg.Progress = func(s Sample) {
+	cfg.Progress = func(s Sample) {
+		if *soakHeapProfile != "" && s.Held == 0 && s.Sim >= cfg.Length {
+			writeHeapProfile(t, *soakHeapProfile)
+		}
+		if testing.Verbose() {
 			t.Logf("%s held %d disk %.1f MB mapped %.1f MB (dir %.1f) fds %d rss %.1f MB",
 				simLabel(s.Sim), s.Held, mb(s.DiskBytes), mb(s.MappedBytes), mb(s.MappedInDir), s.OpenFiles, mb(s.RSS))
 		}
@@ -111,5 +118,18 @@ func checkBounds(t *testing.T, rep Report) {
 	}
 	if limit := int64(emptyDiskBound); rep.AfterReopen.DiskBytes > limit {
 		t.Errorf("emptied and reopened buffer uses %.1f MB on disk, bound %.1f MB", mb(rep.AfterReopen.DiskBytes), mb(limit))
+	}
+}
+
+func writeHeapProfile(t *testing.T, path string) {
+	runtime.GC()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Errorf("heap profile: %v", err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		t.Errorf("heap profile: %v", err)
 	}
 }

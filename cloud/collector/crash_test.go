@@ -127,6 +127,10 @@ func TestKillDuringIngest(t *testing.T) {
 	all := makeBatch("dev-1", 5, 0, total).Readings
 	checkWindows(t, second.addr, "dev-1", all, time.Minute)
 	checkWindows(t, second.addr, "dev-1", all, 5*time.Minute)
+	// The engine's results (restored from its checkpoint and the log
+	// replayed after it) equal one uninterrupted pass over the readings.
+	cfg := testConfig(t, b.URL(), dir)
+	waitForResults(t, second.addr, "dev-1", cfg.Pipelines, uninterrupted(t, cfg, "dev-1", 5, all))
 }
 
 func healthy(addr string) bool {

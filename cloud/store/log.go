@@ -181,6 +181,12 @@ func (s *Store) ReplayLog(ctx context.Context, after uint64, fn func(e *LogEntry
 	return nil
 }
 
+// ReplayTimed implements the window pipeline's TimedLog: the processing
+// time of a reading is when the collector received its batch.
+func (s *Store) ReplayTimed(ctx context.Context, after uint64, fn func(offset uint64, procNs int64, r *window.Reading) error) error {
+	return s.ReplayLog(ctx, after, func(e *LogEntry) error { return fn(e.Offset, e.ReceivedNs, &e.Reading) })
+}
+
 // Replay implements the window pipeline's Log over the ingest log.
 func (s *Store) Replay(ctx context.Context, after uint64, fn func(offset uint64, r *window.Reading) error) error {
 	return s.ReplayLog(ctx, after, func(e *LogEntry) error { return fn(e.Offset, &e.Reading) })

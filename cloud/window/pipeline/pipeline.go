@@ -18,6 +18,16 @@ type Log interface {
 	Replay(ctx context.Context, after uint64, fn func(offset uint64, r *window.Reading) error) error
 }
 
+// TimedLog is a Log that also keeps each reading's processing (receive)
+// time. Open replays it advancing the engine's processing-time clock as the
+// original run did, so a device is not taken for idle merely because its
+// readings are being replayed after a restart.
+type TimedLog interface {
+	Log
+	// ReplayTimed is Replay with the processing time of each reading.
+	ReplayTimed(ctx context.Context, after uint64, fn func(offset uint64, procNs int64, r *window.Reading) error) error
+}
+
 // Sink stores what the engine produced.
 type Sink interface {
 	// Commit stores out (results as upserts on pipeline, key and window
@@ -88,13 +98,21 @@ func Open(ctx context.Context, pipes []window.Pipeline, log Log, sink Sink, opts
 	r.applied = r.eng.AppliedThrough()
 	from := r.applied
 	replayed := 0
-	err = log.Replay(ctx, from, func(offset uint64, rd *window.Reading) error {
+	apply := func(offset uint64, rd *window.Reading) error {
 		if err := r.applyOne(offset, rd); err != nil {
 			return err
 		}
 		replayed++
 		return nil
-	})
+	}
+	if tl, ok := log.(TimedLog); ok {
+		err = tl.ReplayTimed(ctx, from, func(offset uint64, procNs int64, rd *window.Reading) error {
+			r.eng.Advance(procNs)
+			return apply(offset, rd)
+		})
+	} else {
+		err = log.Replay(ctx, from, apply)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("window pipeline: replay after offset %d: %w", from, err)
 	}

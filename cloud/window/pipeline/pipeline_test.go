@@ -191,3 +191,48 @@ func TestOffsetsMustFollow(t *testing.T) {
 		t.Fatalf("applied through %d, want 2", r.AppliedThrough())
 	}
 }
+
+// timedLog is a memLog that knows when each reading was received.
+type timedLog struct {
+	*memLog
+	procNs int64
+}
+
+func (l timedLog) ReplayTimed(ctx context.Context, after uint64, fn func(uint64, int64, *window.Reading) error) error {
+	return l.Replay(ctx, after, func(off uint64, r *window.Reading) error { return fn(off, l.procNs, r) })
+}
+
+// A replay after a restart must not make every device look idle: with a
+// TimedLog the processing clock follows the readings' receive times, so a
+// commit right after the replay emits no provisional result; a plain Log
+// replays at processing time 0 and the next Advance finds every device
+// silent since then.
+func TestTimedReplayKeepsDevicesActive(t *testing.T) {
+	ctx := context.Background()
+	received := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC).UnixNano()
+	provisional := func(log pipeline.Log) int {
+		sink := newSink()
+		r, err := pipeline.Open(ctx, window.DefaultPipelines(), log, sink)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Advance(received + int64(time.Second))
+		if err := r.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, res := range sink.results {
+			if res.Provisional {
+				n++
+			}
+		}
+		return n
+	}
+	l := testLog(300)
+	if n := provisional(timedLog{l, received}); n != 0 {
+		t.Fatalf("timed replay: %d provisional results, want none", n)
+	}
+	if n := provisional(l); n == 0 {
+		t.Fatal("untimed replay produced no provisional result: the test does not tell the two apart")
+	}
+}

@@ -110,6 +110,7 @@ type Buffer struct {
 	// per-minute summaries; thinning resumes after it. Guarded by mu.
 	thinnedThrough uint64
 	kick           chan struct{}
+	liveShare      float64
 	// free caches the file system's free bytes; freeAt is when (unix ns).
 	free      atomic.Int64
 	freeAt    atomic.Int64
@@ -218,7 +219,8 @@ func Open(dir, stateDir string, opts ...Option) (*Buffer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("buffer: open badger in %s: %w", dir, err)
 	}
-	b := &Buffer{db: db, dir: dir, stateDir: stateDir, o: o, log: log, stop: make(chan struct{}), kick: make(chan struct{}, 1)}
+	b := &Buffer{db: db, dir: dir, stateDir: stateDir, o: o, log: log, stop: make(chan struct{}), kick: make(chan struct{}, 1),
+		liveShare: liveShare(bo.Compression)}
 	if err := b.recover(); err != nil {
 		db.Close()
 		return nil, err

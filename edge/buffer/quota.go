@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/gridedge/gridedge/shared/wire"
 )
@@ -35,8 +36,15 @@ import (
 // through mmapped files and would die of SIGBUS on a full disk.
 
 // liveShare is the fraction of the quota the (uncompressed) live-data
-// estimate may use.
-const liveShare = 1.0
+// estimate may use: all of it when Badger compresses (disk use is then about
+// a quarter of the estimate), half when it does not (32-bit builds), which
+// leaves the other half for tombstones, indexes and compaction.
+func liveShare(c options.CompressionType) float64 {
+	if c == options.None {
+		return 0.5
+	}
+	return 1.0
+}
 
 // thinChunk and dropChunk bound one step of enforcement (and its
 // transaction).
@@ -45,7 +53,7 @@ const (
 	dropChunk = 1024
 )
 
-func (b *Buffer) liveLimit() int64 { return int64(float64(b.o.quotaBytes) * liveShare) }
+func (b *Buffer) liveLimit() int64 { return int64(float64(b.o.quotaBytes) * b.liveShare) }
 
 func (b *Buffer) overQuota() bool {
 	return b.o.quotaBytes > 0 && b.liveBytes.Load() > b.liveLimit()

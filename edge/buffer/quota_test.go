@@ -47,7 +47,7 @@ func TestQuotaThinsOldestToMinuteSummaries(t *testing.T) {
 
 	// A quota whose live share is 60% of what is held: thinning the oldest
 	// minutes 60:1 must be enough, nothing dropped.
-	b = open(t, filepath.Join(root, "buf"), filepath.Join(root, "state"), WithQuota(int64(float64(full)*0.6/liveShare)))
+	b = open(t, filepath.Join(root, "buf"), filepath.Join(root, "state"), WithQuota(int64(float64(full)*0.6/liveShare(BadgerOptions("", nil).Compression))))
 	defer b.Close()
 	if b.liveBytes.Load() != full {
 		t.Fatalf("live bytes after reopen %d, before %d", b.liveBytes.Load(), full)
@@ -114,7 +114,7 @@ func TestQuotaDropsOldestWhenThinningIsNotEnough(t *testing.T) {
 	b.Close()
 
 	// Live share 1% of what is held: even one reading per minute is too much.
-	b = open(t, filepath.Join(root, "buf"), filepath.Join(root, "state"), WithQuota(int64(float64(full)*0.01/liveShare)))
+	b = open(t, filepath.Join(root, "buf"), filepath.Join(root, "state"), WithQuota(int64(float64(full)*0.01/liveShare(BadgerOptions("", nil).Compression))))
 	defer b.Close()
 	if err := b.enforceQuota(); err != nil {
 		t.Fatal(err)

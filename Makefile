@@ -5,7 +5,7 @@ BIN := bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 # Packages that run on the gateway: tested natively and under qemu-user.
-EDGE_PKGS := ./edge/... ./hardware/... ./shared/...
+EDGE_PKGS := ./edge/... ./hardware/... ./shared/... ./cmd/gridedge-agent
 TEST_TIMEOUT ?= 12m
 QEMU_TEST_TIMEOUT ?= 12m
 
@@ -52,7 +52,7 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=6 $(GO) vet $(EDGE_PKGS) ./cmd/gridedge-agent
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=6 $(GO) vet $(EDGE_PKGS)
 
 test: deps fmt-check vet test-native test-arm ## everything CI runs: vet, all tests, edge tests under qemu arm/arm64
 

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gridedge/gridedge/cloud/store"
+	"github.com/gridedge/gridedge/cloud/window"
 	"github.com/gridedge/gridedge/shared/wire"
 )
 
@@ -38,10 +40,22 @@ func fixture(t *testing.T) *httptest.Server {
 	if _, err := st.PutDeadLetter(store.DeadLetter{Reason: "malformed", Topic: "gridedge/v1/s/d/data", Received: t0, Payload: []byte{1, 2}}); err != nil {
 		t.Fatal(err)
 	}
+	// Engine output: power_1m minute 10:00 at revisions 1 and 2, one late reading.
+	res := func(rev uint32, mean float64) window.Result {
+		return window.Result{Pipeline: "power_1m", Key: window.Key{Device: "dev-1", Channel: "mains", Quantity: wire.Quantity_QUANTITY_ACTIVE_POWER},
+			Start: t0.UnixNano(), End: t0.Add(time.Minute).UnixNano(), Revision: rev, Names: []string{"count", "mean"}, Values: []float64{60, mean},
+			Count: 60, Coverage: 1, WorstQuality: wire.TimeQuality_TIME_QUALITY_SYNCED}
+	}
+	late := window.LateReading{Pipeline: "power_1m", Reading: window.Reading{Device: "dev-1", Channel: "mains", Quantity: wire.Quantity_QUANTITY_ACTIVE_POWER,
+		TimeNs: t0.Add(-time.Hour).UnixNano(), Value: 3, Quality: wire.TimeQuality_TIME_QUALITY_SYNCED, SeqEpoch: 1, Seq: 999},
+		Windows: []window.Span{{Start: t0.Add(-time.Hour).UnixNano(), End: t0.Add(-59 * time.Minute).UnixNano()}}}
+	if err := st.EngineSink("test").Commit(context.Background(), window.Output{Results: []window.Result{res(1, 29.5), res(2, 30)}, Late: []window.LateReading{late}}, []byte("state")); err != nil {
+		t.Fatal(err)
+	}
 	reg := prometheus.NewRegistry()
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "gridedge_test_total", Help: "test"})
 	reg.MustRegister(c)
-	srv := httptest.NewServer(New(st, WithGatherer(reg), WithDefaultTimeZone("UTC")))
+	srv := httptest.NewServer(New(st, WithGatherer(reg), WithDefaultTimeZone("UTC"), WithPipelines([]string{"power_1m", "energy_daily"})))
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -102,19 +116,29 @@ func TestWindows(t *testing.T) {
 func TestBadParametersAre400NamingTheParameter(t *testing.T) {
 	srv := fixture(t)
 	for path, param := range map[string]string{
-		"/api/v1/windows":                                              "device",
-		"/api/v1/windows?device=a/b":                                   "device",
-		"/api/v1/windows?device=d&size=7m":                             "size",
-		"/api/v1/windows?device=d&size=banana":                         "size",
-		"/api/v1/windows?device=d&channel=m&quantity=watt":             "quantity",
-		"/api/v1/windows?device=d&from=yesterday":                      "from",
-		"/api/v1/windows?device=d&to=2026-13-01T00:00:00Z":             "to",
-		"/api/v1/windows?device=d&limit=-1":                            "limit",
-		"/api/v1/deadletters?limit=x":                                  "limit",
-		"/api/v1/readings?channel=mains&quantity=energy":               "device",
-		"/api/v1/readings?device=d&quantity=energy":                    "channel",
-		"/api/v1/readings?device=d&channel=m":                          "quantity",
-		"/api/v1/readings?device=d&channel=m&quantity=energy&from=now": "from",
+		"/api/v1/windows":                                                                     "device",
+		"/api/v1/windows?device=a/b":                                                          "device",
+		"/api/v1/windows?device=d&size=7m":                                                    "size",
+		"/api/v1/windows?device=d&size=banana":                                                "size",
+		"/api/v1/windows?device=d&channel=m&quantity=watt":                                    "quantity",
+		"/api/v1/windows?device=d&from=yesterday":                                             "from",
+		"/api/v1/windows?device=d&to=2026-13-01T00:00:00Z":                                    "to",
+		"/api/v1/windows?device=d&limit=-1":                                                   "limit",
+		"/api/v1/deadletters?limit=x":                                                         "limit",
+		"/api/v1/readings?channel=mains&quantity=energy":                                      "device",
+		"/api/v1/readings?device=d&quantity=energy":                                           "channel",
+		"/api/v1/readings?device=d&channel=m":                                                 "quantity",
+		"/api/v1/readings?device=d&channel=m&quantity=energy&from=now":                        "from",
+		"/api/v1/results":                                                                     "pipeline",
+		"/api/v1/results?pipeline=power_1m&device=a/b":                                        "device",
+		"/api/v1/results?pipeline=power_1m&channel=mains":                                     "channel",
+		"/api/v1/results?pipeline=power_1m&device=d&quantity=energy":                          "quantity",
+		"/api/v1/results?pipeline=power_1m&history=maybe":                                     "history",
+		"/api/v1/results?pipeline=power_1m&from=noon":                                         "from",
+		"/api/v1/results?pipeline=power_1m&from=2026-11-23T10:00:00Z&to=2026-11-23T09:00:00Z": "to",
+		"/api/v1/late":                       "device",
+		"/api/v1/late?device=dev-1&to=later": "to",
+		"/api/v1/late?device=dev-1&limit=0":  "limit",
 	} {
 		var e Error
 		get(t, srv, path, 400, &e)
@@ -158,5 +182,39 @@ func TestReadings(t *testing.T) {
 	get(t, srv, "/api/v1/readings?device=dev-1&channel=mains&quantity=active_power&limit=5", 200, &out)
 	if len(out.Readings) != 5 || !out.Truncated {
 		t.Fatalf("limit: %d readings, truncated %v", len(out.Readings), out.Truncated)
+	}
+}
+
+func TestResultsAndLate(t *testing.T) {
+	srv := fixture(t)
+	var out struct {
+		Pipeline string
+		Results  []store.WindowResult
+	}
+	get(t, srv, "/api/v1/results?pipeline=power_1m&device=dev-1&channel=mains&from=2026-11-23T10:00:00Z&to=2026-11-23T10:01:00Z", 200, &out)
+	if len(out.Results) != 1 || out.Results[0].Revision != 2 || out.Results[0].Values["mean"] != 30 || !out.Results[0].End.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("latest results %+v", out.Results)
+	}
+	get(t, srv, "/api/v1/results?pipeline=power_1m&device=dev-1&history=1", 200, &out)
+	if len(out.Results) != 2 || out.Results[0].Revision != 1 || out.Results[0].Values["mean"] != 29.5 {
+		t.Fatalf("history %+v", out.Results)
+	}
+	get(t, srv, "/api/v1/results?pipeline=power_1m&device=dev-1&from=2026-11-23T10:00:01Z", 200, &out)
+	if len(out.Results) != 0 {
+		t.Fatalf("from after the only window start: %+v", out.Results)
+	}
+	var e Error
+	get(t, srv, "/api/v1/results?pipeline=power_5m&device=dev-1", 400, &e)
+	if e.Parameter != "pipeline" || !strings.Contains(e.Error, "power_1m") || !strings.Contains(e.Error, "energy_daily") {
+		t.Fatalf("unknown pipeline: %+v, want the known ones listed", e)
+	}
+	var late struct{ Late []store.LateReading }
+	get(t, srv, "/api/v1/late?device=dev-1&from=2026-11-23T08:00:00Z&to=2026-11-23T10:00:00Z", 200, &late)
+	if len(late.Late) != 1 || late.Late[0].Seq != 999 || !late.Late[0].Windows[0].Start.Equal(t0.Add(-time.Hour)) {
+		t.Fatalf("late %+v", late.Late)
+	}
+	get(t, srv, "/api/v1/late?device=dev-1&to=2026-11-23T09:00:00Z", 200, &late)
+	if len(late.Late) != 0 {
+		t.Fatalf("late before 09:00: %+v", late.Late)
 	}
 }

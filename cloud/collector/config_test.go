@@ -49,3 +49,52 @@ func TestLoadConfigReadsDurationsAndRejectsUnknownKeys(t *testing.T) {
 		}
 	}
 }
+
+// The collector file's pipelines section is the window configuration;
+// its errors name the collector file's own line.
+func TestLoadConfigPipelinesSection(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	body := `mqtt_url: tcp://b:1883
+# comments and other keys around the section
+pipelines:
+  - name: watts_5m
+    inputs: [{quantity: active_power}]
+    window: {kind: tumbling, size: 5m}
+    aggregations: [mean, max]
+site_tz: Europe/Paris
+`
+	if err := os.WriteFile(good, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Pipelines) != 1 || cfg.Pipelines[0].Name != "watts_5m" || cfg.Pipelines[0].Window.Size != 5*time.Minute || cfg.SiteTZ != "Europe/Paris" {
+		t.Fatalf("pipelines %+v, site_tz %q", cfg.Pipelines, cfg.SiteTZ)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	// Absent: the shipped pipelines.
+	if names := pipelineNames(DefaultConfig().Pipelines); strings.Join(names, ",") != "power_1m,energy_15m,energy_daily" {
+		t.Fatalf("default pipelines %v", names)
+	}
+
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte(strings.Replace(body, "kind: tumbling", "kind: wobbly", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig(bad); err == nil || !strings.Contains(err.Error(), "line 6") || !strings.Contains(err.Error(), "wobbly") {
+		t.Fatalf("bad window kind: %v, want an error naming line 6", err)
+	}
+
+	file := filepath.Join(dir, "pipes.yaml")
+	if err := os.WriteFile(file, []byte("pipelines:\n  - name: x\n    colour: red\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadPipelines(file); err == nil || !strings.Contains(err.Error(), "line 3") || !strings.Contains(err.Error(), file) {
+		t.Fatalf("pipelines file error %v, want its path and line 3", err)
+	}
+}

@@ -29,6 +29,34 @@ func TestFlagsOverrideFile(t *testing.T) {
 	}
 }
 
+// -pipelines replaces the pipelines of -config, and a bad pipelines file
+// is reported with its line.
+func TestPipelinesFlag(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(conf, []byte("mqtt_url: tcp://b:1883\npipelines:\n  - {name: from_config, inputs: [{}], window: {kind: day}, aggregations: [count]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pipes := filepath.Join(dir, "p.yaml")
+	if err := os.WriteFile(pipes, []byte("pipelines:\n  - {name: from_flag, inputs: [{}], window: {kind: tumbling, size: 1m}, aggregations: [mean]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := parseFlags([]string{"-config", conf}, io.Discard)
+	if err != nil || len(cfg.Pipelines) != 1 || cfg.Pipelines[0].Name != "from_config" {
+		t.Fatalf("-config pipelines: %+v %v", cfg.Pipelines, err)
+	}
+	cfg, _, err = parseFlags([]string{"-config", conf, "-pipelines", pipes}, io.Discard)
+	if err != nil || len(cfg.Pipelines) != 1 || cfg.Pipelines[0].Name != "from_flag" {
+		t.Fatalf("-pipelines: %+v %v", cfg.Pipelines, err)
+	}
+	if err := os.WriteFile(pipes, []byte("pipelines:\n  - name: x\n    window: {kind: fortnight}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := parseFlags([]string{"-mqtt-url", "tcp://b:1", "-pipelines", pipes}, io.Discard); err == nil || !strings.Contains(err.Error(), "-pipelines") || !strings.Contains(err.Error(), "line 3") {
+		t.Fatalf("bad pipelines file: %v", err)
+	}
+}
+
 func TestErrorsNameTheField(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")

@@ -26,9 +26,10 @@ const (
 
 // Ingester applies payloads to a store. It is safe for concurrent use.
 type Ingester struct {
-	store *store.Store
-	log   *slog.Logger
-	m     metrics
+	store   *store.Store
+	log     *slog.Logger
+	transit time.Duration
+	m       metrics
 }
 
 type metrics struct {
@@ -40,6 +41,7 @@ type metrics struct {
 	storeErrors   prometheus.Counter
 	applySeconds  prometheus.Histogram
 	batchReadings prometheus.Histogram
+	redated       prometheus.Counter
 }
 
 // Option changes an Ingester.
@@ -48,9 +50,14 @@ type Option func(*Ingester)
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(in *Ingester) { in.log = l } }
 
+// WithTransitBound sets the error bound of readings dated from the receive
+// time (the time rule for boots that never synced; default
+// DefaultTransitBound).
+func WithTransitBound(d time.Duration) Option { return func(in *Ingester) { in.transit = d } }
+
 // New returns an Ingester writing to st and registering its metrics on reg.
 func New(st *store.Store, reg prometheus.Registerer, opts ...Option) (*Ingester, error) {
-	in := &Ingester{store: st, log: slog.Default()}
+	in := &Ingester{store: st, log: slog.Default(), transit: DefaultTransitBound}
 	for _, o := range opts {
 		o(in)
 	}
@@ -89,8 +96,12 @@ func New(st *store.Store, reg prometheus.Registerer, opts ...Option) (*Ingester,
 			Help:    "Readings per accepted batch.",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 9),
 		}),
+		redated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gridedge_collector_readings_redated_total",
+			Help: "Estimated readings of a never-synced boot dated from the collector's receive time (time rule of docs/time.md).",
+		}),
 	}
-	for _, c := range []prometheus.Collector{in.m.batches, in.m.deadLetters, in.m.readings, in.m.windows, in.m.statuses, in.m.storeErrors, in.m.applySeconds, in.m.batchReadings} {
+	for _, c := range []prometheus.Collector{in.m.batches, in.m.deadLetters, in.m.readings, in.m.windows, in.m.statuses, in.m.storeErrors, in.m.applySeconds, in.m.batchReadings, in.m.redated} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("ingest: register metrics: %w", err)
 		}
@@ -154,6 +165,10 @@ func (in *Ingester) HandleData(topicName string, payload []byte, received time.T
 		return in.reject(out, ReasonDeviceMismatch,
 			fmt.Errorf("batch device_id %q published on the topic of device %q", b.DeviceId, device), topicName, payload, received)
 	}
+	// Before storing, so the stored time, the windows and the engine all
+	// see the re-dated time; dedup is by seq, so a resend re-dated
+	// differently is still recognised.
+	in.m.redated.Add(float64(redate(b, received, in.transit)))
 	res, err := in.store.ApplyBatch(site, b, received)
 	if errors.Is(err, store.ErrBatchTooLarge) {
 		return in.reject(out, ReasonTooLarge, err, topicName, payload, received)

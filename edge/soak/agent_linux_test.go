@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -40,7 +41,11 @@ var (
 	drainHours   = flag.Int("soak.drain-hours", 24, "hours of 8 channels at 1 Hz buffered before BenchmarkDrain starts the agent")
 )
 
-const agentConfigEnv = "GRIDEDGE_SOAK_AGENT_CONFIG"
+const (
+	agentConfigEnv = "GRIDEDGE_SOAK_AGENT_CONFIG"
+	// agentProfileEnv names a file for a CPU profile of the child agent.
+	agentProfileEnv = "GRIDEDGE_SOAK_AGENT_CPUPROFILE"
+)
 
 func TestMain(m *testing.M) {
 	if path := os.Getenv(agentConfigEnv); path != "" {
@@ -67,6 +72,19 @@ func runAgentChild(path string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if prof := os.Getenv(agentProfileEnv); prof != "" {
+		f, err := os.Create(prof)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "soak agent:", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "soak agent:", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := a.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "soak agent:", err)
 		return 1

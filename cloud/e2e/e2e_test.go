@@ -32,8 +32,9 @@ func simConfig(brokerURL, dataDir string, truth *bytes.Buffer) sim.Config {
 }
 
 // TestTwentyMetersOneHourExactlyOnce: every reading the simulator generates
-// is stored exactly once, and every one-minute window equals a direct
-// computation over the truth file.
+// is stored exactly once, every one-minute window equals a direct
+// computation over the truth file, and the windowing engine's results equal
+// an uninterrupted pass over it.
 func TestTwentyMetersOneHourExactlyOnce(t *testing.T) {
 	broker := mqtttest.Start(t)
 	c := startCollector(t, broker.URL(), t.TempDir())
@@ -52,12 +53,15 @@ func TestTwentyMetersOneHourExactlyOnce(t *testing.T) {
 		t.Fatalf("only %d readings generated for 20 meters over an hour at 10 s", len(readings))
 	}
 	checkExactlyOnce(t, c, readings)
+	checkEngineResults(t, c, readings)
 }
 
 // TestBrokerAndCollectorKilledMidRun: the broker is SIGKILLed for several
 // seconds and restarted, then the collector is SIGKILLed and restarted on
 // the same store; the agents buffer, resend and the collector deduplicates,
-// so the result is still exactly once.
+// so the result is still exactly once — in the stored readings, the
+// foundation windows and the engine's results (restored from its
+// checkpoint and the ingest log after the SIGKILL).
 func TestBrokerAndCollectorKilledMidRun(t *testing.T) {
 	broker := mqtttest.Start(t)
 	c := startCollector(t, broker.URL(), t.TempDir())
@@ -101,4 +105,5 @@ func TestBrokerAndCollectorKilledMidRun(t *testing.T) {
 		t.Fatalf("truth file has %d readings, simulator reports %d generated", len(readings), res.Generated)
 	}
 	checkExactlyOnce(t, c, readings)
+	checkEngineResults(t, c, readings)
 }

@@ -48,6 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfgPath := fs.String("config", "/etc/gridedge/agent.yaml", "agent configuration `file` (YAML)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	checkOnly := fs.Bool("check", false, "validate the configuration (fields and driver names) and exit: 0 when valid")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: gridedge-agent [-config FILE] [-log-level LEVEL]\n"+
 			"       gridedge-agent status [-config FILE] [-json]\n"+
@@ -77,6 +78,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
+	}
+	if *checkOnly {
+		return checkConfig(cfg, *cfgPath, stdout, stderr)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -120,6 +124,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log.Info("gridedge-agent stopped")
+	return 0
+}
+
+// checkConfig reports unknown drivers, which only building the sensors
+// would otherwise reveal, without opening any bus.
+func checkConfig(cfg config.Config, path string, stdout, stderr io.Writer) int {
+	known := map[string]bool{}
+	for _, n := range registry().Names() {
+		known[n] = true
+	}
+	bad := false
+	for i, ch := range cfg.Channels {
+		if !known[ch.Driver] {
+			fmt.Fprintf(stderr, "config %s: channels[%d].driver: unknown driver %q (known: %v)\n", path, i, ch.Driver, registry().Names())
+			bad = true
+		}
+	}
+	if bad {
+		return 2
+	}
+	fmt.Fprintf(stdout, "config %s: ok (%d channels)\n", path, len(cfg.Channels))
 	return 0
 }
 

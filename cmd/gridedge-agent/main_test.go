@@ -84,3 +84,25 @@ channels: [{name: mains, driver: ina219}]
 		t.Fatalf("json: exit %d\n%s", code, out.String())
 	}
 }
+
+func TestCheckFlag(t *testing.T) {
+	body := `
+device_id: gw-1
+site: home
+state_dir: /tmp/s
+mqtt: {url: "tcp://127.0.0.1:1883"}
+buffer: {dir: /tmp/b}
+channels: [{name: a, driver: ina219}, {name: b, driver: ina2019}]
+`
+	var out, errOut bytes.Buffer
+	if code := run([]string{"-check", "-config", writeConfig(t, body)}, &out, &errOut); code != 2 ||
+		!strings.Contains(errOut.String(), `channels[1].driver: unknown driver "ina2019"`) {
+		t.Fatalf("exit %d, stderr %s", code, errOut.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := run([]string{"-check", "-config", writeConfig(t, strings.Replace(body, "ina2019", "sdm120", 1))}, &out, &errOut); code != 0 ||
+		!strings.Contains(out.String(), "ok (2 channels)") {
+		t.Fatalf("exit %d, stdout %s stderr %s", code, out.String(), errOut.String())
+	}
+}

@@ -78,5 +78,11 @@ fuzz: ## run every fuzz target for FUZZTIME each
 bench: ## benchmarks with a report (readings/s, bytes, allocations)
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./... | tee bench.txt
 
+SOAK_DAYS ?= 7
+soak: ## the buffer's simulated week (8 ch at 1 Hz, outages) natively and under qemu armv7 and arm64
+	$(GO) test -count=1 -run TestSoak -v -timeout 90m ./edge/soak/ -soak.days=$(SOAK_DAYS)
+	CGO_ENABLED=0 GOARCH=arm GOARM=7 $(GO) test -count=1 -exec qemu-arm-static -run TestSoak -v -timeout 180m ./edge/soak/ -soak.days=$(SOAK_DAYS)
+	CGO_ENABLED=0 GOARCH=arm64 $(GO) test -count=1 -exec qemu-aarch64-static -run TestSoak -v -timeout 180m ./edge/soak/ -soak.days=$(SOAK_DAYS)
+
 clean:
 	rm -rf $(BIN) dist .demo bench.txt

@@ -16,6 +16,7 @@ import (
 const (
 	childEnvBroker = "GRIDEDGE_COLLECTOR_CHILD_BROKER"
 	childEnvDir    = "GRIDEDGE_COLLECTOR_CHILD_DIR"
+	childEnvCommit = "GRIDEDGE_COLLECTOR_CHILD_COMMIT" // commit interval, optional
 )
 
 // TestChildCollector is the body of the child process that
@@ -25,7 +26,11 @@ func TestChildCollector(t *testing.T) {
 	if url == "" || dir == "" {
 		t.Skip("only runs as the child of TestKillDuringIngest")
 	}
-	c, err := New(testConfig(t, url, dir), WithLogger(testLogger(t)))
+	cfg := testConfig(t, url, dir)
+	if d, err := time.ParseDuration(os.Getenv(childEnvCommit)); err == nil {
+		cfg.CommitInterval = d
+	}
+	c, err := New(cfg, WithLogger(testLogger(t)))
 	if err != nil {
 		fmt.Println("ERROR", err)
 		os.Exit(1)
@@ -42,10 +47,11 @@ type child struct {
 	addr string
 }
 
-func startChild(t *testing.T, brokerURL, dir string) *child {
+func startChild(t *testing.T, brokerURL, dir string, env ...string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestChildCollector$", "-test.v")
 	cmd.Env = append(os.Environ(), childEnvBroker+"="+brokerURL, childEnvDir+"="+dir)
+	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -158,4 +164,43 @@ func readingsStoredOrZero(addr, device string) uint64 {
 		}
 	}
 	return 0
+}
+
+// TestEngineSurvivesRepeatedKills SIGKILLs the collector three times while
+// batches stream in. Until the last round the engine commits only at start
+// (its commit interval is an hour and fewer than 10,000 readings arrive), so
+// every kill loses all the engine work of its round, and every restart must
+// restore the checkpoint and replay the log after it. The results after the
+// last restart must equal one uninterrupted pass over the readings.
+func TestEngineSurvivesRepeatedKills(t *testing.T) {
+	if os.Getenv(childEnvBroker) != "" {
+		t.Skip("child process")
+	}
+	b := mqtttest.Start(t)
+	dir := t.TempDir()
+	const rounds, perRound, perBatch = 4, 30, 40
+	ag := newAgent(t, b.URL(), "agent-kills", nil)
+	for round := range rounds {
+		env := []string{childEnvCommit + "=1h"}
+		if round == rounds-1 {
+			env = nil
+		}
+		c := startChild(t, b.URL(), dir, env...)
+		waitFor(t, "child health", func() bool { return healthy(c.addr) })
+		for i := range perRound {
+			n := round*perRound + i
+			ag.publish("s", "dev-1", encode(t, makeBatch("dev-1", 5, uint64(n*perBatch), perBatch)))
+		}
+		if round < rounds-1 {
+			before := readingsStoredOrZero(c.addr, "dev-1")
+			waitFor(t, "ingest under way", func() bool { return readingsStoredOrZero(c.addr, "dev-1") > before })
+			c.kill()
+			continue
+		}
+		total := uint64(rounds * perRound * perBatch)
+		waitFor(t, "every reading", func() bool { return readingsStoredOrZero(c.addr, "dev-1") >= total })
+		all := makeBatch("dev-1", 5, 0, int(total)).Readings
+		cfg := testConfig(t, b.URL(), dir)
+		waitForResults(t, c.addr, "dev-1", cfg.Pipelines, uninterrupted(t, cfg, "dev-1", 5, all))
+	}
 }

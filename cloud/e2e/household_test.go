@@ -3,8 +3,10 @@ package e2e
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -187,6 +189,15 @@ func TestHouseholdReplayDailyEnergy(t *testing.T) {
 	sort.Strings(days)
 	for _, d := range days {
 		t.Logf("%s mains %.1f Wh, sub1 %.1f, sub2 %.1f, sub3 %.1f, rest %.1f", d, got[d]["mains"], got[d]["sub1"], got[d]["sub2"], got[d]["sub3"], got[d]["rest"])
+	}
+	if resp, err := http.Get("http://" + c.httpAddr + "/metrics"); err == nil {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, line := range strings.Split(string(body), "\n") {
+			if strings.HasPrefix(line, "gridedge_collector_window_") {
+				t.Log(line)
+			}
+		}
 	}
 }
 

@@ -501,7 +501,13 @@ func (p *Publisher) sendLoop(ctx context.Context, client mqtt.Client) {
 }
 
 func (p *Publisher) applyAck(s *sender, ack *wire.Ack) {
-	n, err := p.buf.Delete(ack.SeqEpoch, ack.Ranges...)
+	// Only what this process has sent can have been stored by the
+	// collector: a buggy or forged ack for the rest must not delete it.
+	ranges := clip(ack.Ranges, s.sentRanges())
+	if !sameRanges(ranges, ack.Ranges) {
+		p.log.Warn("ack names readings not sent by this process; ignoring those", "ranges", len(ack.Ranges))
+	}
+	n, err := p.buf.Delete(ack.SeqEpoch, ranges...)
 	if err != nil {
 		p.log.Error("delete acked readings", "err", err)
 		return
@@ -518,6 +524,50 @@ func (p *Publisher) applyAck(s *sender, ack *wire.Ack) {
 	if p.o.onAck != nil {
 		p.o.onAck(n)
 	}
+}
+
+// sentRanges are the sequence numbers sent at least once: everything up to
+// the live cursor, except the part of a backlog not replayed yet.
+func (s *sender) sentRanges() []*wire.SeqRange {
+	if s.cursor == 0 {
+		return nil
+	}
+	if s.split == 0 || s.backlog >= s.split {
+		return []*wire.SeqRange{{First: 0, Last: s.cursor}}
+	}
+	out := []*wire.SeqRange{}
+	if s.backlog > 0 {
+		out = append(out, &wire.SeqRange{First: 0, Last: s.backlog})
+	}
+	if s.cursor > s.split {
+		out = append(out, &wire.SeqRange{First: s.split + 1, Last: s.cursor})
+	}
+	return out
+}
+
+// clip intersects ranges with allowed (both sorted or not; small lists).
+func clip(ranges, allowed []*wire.SeqRange) []*wire.SeqRange {
+	var out []*wire.SeqRange
+	for _, r := range ranges {
+		for _, a := range allowed {
+			if lo, hi := max(r.First, a.First), min(r.Last, a.Last); lo <= hi {
+				out = append(out, &wire.SeqRange{First: lo, Last: hi})
+			}
+		}
+	}
+	return out
+}
+
+func sameRanges(a, b []*wire.SeqRange) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].First != b[i].First || a[i].Last != b[i].Last {
+			return false
+		}
+	}
+	return true
 }
 
 func inRanges(q uint64, rs []*wire.SeqRange) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -378,5 +379,49 @@ func TestLiveFlowsWhileBacklogDrains(t *testing.T) {
 	}
 	if st := p.Stats(); st.BacklogSent == 0 {
 		t.Fatalf("stats %+v: no backlog replay", st)
+	}
+}
+
+func TestAckForUnsentReadingsDeletesOnlyWhatWasSent(t *testing.T) {
+	broker := mqtttest.Start(t)
+	col := newCollector(t, broker.URL(), false)
+	b := newBuffer(t)
+	seqs := fill(t, b, "boot", 50)
+	// One batch of 10 in flight at a time.
+	p := start(t, broker.URL(), b, Config{AckTimeout: 2 * time.Second, MaxBatchReadings: 10}, WithMaxInFlight(1))
+	eventually(t, "first batch sent", func() bool { return col.hasAll(seqs[:10]) })
+	// A buggy collector acks everything, including 40 readings never sent.
+	col.ack(b.SeqEpoch(), &wire.SeqRange{First: seqs[0], Last: seqs[49]})
+	eventually(t, "ack applied", func() bool { return p.Stats().Acks == 1 })
+	if p.Stats().Acked != 10 {
+		t.Fatalf("ack deleted %d readings, only 10 were sent", p.Stats().Acked)
+	}
+	// The other 40 are still delivered (acked as they arrive from now on;
+	// a batch that arrived just before is resent after the ack timeout).
+	col.mu.Lock()
+	col.autoAck = true
+	col.mu.Unlock()
+	eventually(t, "the rest sent and acked", func() bool { return col.hasAll(seqs) && b.Len() == 0 })
+}
+
+func TestSentRanges(t *testing.T) {
+	cases := []struct {
+		s    sender
+		want string
+	}{
+		{sender{}, ""},
+		{sender{cursor: 9}, "0-9"},
+		{sender{cursor: 120, split: 100, backlog: 40}, "0-40 101-120"},
+		{sender{cursor: 100, split: 100, backlog: 0}, ""},
+		{sender{cursor: 130, split: 100, backlog: 100}, "0-130"},
+	}
+	for _, tc := range cases {
+		var parts []string
+		for _, r := range tc.s.sentRanges() {
+			parts = append(parts, fmt.Sprintf("%d-%d", r.First, r.Last))
+		}
+		if got := strings.Join(parts, " "); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.s, got, tc.want)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package buffer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -88,3 +89,85 @@ func trim(s string) string {
 	}
 	return s
 }
+
+// badgerStore is the store on Badger: an LSM tree whose writes go to a
+// memtable and an mmapped write-ahead log, synced by the buffer every sync
+// interval.
+type badgerStore struct {
+	db  *badger.DB
+	dir string
+	c   options.CompressionType
+}
+
+func openBadger(dir string, log *slog.Logger, tune func(badger.Options) badger.Options) (*badgerStore, error) {
+	bo := BadgerOptions(dir, log)
+	if tune != nil {
+		bo = tune(bo)
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, fmt.Errorf("open badger in %s: %w", dir, err)
+	}
+	return &badgerStore{db: db, dir: dir, c: bo.Compression}, nil
+}
+
+func badgerErr(err error) error {
+	if errors.Is(err, badger.ErrDBClosed) {
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return err
+}
+
+func (s *badgerStore) apply(puts []kv, deletes [][]byte) error {
+	return badgerErr(s.db.Update(func(txn *badger.Txn) error {
+		for _, p := range puts {
+			if err := txn.Set(p.key, p.val); err != nil {
+				return err
+			}
+		}
+		for _, k := range deletes {
+			if err := txn.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
+
+func (s *badgerStore) scan(from []byte, limit int, fn func(k, v []byte) error) error {
+	if limit <= 0 {
+		return nil
+	}
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixReading}, PrefetchValues: true, PrefetchSize: min(limit, 100)})
+		defer it.Close()
+		n := 0
+		for it.Seek(from); it.Valid() && n < limit; it.Next() {
+			item := it.Item()
+			if err := item.Value(func(v []byte) error { return fn(item.Key(), v) }); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if errors.Is(err, errStopScan) {
+		return nil
+	}
+	return badgerErr(err)
+}
+
+func (s *badgerStore) sync() error { return badgerErr(s.db.Sync()) }
+
+func (s *badgerStore) diskBytes() int64 { return dirSize(s.dir) }
+
+// maintain runs value-log GC until it reclaims nothing.
+func (s *badgerStore) maintain() {
+	for s.db.RunValueLogGC(0.5) == nil {
+		// Each successful run rewrote one file; try the next.
+	}
+}
+
+func (s *badgerStore) liveShare() float64 { return liveShare(s.c) }
+
+func (s *badgerStore) close() error { return s.db.Close() }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	bolterrors "go.etcd.io/bbolt/errors"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gridedge/gridedge/shared/wire"
@@ -80,7 +81,8 @@ const (
 
 // Buffer is the durable queue. All methods are safe for concurrent use.
 type Buffer struct {
-	db       *badger.DB
+	db       store
+	backend  Backend
 	dir      string
 	stateDir string
 	o        settings
@@ -134,6 +136,8 @@ type settings struct {
 	minFree      int64
 	freeBytes    func(dir string) (int64, error)
 	quarantine   bool
+	backend      Backend
+	forceBadger  bool
 }
 
 // WithSyncInterval sets how often appended readings are fsynced (default
@@ -173,6 +177,16 @@ func WithMinFree(bytes int64) Option { return func(s *settings) { s.minFree = by
 // permission is never quarantined.
 func WithQuarantine(on bool) Option { return func(s *settings) { s.quarantine = on } }
 
+// WithBackend selects the storage engine (default BackendAuto: bolt on
+// 32-bit platforms, Badger on 64-bit ones). Open refuses BackendBadger on
+// a 32-bit platform with ErrBadgerOn32Bit: Badger loses data there.
+func WithBackend(b Backend) Option { return func(s *settings) { s.backend = b } }
+
+// WithBadgerDespiteDataLoss lets Open use Badger on a 32-bit platform,
+// where it is known to lose every reading in a flushed table. Only for
+// reproducing that loss (edge/soak -soak.badger); never for the agent.
+func WithBadgerDespiteDataLoss() Option { return func(s *settings) { s.forceBadger = true } }
+
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.log = l } }
 
@@ -196,12 +210,18 @@ func Open(dir, stateDir string, opts ...Option) (*Buffer, error) {
 	if same(dir, stateDir) {
 		return nil, fmt.Errorf("buffer: state dir %s must differ from the buffer dir", stateDir)
 	}
-	log := o.log.With("component", "buffer")
-	bo := BadgerOptions(dir, log)
-	if o.tune != nil {
-		bo = o.tune(bo)
+	backend, err := resolve(o.backend, o.forceBadger)
+	if err != nil {
+		return nil, err
 	}
-	db, err := badger.Open(bo)
+	log := o.log.With("component", "buffer", "backend", string(backend))
+	openStore := func() (store, error) {
+		if backend == BackendBolt {
+			return openBolt(dir, o.quotaBytes)
+		}
+		return openBadger(dir, log, o.tune)
+	}
+	db, err := openStore()
 	var quarantined, reason string
 	if err != nil && o.quarantine && quarantinable(err) {
 		quarantined = fmt.Sprintf("%s.corrupt-%s", dir, time.Now().UTC().Format("20060102T150405Z"))
@@ -209,24 +229,24 @@ func Open(dir, stateDir string, opts ...Option) (*Buffer, error) {
 		log.Error("buffer cannot be opened: moving it aside and starting empty; its readings will not be sent",
 			"err", err, "moved_to", quarantined)
 		if rerr := os.Rename(dir, quarantined); rerr != nil {
-			return nil, fmt.Errorf("buffer: open badger in %s: %w (moving it aside failed: %v)", dir, err, rerr)
+			return nil, fmt.Errorf("buffer: %w (moving it aside failed: %v)", err, rerr)
 		}
 		if merr := os.MkdirAll(dir, 0o750); merr != nil {
 			return nil, fmt.Errorf("buffer: %w", merr)
 		}
-		db, err = badger.Open(bo)
+		db, err = openStore()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("buffer: open badger in %s: %w", dir, err)
+		return nil, fmt.Errorf("buffer: %w", err)
 	}
-	b := &Buffer{db: db, dir: dir, stateDir: stateDir, o: o, log: log, stop: make(chan struct{}), kick: make(chan struct{}, 1),
-		liveShare: liveShare(bo.Compression)}
+	b := &Buffer{db: db, backend: backend, dir: dir, stateDir: stateDir, o: o, log: log, stop: make(chan struct{}), kick: make(chan struct{}, 1),
+		liveShare: db.liveShare()}
 	if err := b.recover(); err != nil {
-		db.Close()
+		db.close()
 		return nil, err
 	}
 	b.recovery.Quarantined, b.recovery.QuarantineReason = quarantined, reason
-	b.diskBytes.Store(dirSize(dir))
+	b.diskBytes.Store(db.diskBytes())
 	b.wg.Add(2)
 	go b.syncLoop()
 	go b.maintenanceLoop()
@@ -234,12 +254,14 @@ func Open(dir, stateDir string, opts ...Option) (*Buffer, error) {
 }
 
 // quarantinable tells corruption from conditions that moving the directory
-// would not fix or would make worse: another process holding Badger's lock
-// (matched on Badger's message: it has no sentinel error), permissions, and
+// would not fix or would make worse: another process holding the store's
+// lock (Badger's matched on its message: it has no sentinel error; bbolt's
+// lock wait timing out), permissions, and
 // resource shortages (file descriptors, memory or address space for mmap,
 // disk space, a read-only file system), which pass.
 func quarantinable(err error) bool {
-	if errors.Is(err, fs.ErrPermission) || strings.Contains(err.Error(), "Cannot acquire directory lock") {
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, bolterrors.ErrTimeout) ||
+		strings.Contains(err.Error(), "Cannot acquire directory lock") {
 		return false
 	}
 	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOMEM, syscall.ENOSPC, syscall.EROFS, syscall.EIO} {
@@ -261,14 +283,10 @@ func same(a, b string) bool {
 func (b *Buffer) recover() error {
 	var count int64
 	var last uint64
-	err := b.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixReading}})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			count++
-			last = seqOf(it.Item().Key())
-			b.liveBytes.Add(entrySize(it.Item().ValueSize()))
-		}
+	err := b.db.scan([]byte{prefixReading}, math.MaxInt, func(k, v []byte) error {
+		count++
+		last = seqOf(k)
+		b.liveBytes.Add(entrySize(int64(len(v))))
 		return nil
 	})
 	if err != nil {
@@ -303,6 +321,9 @@ func (b *Buffer) recover() error {
 	}
 	return nil
 }
+
+// Backend is the storage engine in use (never BackendAuto).
+func (b *Buffer) Backend() Backend { return b.backend }
 
 // SeqEpoch is the epoch of readings appended by this process.
 func (b *Buffer) SeqEpoch() uint64 { return b.epoch }
@@ -372,21 +393,19 @@ func (b *Buffer) Append(bootID string, rs ...*wire.Reading) error {
 	for start := 0; start < len(rs); start += maxTxnEntries {
 		chunk := rs[start:min(start+maxTxnEntries, len(rs))]
 		var size int64
-		err := b.db.Update(func(txn *badger.Txn) error {
-			size = 0
-			for i, r := range chunk {
-				r.Seq = first + uint64(start+i)
-				val, err := encode(b.epoch, bootID, r)
-				if err != nil {
-					return err
-				}
-				if err := txn.Set(key(r.Seq), val); err != nil {
-					return err
-				}
-				size += entrySize(int64(len(val)))
+		puts := make([]kv, len(chunk))
+		var err error
+		for i, r := range chunk {
+			r.Seq = first + uint64(start+i)
+			puts[i].key = key(r.Seq)
+			if puts[i].val, err = encode(b.epoch, bootID, r); err != nil {
+				break
 			}
-			return nil
-		})
+			size += entrySize(int64(len(puts[i].val)))
+		}
+		if err == nil {
+			err = b.db.apply(puts, nil)
+		}
 		if err == nil {
 			b.liveBytes.Add(size)
 		}
@@ -510,30 +529,19 @@ func (b *Buffer) scan(first, last uint64, limit int) ([]Record, error) {
 		return nil, nil
 	}
 	var out []Record
-	err := b.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixReading}, PrefetchValues: true, PrefetchSize: min(limit, 100)})
-		defer it.Close()
-		for it.Seek(key(first)); it.Valid() && len(out) < limit; it.Next() {
-			item := it.Item()
-			if seqOf(item.Key()) > last {
-				break
-			}
-			err := item.Value(func(v []byte) error {
-				rec, err := decode(item.Key(), v)
-				if err != nil {
-					return err
-				}
-				out = append(out, rec)
-				return nil
-			})
-			if err != nil {
-				return err
-			}
+	err := b.db.scan(key(first), limit, func(k, v []byte) error {
+		if seqOf(k) > last {
+			return errStopScan
 		}
+		rec, err := decode(k, v)
+		if err != nil {
+			return err
+		}
+		out = append(out, rec)
 		return nil
 	})
 	if err != nil {
-		if errors.Is(err, badger.ErrDBClosed) {
+		if errors.Is(err, ErrClosed) {
 			return nil, ErrClosed
 		}
 		return nil, fmt.Errorf("buffer: read: %w", err)
@@ -556,32 +564,20 @@ func (b *Buffer) Delete(epoch uint64, ranges ...*wire.SeqRange) (int, error) {
 		return 0, ErrClosed
 	}
 	var keys []entry
-	err := b.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixReading}, PrefetchValues: false})
-		defer it.Close()
-		for _, r := range merged {
-			for it.Seek(key(r.First)); it.Valid(); it.Next() {
-				item := it.Item()
-				if seqOf(item.Key()) > r.Last {
-					break
-				}
-				var match bool
-				if err := item.Value(func(v []byte) error {
-					rec, err := decode(item.Key(), v)
-					match = err == nil && rec.SeqEpoch == epoch
-					return nil
-				}); err != nil {
-					return err
-				}
-				if match {
-					keys = append(keys, entry{key: item.KeyCopy(nil), size: entrySize(item.ValueSize())})
-				}
+	for _, r := range merged {
+		err := b.db.scan(key(r.First), math.MaxInt, func(k, v []byte) error {
+			seq := seqOf(k)
+			if seq > r.Last {
+				return errStopScan
 			}
+			if rec, err := decode(k, v); err == nil && rec.SeqEpoch == epoch {
+				keys = append(keys, entry{key: key(seq), size: entrySize(int64(len(v)))})
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, fmt.Errorf("buffer: delete: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("buffer: delete: %w", err)
 	}
 	if err := b.deleteKeys(keys); err != nil {
 		return 0, err
@@ -602,17 +598,12 @@ func (b *Buffer) deleteKeys(keys []entry) error {
 	for start := 0; start < len(keys); start += maxTxnEntries {
 		chunk := keys[start:min(start+maxTxnEntries, len(keys))]
 		var size int64
-		err := b.db.Update(func(txn *badger.Txn) error {
-			size = 0
-			for _, e := range chunk {
-				if err := txn.Delete(e.key); err != nil {
-					return err
-				}
-				size += e.size
-			}
-			return nil
-		})
-		if err != nil {
+		dels := make([][]byte, len(chunk))
+		for i, e := range chunk {
+			dels[i] = e.key
+			size += e.size
+		}
+		if err := b.db.apply(nil, dels); err != nil {
 			return fmt.Errorf("buffer: delete: %w", err)
 		}
 		b.length.Add(-int64(len(chunk)))
@@ -642,7 +633,7 @@ func mergeRanges(in []*wire.SeqRange) []*wire.SeqRange {
 
 // Sync forces everything appended so far to disk.
 func (b *Buffer) Sync() error {
-	if err := b.db.Sync(); err != nil {
+	if err := b.db.sync(); err != nil {
 		return fmt.Errorf("buffer: sync: %w", err)
 	}
 	return nil
@@ -657,7 +648,7 @@ func (b *Buffer) syncLoop() {
 		case <-b.stop:
 			return
 		case <-t.C:
-			if err := b.db.Sync(); err != nil {
+			if err := b.db.sync(); err != nil {
 				b.log.Error("periodic sync failed", "err", err)
 			}
 		}
@@ -691,12 +682,10 @@ func (b *Buffer) Maintain() {
 	}
 }
 
-// maintain reclaims value-log space and enforces the quota.
+// maintain lets the store reclaim space and enforces the quota.
 func (b *Buffer) maintain() {
-	for b.db.RunValueLogGC(0.5) == nil {
-		// Each successful run rewrote one file; try the next.
-	}
-	b.diskBytes.Store(dirSize(b.dir))
+	b.db.maintain()
+	b.diskBytes.Store(b.db.diskBytes())
 	if err := b.enforceQuota(); err != nil {
 		b.log.Error("disk quota enforcement failed", "err", err)
 	}
@@ -715,11 +704,11 @@ func (b *Buffer) Close() error {
 	close(b.stop)
 	b.wg.Wait()
 	var errs []error
-	if err := b.db.Sync(); err != nil {
+	if err := b.db.sync(); err != nil {
 		errs = append(errs, fmt.Errorf("buffer: sync at close: %w", err))
 	}
-	if err := b.db.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("buffer: close badger: %w", err))
+	if err := b.db.close(); err != nil {
+		errs = append(errs, fmt.Errorf("buffer: close %s: %w", b.backend, err))
 	}
 	if len(errs) == 0 {
 		// Only a store that closed cleanly may give back its unused reserve.

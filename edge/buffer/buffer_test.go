@@ -1,6 +1,7 @@
 package buffer
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"os"
@@ -25,6 +26,40 @@ func open(t *testing.T, dir, state string, opts ...Option) *Buffer {
 	return b
 }
 
+// testBackends are the backends that may be opened on this platform: both
+// on 64-bit ones, bolt alone on 32-bit ones (Badger is refused there).
+func testBackends() []Backend {
+	if is32Bit {
+		return []Backend{BackendBolt}
+	}
+	return []Backend{BackendBadger, BackendBolt}
+}
+
+// forEachBackend runs test once per backend, as a subtest named after it.
+func forEachBackend(t *testing.T, test func(t *testing.T, bk Backend)) {
+	for _, bk := range testBackends() {
+		t.Run(string(bk), func(t *testing.T) { test(t, bk) })
+	}
+}
+
+// openOn opens a buffer on backend bk.
+func openOn(t *testing.T, bk Backend, dir, state string, opts ...Option) *Buffer {
+	t.Helper()
+	b := open(t, dir, state, append([]Option{WithBackend(bk)}, opts...)...)
+	if b.Backend() != bk {
+		t.Fatalf("opened backend %s, want %s", b.Backend(), bk)
+	}
+	return b
+}
+
+// testLiveShare is the share of the quota live data may use on bk.
+func testLiveShare(bk Backend) float64 {
+	if bk == BackendBolt {
+		return (&boltStore{}).liveShare()
+	}
+	return liveShare(BadgerOptions("", nil).Compression)
+}
+
 func appendN(t *testing.T, b *Buffer, boot string, n int) []uint64 {
 	t.Helper()
 	var seqs []uint64
@@ -46,9 +81,11 @@ func seqsOf(rs []Record) []uint64 {
 	return out
 }
 
-func TestAppendReadDelete(t *testing.T) {
+func TestAppendReadDelete(t *testing.T) { forEachBackend(t, testAppendReadDelete) }
+
+func testAppendReadDelete(t *testing.T, bk Backend) {
 	root := t.TempDir()
-	b := open(t, filepath.Join(root, "buf"), filepath.Join(root, "state"))
+	b := openOn(t, bk, filepath.Join(root, "buf"), filepath.Join(root, "state"))
 	defer b.Close()
 
 	seqs := appendN(t, b, "boot-a", 10)
@@ -111,9 +148,11 @@ func TestAppendReadDelete(t *testing.T) {
 	}
 }
 
-func TestBadInput(t *testing.T) {
+func TestBadInput(t *testing.T) { forEachBackend(t, testBadInput) }
+
+func testBadInput(t *testing.T, bk Backend) {
 	root := t.TempDir()
-	b := open(t, filepath.Join(root, "buf"), filepath.Join(root, "state"))
+	b := openOn(t, bk, filepath.Join(root, "buf"), filepath.Join(root, "state"))
 	defer b.Close()
 	bad := []*wire.Reading{
 		nil,
@@ -131,7 +170,7 @@ func TestBadInput(t *testing.T) {
 	if b.Len() != 0 || b.NextSeq() != next {
 		t.Fatalf("rejected appends changed the buffer: len %d next %d->%d", b.Len(), next, b.NextSeq())
 	}
-	if _, err := Open(root, root); err == nil {
+	if _, err := Open(root, root, WithBackend(bk)); err == nil {
 		t.Fatal("same buffer and state dir accepted")
 	}
 	b2 := filepath.Join(root, "b2")
@@ -142,15 +181,19 @@ func TestBadInput(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(s2, seqStateFile), []byte("{not json"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(b2, s2); err == nil {
+	if _, err := Open(b2, s2, WithBackend(bk)); err == nil {
 		t.Fatal("corrupt sequence state accepted")
 	}
 }
 
 func TestReopenKeepsReadingsAndSequence(t *testing.T) {
+	forEachBackend(t, testReopenKeepsReadingsAndSequence)
+}
+
+func testReopenKeepsReadingsAndSequence(t *testing.T, bk Backend) {
 	root := t.TempDir()
 	dir, state := filepath.Join(root, "buf"), filepath.Join(root, "state")
-	b := open(t, dir, state)
+	b := openOn(t, bk, dir, state)
 	first := appendN(t, b, "boot-a", 5)
 	epoch := b.SeqEpoch()
 	if err := b.Close(); err != nil {
@@ -160,7 +203,7 @@ func TestReopenKeepsReadingsAndSequence(t *testing.T) {
 		t.Fatalf("append after close: %v", err)
 	}
 
-	b = open(t, dir, state)
+	b = openOn(t, bk, dir, state)
 	if b.SeqEpoch() != epoch {
 		t.Fatalf("epoch changed across reopen")
 	}
@@ -181,7 +224,7 @@ func TestReopenKeepsReadingsAndSequence(t *testing.T) {
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	b = open(t, dir, state)
+	b = openOn(t, bk, dir, state)
 	if b.SeqEpoch() != epoch || b.Len() != 0 {
 		t.Fatalf("wiped buffer: epoch %x (was %x), len %d", b.SeqEpoch(), epoch, b.Len())
 	}
@@ -195,17 +238,19 @@ func TestReopenKeepsReadingsAndSequence(t *testing.T) {
 	if err := os.RemoveAll(root); err != nil {
 		t.Fatal(err)
 	}
-	b = open(t, dir, state)
+	b = openOn(t, bk, dir, state)
 	defer b.Close()
 	if b.SeqEpoch() == epoch {
 		t.Fatal("epoch kept after wiping state")
 	}
 }
 
-func TestCrashNeverReusesSequence(t *testing.T) {
+func TestCrashNeverReusesSequence(t *testing.T) { forEachBackend(t, testCrashNeverReusesSequence) }
+
+func testCrashNeverReusesSequence(t *testing.T, bk Backend) {
 	root := t.TempDir()
 	dir, state := filepath.Join(root, "buf"), filepath.Join(root, "state")
-	b := open(t, dir, state, WithReserve(10))
+	b := openOn(t, bk, dir, state, WithReserve(10))
 	seqs := appendN(t, b, "boot", 25)
 	// Simulate a crash: the state file is what the last reservation wrote,
 	// not what a clean Close would write.
@@ -223,7 +268,7 @@ func TestCrashNeverReusesSequence(t *testing.T) {
 	if err := os.RemoveAll(dir); err != nil { // and lose the buffer too
 		t.Fatal(err)
 	}
-	b = open(t, dir, state, WithReserve(10))
+	b = openOn(t, bk, dir, state, WithReserve(10))
 	defer b.Close()
 	rec := b.Recovery()
 	if !rec.Unclean || rec.ReservedThrough != st.ReservedThrough {
@@ -234,9 +279,11 @@ func TestCrashNeverReusesSequence(t *testing.T) {
 	}
 }
 
-func TestManyInOneAppend(t *testing.T) {
+func TestManyInOneAppend(t *testing.T) { forEachBackend(t, testManyInOneAppend) }
+
+func testManyInOneAppend(t *testing.T, bk Backend) {
 	root := t.TempDir()
-	b := open(t, filepath.Join(root, "buf"), filepath.Join(root, "state"))
+	b := openOn(t, bk, filepath.Join(root, "buf"), filepath.Join(root, "state"))
 	defer b.Close()
 	rs := make([]*wire.Reading, 5000)
 	for i := range rs {
@@ -263,26 +310,40 @@ func equal(a, b []uint64) bool {
 	return true
 }
 
-func TestQuarantineCorruptBuffer(t *testing.T) {
+func TestQuarantineCorruptBuffer(t *testing.T) { forEachBackend(t, testQuarantineCorruptBuffer) }
+
+func testQuarantineCorruptBuffer(t *testing.T, bk Backend) {
 	root := t.TempDir()
 	dir, state := filepath.Join(root, "buf"), filepath.Join(root, "state")
-	b := open(t, dir, state)
+	b := openOn(t, bk, dir, state)
 	seqs := appendN(t, b, "boot", 5)
 	b.Close()
-	// A power cut mid-write leaves a garbled manifest.
-	if err := os.WriteFile(filepath.Join(dir, "MANIFEST"), []byte("garbage after a power cut"), 0o600); err != nil {
+	// A power cut mid-write leaves a garbled file: Badger's manifest, or
+	// both of bbolt's meta pages.
+	file, garbage, reason := "MANIFEST", []byte("garbage after a power cut"), "magic"
+	if bk == BackendBolt {
+		file, garbage, reason = boltFile, bytes.Repeat([]byte("garbage!"), 2048), "invalid database"
+	}
+	f, err := os.OpenFile(filepath.Join(dir, file), os.O_WRONLY, 0)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(dir, state); err == nil {
+	if _, err := f.WriteAt(garbage, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, state, WithBackend(bk)); err == nil {
 		t.Fatal("corrupt buffer opened without quarantine")
 	}
-	b = open(t, dir, state, WithQuarantine(true))
+	b = openOn(t, bk, dir, state, WithQuarantine(true))
 	defer b.Close()
 	rec := b.Recovery()
-	if rec.Quarantined == "" || !strings.Contains(rec.QuarantineReason, "magic") {
-		t.Fatalf("recovery %+v", rec)
+	if rec.Quarantined == "" || !strings.Contains(rec.QuarantineReason, reason) {
+		t.Fatalf("recovery %+v, want reason containing %q", rec, reason)
 	}
-	if _, err := os.Stat(filepath.Join(rec.Quarantined, "MANIFEST")); err != nil {
+	if _, err := os.Stat(filepath.Join(rec.Quarantined, file)); err != nil {
 		t.Fatalf("quarantined directory not kept: %v", err)
 	}
 	if b.Len() != 0 {
@@ -295,12 +356,16 @@ func TestQuarantineCorruptBuffer(t *testing.T) {
 }
 
 func TestLockedBufferIsNotQuarantined(t *testing.T) {
+	forEachBackend(t, testLockedBufferIsNotQuarantined)
+}
+
+func testLockedBufferIsNotQuarantined(t *testing.T, bk Backend) {
 	root := t.TempDir()
 	dir, state := filepath.Join(root, "buf"), filepath.Join(root, "state")
-	b := open(t, dir, state)
+	b := openOn(t, bk, dir, state)
 	defer b.Close()
 	// A second process (here: a second Open) finds Badger's lock held.
-	if _, err := Open(dir, filepath.Join(root, "state2"), WithQuarantine(true)); err == nil {
+	if _, err := Open(dir, filepath.Join(root, "state2"), WithBackend(bk), WithQuarantine(true)); err == nil {
 		t.Fatal("second open of a locked buffer succeeded")
 	}
 	if matches, _ := filepath.Glob(dir + ".corrupt-*"); len(matches) != 0 {

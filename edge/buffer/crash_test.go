@@ -32,7 +32,7 @@ func TestCrashChild(t *testing.T) {
 		t.Skip("child process of TestKill9LosesAtMostOneSyncPeriod")
 	}
 	// The periodic sync is off (an hour): only the explicit syncs count.
-	b, err := Open(dir, state, WithSyncInterval(time.Hour), WithReserve(100))
+	b, err := Open(dir, state, WithBackend(Backend(os.Getenv("GRIDEDGE_CRASH_BACKEND"))), WithSyncInterval(time.Hour), WithReserve(100))
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
@@ -85,9 +85,13 @@ func startChild(t *testing.T, env ...string) (*exec.Cmd, io.Reader) {
 }
 
 func TestKill9LosesAtMostOneSyncPeriod(t *testing.T) {
+	forEachBackend(t, testKill9LosesAtMostOneSyncPeriod)
+}
+
+func testKill9LosesAtMostOneSyncPeriod(t *testing.T, bk Backend) {
 	root := t.TempDir()
 	dir, state := filepath.Join(root, "buf"), filepath.Join(root, "state")
-	cmd, stdout := startChild(t, "GRIDEDGE_CRASH_BUF="+dir, "GRIDEDGE_CRASH_STATE="+state)
+	cmd, stdout := startChild(t, "GRIDEDGE_CRASH_BUF="+dir, "GRIDEDGE_CRASH_STATE="+state, "GRIDEDGE_CRASH_BACKEND="+string(bk))
 	var synced, appended uint64
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
@@ -120,7 +124,7 @@ func TestKill9LosesAtMostOneSyncPeriod(t *testing.T) {
 	}
 	_ = cmd.Wait()
 
-	b := open(t, dir, state)
+	b := openOn(t, bk, dir, state)
 	defer b.Close()
 	rec := b.Recovery()
 	if !rec.Unclean {

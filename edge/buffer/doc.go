@@ -1,5 +1,6 @@
-// Package buffer is the agent's durable outbox: a Badger-backed queue of
-// readings ordered by a per-device sequence number.
+// Package buffer is the agent's durable outbox: a queue of readings ordered
+// by a per-device sequence number, on disk in Badger (64-bit platforms) or
+// bbolt (32-bit platforms, where Badger loses data; see docs/soak.md).
 //
 // A reading is appended once, gets the next sequence number, and stays on
 // disk until the collector acknowledges that it stored it durably; only then
@@ -10,9 +11,20 @@
 // a number twice, and wiping everything yields a fresh epoch. The collector
 // deduplicates on (device, seq_epoch, seq).
 //
-// Badger is tuned for a 512 MB Pi Zero and 32-bit ARM (see Options and
+// The storage engine sits behind a small internal interface (ordered byte
+// keys: atomic batches of puts and deletes, ascending scans, sync, size,
+// maintenance); sequence numbers, the quota with its thinning and dropping,
+// the free-space reserve, durability and crash recovery are implemented
+// once above it. WithBackend selects the engine; the default, BackendAuto,
+// picks bbolt when ints are 32 bits wide and Badger otherwise, and Open
+// refuses Badger on 32-bit platforms.
+//
+// Badger is tuned for a 512 MB Pi Zero (see BadgerOptions and
 // docs/buffer.md): small memtables and value-log files, bounded caches, and
-// readings small enough to live in the LSM tree. Writes are not synced one by
-// one; the buffer calls db.Sync every sync interval and on Close, which
-// bounds what a power cut can lose to one sync interval of readings.
+// readings small enough to live in the LSM tree. Its writes are not synced
+// one by one; the buffer calls Sync every sync interval and on Close, which
+// bounds what a power cut can lose to one sync interval of readings. bbolt
+// fsyncs every append before it returns (its crash consistency depends on
+// it), so on 32-bit platforms a power cut loses nothing that Append
+// accepted.
 package buffer

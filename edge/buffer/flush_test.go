@@ -18,13 +18,17 @@ import (
 // buffer, so Badger writes corrupt tables and compaction drops their keys):
 // BadgerOptions must keep every table within the allocator's first buffer.
 func TestReadingsSurviveFlushesAndCompaction(t *testing.T) {
+	forEachBackend(t, testReadingsSurviveFlushesAndCompaction)
+}
+
+func testReadingsSurviveFlushesAndCompaction(t *testing.T, bk Backend) {
 	root := t.TempDir()
 	dir, state := filepath.Join(root, "buf"), filepath.Join(root, "state")
 	scale := func(o badger.Options) badger.Options {
 		return o.WithMemTableSize(o.MemTableSize / 4).WithBaseTableSize(o.BaseTableSize / 4).
 			WithBaseLevelSize(o.BaseLevelSize / 4)
 	}
-	b := open(t, dir, state, WithBadgerTuning(scale))
+	b := openOn(t, bk, dir, state, WithBadgerTuning(scale))
 	const n = 60_000
 	rs := make([]*wire.Reading, 0, 500)
 	for i := 0; i < n; i++ {
@@ -40,7 +44,7 @@ func TestReadingsSurviveFlushesAndCompaction(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b = open(t, dir, state, WithBadgerTuning(scale))
+	b = openOn(t, bk, dir, state, WithBadgerTuning(scale))
 	defer b.Close()
 	if b.Len() != n {
 		t.Fatalf("after reopen %d readings, want %d", b.Len(), n)

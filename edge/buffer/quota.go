@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/gridedge/gridedge/shared/wire"
@@ -166,13 +165,9 @@ func (b *Buffer) thinOldest() (bool, error) {
 		g.sum += rd.Value
 		sizes[r.rec.Seq] = r.size
 	}
-	type write struct {
-		key  []byte
-		val  []byte
-		size int64
-	}
-	var writes []write
-	var deletes []entry
+	var puts []kv
+	var deletes [][]byte
+	var delta int64
 	folded := uint64(0)
 	for _, k := range order {
 		g := groups[k]
@@ -198,34 +193,16 @@ func (b *Buffer) thinOldest() (bool, error) {
 		if err != nil {
 			return false, fmt.Errorf("buffer: thin: %w", err)
 		}
-		writes = append(writes, write{key(last.Seq), val, entrySize(int64(len(val))) - sizes[last.Seq]})
+		puts = append(puts, kv{key(last.Seq), val})
+		delta += entrySize(int64(len(val))) - sizes[last.Seq]
 		for _, r := range g.recs[:len(g.recs)-1] {
-			deletes = append(deletes, entry{key: key(r.Seq), size: sizes[r.Seq]})
+			deletes = append(deletes, key(r.Seq))
+			delta -= sizes[r.Seq]
 		}
 		folded += uint64(len(g.recs) - 1)
 	}
-	err = b.db.Update(func(txn *badger.Txn) error {
-		for _, w := range writes {
-			if err := txn.Set(w.key, w.val); err != nil {
-				return err
-			}
-		}
-		for _, d := range deletes {
-			if err := txn.Delete(d.key); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := b.db.apply(puts, deletes); err != nil {
 		return false, fmt.Errorf("buffer: thin: %w", err)
-	}
-	var delta int64
-	for _, w := range writes {
-		delta += w.size
-	}
-	for _, d := range deletes {
-		delta -= d.size
 	}
 	b.liveBytes.Add(delta)
 	b.length.Add(-int64(len(deletes)))
@@ -263,23 +240,12 @@ type sizedRecord struct {
 
 func (b *Buffer) scanWithSize(first uint64, limit int) ([]sizedRecord, error) {
 	var out []sizedRecord
-	err := b.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixReading}, PrefetchValues: true, PrefetchSize: 100})
-		defer it.Close()
-		for it.Seek(key(first)); it.Valid() && len(out) < limit; it.Next() {
-			item := it.Item()
-			err := item.Value(func(v []byte) error {
-				rec, err := decode(item.Key(), v)
-				if err != nil {
-					return err
-				}
-				out = append(out, sizedRecord{rec, entrySize(int64(len(v)))})
-				return nil
-			})
-			if err != nil {
-				return err
-			}
+	err := b.db.scan(key(first), limit, func(k, v []byte) error {
+		rec, err := decode(k, v)
+		if err != nil {
+			return err
 		}
+		out = append(out, sizedRecord{rec, entrySize(int64(len(v)))})
 		return nil
 	})
 	if err != nil {

@@ -36,10 +36,14 @@ func appendSeries(t *testing.T, b *Buffer, start time.Time, minutes int) (means,
 }
 
 func TestQuotaThinsOldestToMinuteSummaries(t *testing.T) {
+	forEachBackend(t, testQuotaThinsOldestToMinuteSummaries)
+}
+
+func testQuotaThinsOldestToMinuteSummaries(t *testing.T, bk Backend) {
 	root := t.TempDir()
 	start := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
 	// No quota while filling, so the test decides when enforcement runs.
-	b := open(t, filepath.Join(root, "buf"), filepath.Join(root, "state"))
+	b := openOn(t, bk, filepath.Join(root, "buf"), filepath.Join(root, "state"))
 	means, lastEnergy := appendSeries(t, b, start, 30) // 3600 readings
 	full := b.liveBytes.Load()
 	seqBefore := b.NextSeq()
@@ -47,7 +51,7 @@ func TestQuotaThinsOldestToMinuteSummaries(t *testing.T) {
 
 	// A quota whose live share is 60% of what is held: thinning the oldest
 	// minutes 60:1 must be enough, nothing dropped.
-	b = open(t, filepath.Join(root, "buf"), filepath.Join(root, "state"), WithQuota(int64(float64(full)*0.6/liveShare(BadgerOptions("", nil).Compression))))
+	b = openOn(t, bk, filepath.Join(root, "buf"), filepath.Join(root, "state"), WithQuota(int64(float64(full)*0.6/testLiveShare(bk))))
 	defer b.Close()
 	if b.liveBytes.Load() != full {
 		t.Fatalf("live bytes after reopen %d, before %d", b.liveBytes.Load(), full)
@@ -105,16 +109,20 @@ func TestQuotaThinsOldestToMinuteSummaries(t *testing.T) {
 }
 
 func TestQuotaDropsOldestWhenThinningIsNotEnough(t *testing.T) {
+	forEachBackend(t, testQuotaDropsOldestWhenThinningIsNotEnough)
+}
+
+func testQuotaDropsOldestWhenThinningIsNotEnough(t *testing.T, bk Backend) {
 	root := t.TempDir()
 	start := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
-	b := open(t, filepath.Join(root, "buf"), filepath.Join(root, "state"))
+	b := openOn(t, bk, filepath.Join(root, "buf"), filepath.Join(root, "state"))
 	appendSeries(t, b, start, 30)
 	full := b.liveBytes.Load()
 	newest := b.NextSeq() - 1
 	b.Close()
 
 	// Live share 1% of what is held: even one reading per minute is too much.
-	b = open(t, filepath.Join(root, "buf"), filepath.Join(root, "state"), WithQuota(int64(float64(full)*0.01/liveShare(BadgerOptions("", nil).Compression))))
+	b = openOn(t, bk, filepath.Join(root, "buf"), filepath.Join(root, "state"), WithQuota(int64(float64(full)*0.01/testLiveShare(bk))))
 	defer b.Close()
 	if err := b.enforceQuota(); err != nil {
 		t.Fatal(err)
@@ -141,8 +149,12 @@ func TestQuotaDropsOldestWhenThinningIsNotEnough(t *testing.T) {
 }
 
 func TestLiveBytesTracksAppendAndDelete(t *testing.T) {
+	forEachBackend(t, testLiveBytesTracksAppendAndDelete)
+}
+
+func testLiveBytesTracksAppendAndDelete(t *testing.T, bk Backend) {
 	root := t.TempDir()
-	b := open(t, filepath.Join(root, "buf"), filepath.Join(root, "state"))
+	b := openOn(t, bk, filepath.Join(root, "buf"), filepath.Join(root, "state"))
 	defer b.Close()
 	seqs := appendN(t, b, "boot", 10)
 	if b.liveBytes.Load() <= 0 {
@@ -155,10 +167,14 @@ func TestLiveBytesTracksAppendAndDelete(t *testing.T) {
 }
 
 func TestAppendRefusedWhenDiskAlmostFull(t *testing.T) {
+	forEachBackend(t, testAppendRefusedWhenDiskAlmostFull)
+}
+
+func testAppendRefusedWhenDiskAlmostFull(t *testing.T, bk Backend) {
 	root := t.TempDir()
 	var free atomic.Int64
 	free.Store(1 << 30)
-	b := open(t, filepath.Join(root, "buf"), filepath.Join(root, "state"), WithMinFree(64<<20),
+	b := openOn(t, bk, filepath.Join(root, "buf"), filepath.Join(root, "state"), WithMinFree(64<<20),
 		func(s *settings) { s.freeBytes = func(string) (int64, error) { return free.Load(), nil } })
 	defer b.Close()
 	appendN(t, b, "boot", 3)

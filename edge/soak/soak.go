@@ -159,7 +159,7 @@ type Report struct {
 	Elapsed     time.Duration
 }
 
-// Expected returns the reading the soak generates for sequence number seq
+// expected returns the reading the soak generates for sequence number seq
 // (numbers are contiguous from the first one, one reading per channel per
 // interval, channels in order), so the uplink can check what it reads.
 func (c Config) expected(start time.Time, firstSeq, seq uint64) *wire.Reading {

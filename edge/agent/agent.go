@@ -164,6 +164,7 @@ func New(cfg config.Config, opts ...Option) (*Agent, error) {
 		buffer.WithSyncInterval(cfg.Buffer.SyncInterval.D()),
 		buffer.WithQuota(cfg.Buffer.QuotaBytes),
 		buffer.WithMinFree(cfg.Buffer.MinFreeBytes),
+		buffer.WithBackend(buffer.Backend(cfg.Buffer.Backend)),
 		// A buffer corrupted by a power cut must not stop the gateway metering.
 		buffer.WithQuarantine(true),
 	}, o.bufferOpts...)

@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/gridedge/gridedge/edge/buffer"
 	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/shared/topic"
 	"github.com/gridedge/gridedge/shared/wire"
@@ -97,6 +98,10 @@ type Buffer struct {
 	// new readings are refused (and counted) rather than risk Badger
 	// crashing on a full disk.
 	MinFreeBytes int64 `yaml:"min_free_bytes"`
+	// Backend is the storage engine: "auto" (default: bolt on 32-bit
+	// platforms, badger on 64-bit), "badger" or "bolt". Badger is refused
+	// on 32-bit platforms, where it loses data (docs/soak.md).
+	Backend string `yaml:"backend"`
 }
 
 // Channel is one measured channel.
@@ -207,6 +212,9 @@ func (c *Config) ApplyDefaults() {
 	if c.Buffer.MinFreeBytes == 0 {
 		c.Buffer.MinFreeBytes = DefaultMinFreeBytes
 	}
+	if c.Buffer.Backend == "" {
+		c.Buffer.Backend = string(buffer.BackendAuto)
+	}
 	for i := range c.Channels {
 		if c.Channels[i].Interval == nil {
 			d := c.SampleInterval
@@ -247,6 +255,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Buffer.MinFreeBytes < 16<<20 {
 		bad("buffer.min_free_bytes", "must be at least 16 MiB (16777216) for Badger's flushes, got %d", c.Buffer.MinFreeBytes)
+	}
+	if _, err := buffer.Resolve(buffer.Backend(c.Buffer.Backend)); err != nil {
+		bad("buffer.backend", "%v", err)
 	}
 	if c.Buffer.QuotaBytes < 8<<20 {
 		bad("buffer.quota_bytes", "must be at least 8 MiB (8388608), got %d", c.Buffer.QuotaBytes)

@@ -75,6 +75,7 @@ func TestErrorsNameTheField(t *testing.T) {
 		{"batch readings", `mqtt: {url: "tcp://x:1", max_batch_readings: -1}`, `mqtt.max_batch_readings: must be 1..`},
 		{"same dirs", `state_dir: /tmp/buf`, `state_dir: must differ from buffer.dir`},
 		{"small quota", `buffer: {dir: /tmp/buf, quota_bytes: 1000}`, `buffer.quota_bytes: must be at least 8 MiB`},
+		{"unknown backend", `buffer: {dir: /tmp/buf, backend: rocksdb}`, `buffer.backend: buffer: unknown backend "rocksdb"`},
 		{"bad zone", `time_zone: Mars/Olympus`, `time_zone: unknown IANA time zone`},
 		{"bad duration", `sample_interval: soon`, `duration "soon"`},
 		{"unknown field", `buffer: {dir: /tmp/b, size: 3}`, `field size not found`},

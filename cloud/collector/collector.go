@@ -97,7 +97,7 @@ func New(cfg Config, opts ...Option) (*Collector, error) {
 			pipes[i].TimeZone = cfg.SiteTZ
 		}
 	}
-	c.win = newWindowing(pipes, cfg.CommitInterval, c.now, c.log)
+	c.win = newWindowing(pipes, cfg.CommitInterval, cfg.ZoneGrace, c.now, c.log)
 	if err := c.registerMetrics(); err != nil {
 		return nil, err
 	}

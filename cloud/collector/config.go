@@ -61,6 +61,12 @@ type Config struct {
 	// CommitInterval is how often the windowing engine commits its results
 	// and checkpoint (also every 10,000 readings and at shutdown).
 	CommitInterval time.Duration `yaml:"commit_interval"`
+	// ZoneGrace is how long the engine waits, at most, for the status (and
+	// its time zone) of a device it has never seen before applying that
+	// device's readings: an agent may send its first batch just before its
+	// status, and calendar windows keep the zone they were created with.
+	// Readings of other devices behind the new one wait too. 0 disables.
+	ZoneGrace time.Duration `yaml:"zone_grace"`
 }
 
 // DefaultConfig returns the configuration used for every field not set.
@@ -83,6 +89,7 @@ func DefaultConfig() Config {
 		IngestWorkers:   4,
 		Pipelines:       window.DefaultPipelines(),
 		CommitInterval:  time.Second,
+		ZoneGrace:       2 * time.Second,
 	}
 }
 
@@ -225,6 +232,9 @@ func (c Config) Validate() error {
 	}
 	if c.CommitInterval < 10*time.Millisecond || c.CommitInterval > time.Hour {
 		return fmt.Errorf("commit_interval: %v is outside 10ms..1h", c.CommitInterval)
+	}
+	if c.ZoneGrace < 0 || c.ZoneGrace > time.Minute {
+		return fmt.Errorf("zone_grace: %v is outside 0..1m", c.ZoneGrace)
 	}
 	return nil
 }

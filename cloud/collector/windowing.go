@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -31,7 +32,16 @@ type windowing struct {
 	wake chan struct{} // a batch was stored
 
 	zmu   sync.Mutex
-	zones map[string]string // announced zones not yet given to the engine
+	zones map[string]string // announced zones ("" for none) not yet given to the engine
+
+	// A new device's first batch can reach the collector just before its
+	// status (the agent sends data as soon as it is connected), and calendar
+	// windows keep the zone they were created with. So the log is not
+	// applied past a device never seen before until its status arrives or
+	// grace has passed. Owned by the loop goroutine.
+	grace   time.Duration
+	known   map[string]struct{}  // devices whose zone question is settled
+	waiting map[string]time.Time // new devices held back, since when
 
 	smu        sync.Mutex // guards the snapshot below, read by metrics
 	stats      window.Stats
@@ -40,9 +50,10 @@ type windowing struct {
 }
 
 // newWindowing prepares the loop; st is set once the store is open.
-func newWindowing(pipes []window.Pipeline, interval time.Duration, now func() time.Time, log *slog.Logger) *windowing {
-	return &windowing{pipes: pipes, log: log, now: now, interval: interval,
-		wake: make(chan struct{}, 1), zones: map[string]string{}}
+func newWindowing(pipes []window.Pipeline, interval, grace time.Duration, now func() time.Time, log *slog.Logger) *windowing {
+	return &windowing{pipes: pipes, log: log, now: now, interval: interval, grace: grace,
+		wake: make(chan struct{}, 1), zones: map[string]string{},
+		known: map[string]struct{}{}, waiting: map[string]time.Time{}}
 }
 
 // configID identifies a pipeline configuration: a checkpoint is only
@@ -61,11 +72,9 @@ func (w *windowing) notify() {
 	}
 }
 
-// statusSeen records a device's announced time zone for the engine.
+// statusSeen records a device's announced time zone (possibly none) for
+// the engine.
 func (w *windowing) statusSeen(st store.Status) {
-	if st.TimeZone == "" {
-		return
-	}
 	w.zmu.Lock()
 	w.zones[st.Device] = st.TimeZone
 	w.zmu.Unlock()
@@ -81,9 +90,18 @@ func (w *windowing) open(ctx context.Context) (*pipeline.Runner, error) {
 	}
 	zones := map[string]string{}
 	for dev, st := range statuses {
+		w.known[dev] = struct{}{}
 		if st.TimeZone != "" {
 			zones[dev] = st.TimeZone
 		}
+	}
+	// Devices with stored readings are not new: no need to wait for them.
+	devices, err := w.st.Devices()
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range devices {
+		w.known[d.ID] = struct{}{}
 	}
 	r, err := pipeline.Open(ctx, w.pipes, w.st, w.st.EngineSink(configID(w.pipes)),
 		pipeline.WithLogger(w.log), pipeline.WithTimeZones(zones))
@@ -128,10 +146,16 @@ func (w *windowing) step(ctx context.Context, r *pipeline.Runner, commit bool) e
 	w.zones = map[string]string{}
 	w.zmu.Unlock()
 	for dev, zone := range zones {
+		w.known[dev] = struct{}{}
+		delete(w.waiting, dev)
+		if zone == "" {
+			continue
+		}
 		if err := r.SetTimeZone(dev, zone); err != nil {
 			w.log.Warn("device time zone not usable; keeping the configured one", "device", dev, "err", err)
 		}
 	}
+	now := w.now()
 	var (
 		batch    []window.Reading
 		first    uint64
@@ -150,6 +174,9 @@ func (w *windowing) step(ctx context.Context, r *pipeline.Runner, commit bool) e
 	}
 	if w.st.LogEnd() > r.AppliedThrough() {
 		err = w.st.ReplayLog(ctx, r.AppliedThrough(), func(e *store.LogEntry) error {
+			if !w.settled(e.Reading.Device, now) {
+				return errHold
+			}
 			if len(batch) > 0 && (e.Offset != last+1 || e.ReceivedNs != received || len(batch) >= 4096) {
 				if err := flush(); err != nil {
 					return err
@@ -162,7 +189,7 @@ func (w *windowing) step(ctx context.Context, r *pipeline.Runner, commit bool) e
 			last = e.Offset
 			return nil
 		})
-		if err == nil {
+		if err == nil || errors.Is(err, errHold) {
 			err = flush()
 		}
 	}
@@ -170,13 +197,36 @@ func (w *windowing) step(ctx context.Context, r *pipeline.Runner, commit bool) e
 		return err
 	}
 	if commit {
-		r.Advance(w.now().UnixNano())
+		r.Advance(now.UnixNano())
 		if err := r.Commit(ctx); err != nil {
 			return err
 		}
 	}
 	w.snapshot(r)
 	return nil
+}
+
+// errHold stops a log replay at a device waiting for its status.
+var errHold = errors.New("held for a new device's status")
+
+// settled reports whether readings of device may be applied now: its status
+// was seen, it is known from before, or it has waited the grace period.
+func (w *windowing) settled(device string, now time.Time) bool {
+	if _, ok := w.known[device]; ok {
+		return true
+	}
+	since, ok := w.waiting[device]
+	if !ok {
+		w.waiting[device] = now
+		since = now
+	}
+	if now.Sub(since) < w.grace {
+		return false
+	}
+	w.log.Info("no status from a new device within the grace period; its calendar windows use the configured zone", "device", device, "grace", w.grace)
+	delete(w.waiting, device)
+	w.known[device] = struct{}{}
+	return true
 }
 
 func (w *windowing) snapshot(r *pipeline.Runner) {

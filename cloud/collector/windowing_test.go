@@ -133,3 +133,33 @@ func scrape(t *testing.T, addr string) string {
 	}
 	return string(body)
 }
+
+// An agent may send its first batch just before its status: the engine
+// waits for a new device's status (up to the grace period) so its first
+// day is in the announced zone, not the configured one.
+func TestFirstBatchBeforeStatusStillGetsTheAnnouncedZone(t *testing.T) {
+	b := mqtttest.Start(t)
+	cfg := testConfig(t, b.URL(), t.TempDir())
+	pipes, err := window.ParseConfig([]byte(zonePipelines))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Pipelines, cfg.SiteTZ, cfg.ZoneGrace = pipes, "UTC", time.Minute
+	c, _ := start(t, cfg)
+	ag := newAgent(t, b.URL(), "agent-early", nil)
+	base := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+	ag.publish("s", "early", encode(t, dayBatch("early", base)))
+	waitFor(t, "batch stored", func() bool { return readingsStored(t, c.HTTPAddr(), "early") == 30 })
+	st, _ := wire.EncodeStatus(&wire.Status{DeviceId: "early", Online: true, TimeZone: "Europe/Paris"})
+	if tok := ag.client.Publish("gridedge/v1/s/early/status", 1, true, st); !tok.WaitTimeout(waitLimit) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	var out struct{ Results []store.WindowResult }
+	waitFor(t, "daily result", func() bool {
+		getJSON(t, "http://"+c.HTTPAddr()+"/api/v1/results?pipeline=daily&device=early", &out)
+		return len(out.Results) > 0
+	})
+	if r := out.Results[0]; !r.Start.Equal(time.Date(2026, 11, 19, 23, 0, 0, 0, time.UTC)) || r.Count != 11 {
+		t.Fatalf("first day %v..%v count %d, want the Europe/Paris day from 2026-11-19T23:00Z with 11 readings", r.Start, r.End, r.Count)
+	}
+}

@@ -127,7 +127,9 @@ func TestHouseholdReplayDailyEnergy(t *testing.T) {
 	}
 	want := householdDays(t, householdCSV)
 	broker := mqtttest.Start(t)
-	c := startCollector(t, broker.URL(), t.TempDir(), "-pipelines", testPipelines(t), "-site-tz", "UTC")
+	// The agent may publish its first batch just before its status; a
+	// generous -zone-grace keeps a loaded machine from applying it first.
+	c := startCollector(t, broker.URL(), t.TempDir(), "-pipelines", testPipelines(t), "-site-tz", "UTC", "-zone-grace", "30s")
 
 	res, err := sim.Run(withTimeout(t, 4*time.Minute), sim.Config{
 		MQTTURL:      broker.URL(),

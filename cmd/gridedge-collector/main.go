@@ -80,7 +80,7 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 	fs.SetOutput(out)
 	def := collector.DefaultConfig()
 	var (
-		configPath     = fs.String("config", "", "YAML configuration file (keys: mqtt_url, client_id, share_group, http_addr, data_dir, embedded_broker, window_sizes, out_of_orderness, site_tz, ack_timeout, ack_queue, deadletter_limit, ingest_workers, commit_interval, pipelines); flags override it")
+		configPath     = fs.String("config", "", "YAML configuration file (keys: mqtt_url, client_id, share_group, http_addr, data_dir, embedded_broker, window_sizes, out_of_orderness, site_tz, ack_timeout, ack_queue, deadletter_limit, ingest_workers, commit_interval, zone_grace, pipelines); flags override it")
 		mqttURL        = fs.String("mqtt-url", def.MQTTURL, "MQTT broker, tcp://host:port (default: the embedded broker when -embedded-broker is set)")
 		clientID       = fs.String("client-id", def.ClientID, "MQTT client id; must stay the same across restarts (the broker keeps the session under it) and differ between collectors")
 		shareGroup     = fs.String("share-group", def.ShareGroup, "MQTT shared-subscription group; collectors in one group split the devices' data")
@@ -95,6 +95,7 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 		workers        = fs.Int("ingest-workers", def.IngestWorkers, "devices whose batches are stored in parallel (one device's batches stay in order); parallel commits share fsyncs")
 		pipelinesPath  = fs.String("pipelines", "", "window pipelines file (time_zone and pipelines, like cloud/window/default.yaml); overrides the pipelines section of -config; default: the shipped pipelines power_1m, energy_15m, energy_daily")
 		commitEvery    = fs.Duration("commit-interval", def.CommitInterval, "how often the windowing engine commits results and its checkpoint")
+		zoneGrace      = fs.Duration("zone-grace", def.ZoneGrace, "how long the windowing engine waits for a new device's status (its time zone) before applying its readings; 0 disables")
 		deadLetters    = fs.Int("deadletter-limit", def.DeadLetterLimit, "dead letters kept (rejected payloads, for diagnosis); the oldest are deleted beyond it")
 		logLevel       = fs.String("log-level", "info", "debug, info, warn or error")
 		httpAddrFile   = fs.String("http-addr-file", "", "write the bound HTTP address (host:port) to this file once listening; useful with -http-addr 127.0.0.1:0")
@@ -155,6 +156,8 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 			cfg.DeadLetterLimit = *deadLetters
 		case "commit-interval":
 			cfg.CommitInterval = *commitEvery
+		case "zone-grace":
+			cfg.ZoneGrace = *zoneGrace
 		case "pipelines":
 			pipes, err := collector.LoadPipelines(*pipelinesPath)
 			if err != nil {

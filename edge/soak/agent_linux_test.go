@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -45,6 +46,10 @@ const (
 	agentConfigEnv = "GRIDEDGE_SOAK_AGENT_CONFIG"
 	// agentProfileEnv names a file for a CPU profile of the child agent.
 	agentProfileEnv = "GRIDEDGE_SOAK_AGENT_CPUPROFILE"
+	// agentHeapProfileEnv names a file the child agent rewrites with a heap
+	// profile whenever its heap reaches a new high (so it ends holding the
+	// profile at the peak).
+	agentHeapProfileEnv = "GRIDEDGE_SOAK_AGENT_HEAPPROFILE"
 )
 
 func TestMain(m *testing.M) {
@@ -85,11 +90,39 @@ func runAgentChild(path string) int {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if prof := os.Getenv(agentHeapProfileEnv); prof != "" {
+		go profileHeapPeaks(ctx, prof)
+	}
 	if err := a.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "soak agent:", err)
 		return 1
 	}
 	return 0
+}
+
+// profileHeapPeaks writes a heap profile each time the heap in use passes
+// its previous high by 10 %.
+func profileHeapPeaks(ctx context.Context, path string) {
+	var high uint64
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		if ms.HeapInuse < high+high/10 {
+			continue
+		}
+		high = ms.HeapInuse
+		if f, err := os.Create(path); err == nil {
+			_ = pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
 }
 
 type sineSensor struct{ channel string }

@@ -43,6 +43,9 @@ func TestSoak(t *testing.T) {
 	if days < 1 {
 		t.Fatalf("-soak.days must be at least 1, got %d", days)
 	}
+	if runtime.GOOS != "linux" {
+		t.Skip("the soak measures the process through /proc (Linux)")
+	}
 	if tableAllocatorOverlaps() && !*soakForce {
 		t.Skipf("KNOWN DATA LOSS: on this %d-bit platform ristretto's z.Allocator reuses memory it already handed out, "+
 			"so Badger writes corrupt SSTs and readings that leave the memtable are lost (docs/soak.md). "+

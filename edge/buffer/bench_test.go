@@ -37,10 +37,18 @@ func procWriteBytes() int64 {
 	return -1
 }
 
-func benchOpen(b *testing.B) *Buffer {
+// forEachBackendB runs bench once per backend, as a sub-benchmark named
+// after it.
+func forEachBackendB(b *testing.B, bench func(b *testing.B, bk Backend)) {
+	for _, bk := range testBackends() {
+		b.Run(string(bk), func(b *testing.B) { bench(b, bk) })
+	}
+}
+
+func benchOpen(b *testing.B, bk Backend) *Buffer {
 	b.Helper()
 	root := b.TempDir()
-	buf, err := Open(filepath.Join(root, "buf"), filepath.Join(root, "state"))
+	buf, err := Open(filepath.Join(root, "buf"), filepath.Join(root, "state"), WithBackend(bk))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -50,8 +58,8 @@ func benchOpen(b *testing.B) *Buffer {
 // benchAppend appends b.N readings, per readings in each Append call, and
 // reports throughput, disk growth and bytes written to storage per reading
 // (including the final sync).
-func benchAppend(b *testing.B, per int) {
-	buf := benchOpen(b)
+func benchAppend(b *testing.B, bk Backend, per int) {
+	buf := benchOpen(b, bk)
 	defer buf.Close()
 	rs := make([]*wire.Reading, per)
 	wb0 := procWriteBytes()
@@ -78,9 +86,17 @@ func benchAppend(b *testing.B, per int) {
 	}
 }
 
-func BenchmarkAppend1(b *testing.B)  { benchAppend(b, 1) }
-func BenchmarkAppend8(b *testing.B)  { benchAppend(b, 8) }
-func BenchmarkAppend64(b *testing.B) { benchAppend(b, 64) }
+func BenchmarkAppend1(b *testing.B) {
+	forEachBackendB(b, func(b *testing.B, bk Backend) { benchAppend(b, bk, 1) })
+}
+
+func BenchmarkAppend8(b *testing.B) {
+	forEachBackendB(b, func(b *testing.B, bk Backend) { benchAppend(b, bk, 8) })
+}
+
+func BenchmarkAppend64(b *testing.B) {
+	forEachBackendB(b, func(b *testing.B, bk Backend) { benchAppend(b, bk, 64) })
+}
 
 func fillBench(b *testing.B, buf *Buffer, n int) {
 	b.Helper()
@@ -98,8 +114,10 @@ func fillBench(b *testing.B, buf *Buffer, n int) {
 
 // BenchmarkRead reads batches of 500 (the publisher's default batch) from
 // a buffer of 100k readings.
-func BenchmarkRead500(b *testing.B) {
-	buf := benchOpen(b)
+func BenchmarkRead500(b *testing.B) { forEachBackendB(b, benchRead500) }
+
+func benchRead500(b *testing.B, bk Backend) {
+	buf := benchOpen(b, bk)
 	defer buf.Close()
 	const held = 100_000
 	fillBench(b, buf, held)
@@ -124,8 +142,10 @@ func BenchmarkRead500(b *testing.B) {
 
 // BenchmarkDelete500 deletes acked ranges of 500 readings, as one ack per
 // batch does.
-func BenchmarkDelete500(b *testing.B) {
-	buf := benchOpen(b)
+func BenchmarkDelete500(b *testing.B) { forEachBackendB(b, benchDelete500) }
+
+func benchDelete500(b *testing.B, bk Backend) {
+	buf := benchOpen(b, bk)
 	defer buf.Close()
 	fillBench(b, buf, b.N*500)
 	wb0 := procWriteBytes()
@@ -155,9 +175,11 @@ func BenchmarkDelete500(b *testing.B) {
 // value-log GC keep a queue workload bounded (badger #1995/#1112 warn that
 // value-log GC often reclaims nothing; readings living in the LSM tree is
 // what makes that irrelevant). b.N is the number of readings.
-func BenchmarkQueueSteadyState(b *testing.B) {
+func BenchmarkQueueSteadyState(b *testing.B) { forEachBackendB(b, benchQueueSteadyState) }
+
+func benchQueueSteadyState(b *testing.B, bk Backend) {
 	root := b.TempDir()
-	buf, err := Open(filepath.Join(root, "buf"), filepath.Join(root, "state"), WithGCInterval(time.Second))
+	buf, err := Open(filepath.Join(root, "buf"), filepath.Join(root, "state"), WithBackend(bk), WithGCInterval(time.Second))
 	if err != nil {
 		b.Fatal(err)
 	}

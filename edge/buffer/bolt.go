@@ -46,10 +46,19 @@ func boltOptions(quotaBytes int64) *bolt.Options {
 		NoFreelistSync: true,
 		// The hashmap freelist stays fast when deletes free many pages.
 		FreelistType: bolt.FreelistMapType,
-		// Map the whole quota once (bounded for 32-bit address space) so
-		// growth does not remap under readers.
-		InitialMmapSize: int(min(max(quotaBytes, 16<<20), 256<<20)),
+		// Start with a 32 MiB map (never more than the quota): address
+		// space is scarce on 32-bit, and bbolt doubles the map as the file
+		// grows, so it stays within twice the file, which the quota bounds.
+		InitialMmapSize: boltInitialMmap(quotaBytes),
 	}
+}
+
+func boltInitialMmap(quotaBytes int64) int {
+	const initial = 32 << 20
+	if quotaBytes > 0 {
+		return int(min(quotaBytes, initial))
+	}
+	return initial
 }
 
 func openBolt(dir string, quotaBytes int64) (*boltStore, error) {

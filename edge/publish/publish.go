@@ -491,7 +491,10 @@ func (p *Publisher) sendLoop(ctx context.Context, client mqtt.Client) {
 				drained = true
 			}
 		}
-		if !client.IsConnectionOpen() {
+		// Data waits for the birth message of this connection: a collector
+		// learns the site's time zone and the agent's state from it before
+		// the first reading arrives.
+		if !p.connected.Load() || !client.IsConnectionOpen() {
 			continue
 		}
 		p.resendExpired(ctx, client, s)

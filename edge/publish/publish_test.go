@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -423,5 +424,43 @@ func TestSentRanges(t *testing.T) {
 		if got := strings.Join(parts, " "); got != tc.want {
 			t.Errorf("%+v: %q, want %q", tc.s, got, tc.want)
 		}
+	}
+}
+
+// TestBirthBeforeData: the collector learns a device's time zone and state
+// from its birth message, so on every connection the status must reach the
+// broker before the first batch, even with a backlog waiting to be sent.
+func TestBirthBeforeData(t *testing.T) {
+	broker := mqtttest.Start(t)
+	var (
+		mu     sync.Mutex
+		topics []string
+	)
+	sub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL()).SetClientID("order-watcher"))
+	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer sub.Disconnect(100)
+	tok := sub.Subscribe(topic.Prefix+"/"+site+"/"+device+"/#", 1, func(_ mqtt.Client, m mqtt.Message) {
+		mu.Lock()
+		topics = append(topics, m.Topic())
+		mu.Unlock()
+	})
+	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+
+	b := newBuffer(t)
+	fill(t, b, "boot-1", 50) // a backlog is ready before the first connection
+	start(t, broker.URL(), b, Config{}, WithStatus(func() *wire.Status { return &wire.Status{TimeZone: "Europe/Paris"} }, time.Hour))
+	eventually(t, "a status and a batch", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(topics, topic.For(site, device, topic.Data)) && slices.Contains(topics, topic.For(site, device, topic.Status))
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if topics[0] != topic.For(site, device, topic.Status) {
+		t.Fatalf("first message on %s, want the status before any data (order %v)", topics[0], topics[:min(len(topics), 5)])
 	}
 }

@@ -2,6 +2,7 @@ package buffer
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -63,6 +64,9 @@ func TestBoltFileReusesFreedPages(t *testing.T) {
 				rs = rs[:0]
 			}
 		}
+		if err := b.Sync(); err != nil {
+			t.Fatal(err)
+		}
 		peak := fileSize(t, filepath.Join(dir, boltFile))
 		for b.Len() > 0 {
 			recs, err := b.Read(0, 500)
@@ -95,4 +99,54 @@ func fileSize(t *testing.T, path string) int64 {
 		t.Fatal(err)
 	}
 	return info.Size()
+}
+
+// TestBoltScanMergesPendingWrites checks that scans see committed and
+// pending writes as one ordered store: pending puts override, pending
+// deletes hide, before and after the commit alike.
+func TestBoltScanMergesPendingWrites(t *testing.T) {
+	s, err := openBolt(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	var puts []kv
+	for seq := uint64(1); seq <= 10; seq++ {
+		puts = append(puts, kv{key(seq), []byte{byte(seq)}})
+	}
+	if err := s.apply(puts, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.apply([]kv{{key(5), []byte{50}}, {key(12), []byte{12}}}, [][]byte{key(3), key(6), key(11)}); err != nil {
+		t.Fatal(err)
+	}
+	scanAll := func(from uint64, limit int) []string {
+		var got []string
+		if err := s.scan(key(from), limit, func(k, v []byte) error {
+			got = append(got, fmt.Sprintf("%d=%d", seqOf(k), v[0]))
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	want := "[2=2 4=4 5=50 7=7 8=8]"
+	if got := fmt.Sprint(scanAll(2, 5)); got != want {
+		t.Fatalf("before commit: %s, want %s", got, want)
+	}
+	if got := fmt.Sprint(scanAll(9, 100)); got != "[9=9 10=10 12=12]" {
+		t.Fatalf("tail before commit: %s", got)
+	}
+	if err := s.sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(scanAll(2, 5)); got != want {
+		t.Fatalf("after commit: %s, want %s", got, want)
+	}
+	if got := fmt.Sprint(scanAll(0, 100)); got != "[1=1 2=2 4=4 5=50 7=7 8=8 9=9 10=10 12=12]" {
+		t.Fatalf("all after commit: %s", got)
+	}
 }

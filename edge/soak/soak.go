@@ -459,8 +459,9 @@ func dirUsage(dir string) (allocatedBytes, sizeBytes int64, files, tables int) {
 
 // ShippedBufferOptions are the buffer options the agent opens its buffer
 // with when the configuration leaves buffer settings at their defaults
-// (edge/config's defaults: sync interval and disk quota; BadgerOptions is
-// applied by buffer.Open itself). gcInterval replaces the one-minute
+// (edge/config's defaults: sync interval, disk quota and backend "auto",
+// which is bolt on 32-bit platforms and Badger on 64-bit ones;
+// BadgerOptions is applied by buffer.Open itself). gcInterval replaces the one-minute
 // value-log GC and quota check: in an accelerated soak one real minute is
 // many simulated hours, so the caller states how often it runs.
 func ShippedBufferOptions(log *slog.Logger, gcInterval time.Duration) []buffer.Option {
@@ -470,6 +471,7 @@ func ShippedBufferOptions(log *slog.Logger, gcInterval time.Duration) []buffer.O
 		buffer.WithLogger(log),
 		buffer.WithSyncInterval(c.Buffer.SyncInterval.D()),
 		buffer.WithQuota(c.Buffer.QuotaBytes),
+		buffer.WithBackend(buffer.Backend(c.Buffer.Backend)),
 		buffer.WithGCInterval(gcInterval),
 	}
 }

@@ -30,7 +30,7 @@ const MaxTimeNs = int64(1) << 62
 // Engine evaluates pipelines over readings. It is not safe for concurrent use.
 type Engine struct {
 	pipes    []*pipe
-	devIndex map[string]int32
+	devIndex devTable
 	devs     []device
 	routeTab []route
 	// lastDev caches the device of the previous Apply: readings arrive in
@@ -219,7 +219,7 @@ func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.log = l } }
 // New compiles pipelines into an engine. Pipeline names must be unique.
 func New(pipelines []Pipeline, opts ...Option) (*Engine, error) {
 	e := &Engine{
-		devIndex: map[string]int32{},
+		devIndex: newDevTable(),
 		lastDev:  -1,
 		zones:    map[string]*time.Location{},
 		log:      slog.New(slog.DiscardHandler),
@@ -320,12 +320,12 @@ func (e *Engine) location(zone string) (*time.Location, error) {
 }
 
 func (e *Engine) deviceIndex(name string) int32 {
-	if i, ok := e.devIndex[name]; ok {
+	if i := e.devIndex.find(name, e.devs); i >= 0 {
 		return i
 	}
 	i := int32(len(e.devs))
 	e.devs = append(e.devs, device{name: name, maxT: noTime})
-	e.devIndex[name] = i
+	e.devIndex.insert(name, i, e.devs)
 	return i
 }
 
@@ -1227,8 +1227,8 @@ func (e *Engine) AppliedThrough() uint64 { return e.applied }
 // Watermark returns a device's event-time watermark for a pipeline, and
 // false when the device has no readings yet or the pipeline is unknown.
 func (e *Engine) Watermark(pipeline, device string) (int64, bool) {
-	di, ok := e.devIndex[device]
-	if !ok || !e.devs[di].has {
+	di := e.devIndex.find(device, e.devs)
+	if di < 0 || !e.devs[di].has {
 		return 0, false
 	}
 	for _, p := range e.pipes {

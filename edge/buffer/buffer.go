@@ -158,7 +158,7 @@ func WithQuota(bytes int64) Option { return func(s *settings) { s.quotaBytes = b
 
 // WithBadgerTuning adjusts the Badger options after BadgerOptions, e.g. the
 // simulator shrinks memtables further to run hundreds of buffers in one
-// process.
+// process. The bolt backend ignores it.
 func WithBadgerTuning(fn func(badger.Options) badger.Options) Option {
 	return func(s *settings) { s.tune = fn }
 }
@@ -192,7 +192,9 @@ func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.log = l } 
 
 // Open opens (creating if needed) the buffer in dir with its sequence state
 // in stateDir. The two must differ: wiping dir keeps the sequence counter,
-// wiping both starts a new sequence epoch.
+// wiping both starts a new sequence epoch. The backend is chosen by
+// WithBackend (default: the one shipped for the platform); Open fails with
+// ErrBadgerOn32Bit rather than open Badger where it loses data.
 func Open(dir, stateDir string, opts ...Option) (*Buffer, error) {
 	o := settings{syncInterval: time.Second, gcInterval: time.Minute, reserve: 1000, log: slog.Default(),
 		minFree: 64 << 20, freeBytes: freeBytes}

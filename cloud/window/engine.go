@@ -110,7 +110,16 @@ type device struct {
 	zone     string
 	loc      *time.Location
 	dps      []int32
-	routes   []int32
+	routes   []devRoute
+}
+
+// devRoute is one of a device's routes with the part of its key Resolve
+// compares, so matching a reading scans one small array instead of
+// visiting a route (its own cache line) per candidate.
+type devRoute struct {
+	channel string
+	q       wire.Quantity
+	route   int32
 }
 
 type devPipe struct {
@@ -338,9 +347,9 @@ func (e *Engine) Resolve(device, channel string, q wire.Quantity) Route {
 		di = e.deviceIndex(device)
 		e.lastDev, e.lastDevName = di, e.devs[di].name
 	}
-	for _, ri := range e.devs[di].routes {
-		if k := &e.routeTab[ri].key; k.q == q && k.channel == channel {
-			return Route(ri)
+	for i := range e.devs[di].routes {
+		if dr := &e.devs[di].routes[i]; dr.q == q && dr.channel == channel {
+			return Route(dr.route)
 		}
 	}
 	return Route(e.newRoute(routeKey{device, channel, q}))
@@ -389,7 +398,7 @@ func (e *Engine) newRoute(k routeKey) int32 {
 	}
 	i := int32(len(e.routeTab))
 	e.routeTab = append(e.routeTab, rt)
-	d.routes = append(d.routes, i)
+	d.routes = append(d.routes, devRoute{channel: k.channel, q: k.q, route: i})
 	return i
 }
 

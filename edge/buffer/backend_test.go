@@ -150,3 +150,39 @@ func TestBoltScanMergesPendingWrites(t *testing.T) {
 		t.Fatalf("all after commit: %s", got)
 	}
 }
+
+// TestBoltFileStaysWithinQuota appends more than the quota holds, with the
+// quota enforced as it goes, and checks the file stays within the quota.
+func TestBoltFileStaysWithinQuota(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "buf")
+	const quota = 8 << 20
+	b := openOn(t, BackendBolt, dir, filepath.Join(root, "state"), WithQuota(quota))
+	defer b.Close()
+	rs := make([]*wire.Reading, 0, 500)
+	const n = 150_000 // ~14 MB of live estimate: more than three times the live share
+	for i := 0; i < n; i++ {
+		rs = append(rs, reading("mains", float64(i)))
+		if len(rs) == cap(rs) {
+			if err := b.Append("boot", rs...); err != nil {
+				t.Fatal(err)
+			}
+			rs = rs[:0]
+			if err := b.enforceQuota(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := b.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	st := b.Stats()
+	if st.Dropped+st.Summarised == 0 || st.LiveBytes > b.liveLimit() {
+		t.Fatalf("quota not enforced: %+v, live limit %d", st, b.liveLimit())
+	}
+	size := fileSize(t, filepath.Join(dir, boltFile))
+	if size > quota {
+		t.Fatalf("bolt file %d bytes, quota %d", size, quota)
+	}
+	t.Logf("bolt file %d bytes under a %d-byte quota; %d held, %d summarised, %d dropped", size, quota, st.Len, st.Summarised, st.Dropped)
+}

@@ -202,3 +202,26 @@ func BenchmarkOpenWindowMemory(b *testing.B) {
 	b.ReportMetric(float64(open), "windows")
 	runtime.KeepAlive(eng)
 }
+
+// BenchmarkResolve isolates Apply's key resolution: 100,000 keys of 25,000
+// devices, interleaved as in TumblingStats, every series already created.
+func BenchmarkResolve(b *testing.B) {
+	keys := benchKeys(25_000, 4)
+	eng, err := window.New([]window.Pipeline{statsPipeline()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, k := range keys {
+		eng.Resolve(k.Device, k.Channel, k.Quantity)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var sum window.Route
+	for i := 0; i < b.N; i++ {
+		k := &keys[i%len(keys)]
+		sum += eng.Resolve(k.Device, k.Channel, k.Quantity)
+	}
+	if sum < 0 {
+		b.Fatal("negative route")
+	}
+}

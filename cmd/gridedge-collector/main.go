@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/gridedge/gridedge/cloud/collector"
+	"github.com/gridedge/gridedge/shared/atomicfile"
 )
 
 func main() {
@@ -47,7 +48,7 @@ func run(args []string, stderr io.Writer) error {
 	}
 	log.Info("gridedge-collector listening", "http", c.HTTPAddr(), "mqtt", c.MQTTURL())
 	if opts.httpAddrFile != "" {
-		if err := writeFileAtomic(opts.httpAddrFile, c.HTTPAddr()+"\n"); err != nil {
+		if err := atomicfile.Write(opts.httpAddrFile, []byte(c.HTTPAddr()+"\n")); err != nil {
 			c.Close()
 			return fmt.Errorf("-http-addr-file: %w", err)
 		}
@@ -55,16 +56,6 @@ func run(args []string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return c.Run(ctx)
-}
-
-// writeFileAtomic writes via a temporary file and rename, so a reader never
-// sees a partial address.
-func writeFileAtomic(path, content string) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // processOptions are flags that are not collector configuration.

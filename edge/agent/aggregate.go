@@ -11,8 +11,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/gridedge/gridedge/edge/buffer"
 	"github.com/gridedge/gridedge/edge/clock"
+	"github.com/gridedge/gridedge/shared/atomicfile"
 	"github.com/gridedge/gridedge/shared/wire"
 )
 
@@ -141,7 +141,7 @@ func (g *aggregator) flush() ([]*wire.Reading, error) {
 	var err error
 	if g.integrate && !g.gotEnergy && slices.Contains(g.order, wire.Quantity_QUANTITY_ACTIVE_POWER) {
 		data, _ := json.Marshal(energyState{EnergyWh: g.energyWh})
-		if err = buffer.WriteFileAtomic(g.statePath, data); err != nil {
+		if err = atomicfile.Write(g.statePath, data); err != nil {
 			err = fmt.Errorf("persist energy counter: %w", err)
 		}
 		out = append(out, mk(g.channel, wire.Quantity_QUANTITY_ENERGY, g.energyWh))

@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/gridedge/gridedge/shared/atomicfile"
 )
 
 // seqStateFile is the name of the sequence state in the state directory.
@@ -66,44 +68,5 @@ func (s seqState) save(dir string) error {
 	if err != nil {
 		return fmt.Errorf("encode sequence state: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(dir, seqStateFile), data)
+	return atomicfile.Write(filepath.Join(dir, seqStateFile), data)
 }
-
-// writeFileAtomic writes data to path via a temporary file in the same
-// directory, fsyncs it, renames it into place and fsyncs the directory so
-// the rename itself survives a power cut.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("fsync %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("rename %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return nil
-}
-
-// WriteFileAtomic is writeFileAtomic for other agent packages that keep
-// small state files (status, energy counters).
-func WriteFileAtomic(path string, data []byte) error { return writeFileAtomic(path, data) }

@@ -21,8 +21,8 @@ const (
 
 // ErrBadgerOn32Bit is returned (wrapped) by Open when Badger is asked for on
 // a 32-bit platform.
-var ErrBadgerOn32Bit = errors.New("buffer: the badger backend loses data on 32-bit platforms " +
-	"(ristretto's z.Allocator overflows a 32-bit int and Badger writes corrupt tables; see docs/soak.md); " +
+var ErrBadgerOn32Bit = errors.New("buffer: the badger backend can lose data on 32-bit platforms " +
+	"(ristretto's z.Allocator overflows a 32-bit int and Badger can write corrupt tables; see docs/soak.md); " +
 	"use backend \"auto\" or \"bolt\"")
 
 // ParseBackend checks a configured backend name; "" means BackendAuto.

@@ -1,15 +1,14 @@
 package ina219
 
 import (
-	"context"
 	"errors"
 	"fmt"
 
-	"periph.io/x/conn/v3/i2c"
 	"periph.io/x/conn/v3/physic"
 
 	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/hardware/internal/drv"
+	"github.com/gridedge/gridedge/hardware/internal/shunt"
 	"github.com/gridedge/gridedge/shared/wire"
 )
 
@@ -71,33 +70,5 @@ func NewSensor(cfg sensor.Config, env sensor.Env) (sensor.Sensor, error) {
 	if err != nil {
 		return nil, errors.Join(err, bus.Close())
 	}
-	return &Sensor{dev: dev, bus: bus, cfg: cfg}, nil
+	return shunt.NewSensor(dev, bus, cfg), nil
 }
-
-// Sensor adapts a Dev to sensor.Sensor.
-type Sensor struct {
-	dev *Dev
-	bus i2c.BusCloser
-	cfg sensor.Config
-}
-
-// Sense reads the chip and returns the wanted quantities in V, A and W.
-func (s *Sensor) Sense(ctx context.Context) ([]sensor.Value, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	var m PowerMonitor
-	if err := s.dev.Sense(&m); err != nil {
-		return nil, err
-	}
-	v := drv.NewValues(s.cfg)
-	v.Add(wire.Quantity_QUANTITY_VOLTAGE, float64(m.Voltage)/float64(physic.Volt))
-	v.Add(wire.Quantity_QUANTITY_CURRENT, float64(m.Current)/float64(physic.Ampere))
-	v.Add(wire.Quantity_QUANTITY_ACTIVE_POWER, float64(m.Power)/float64(physic.Watt))
-	return v.List(), nil
-}
-
-func (s *Sensor) String() string { return s.dev.String() }
-
-// Close releases the bus.
-func (s *Sensor) Close() error { return s.bus.Close() }

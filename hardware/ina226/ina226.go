@@ -10,6 +10,7 @@ import (
 	"periph.io/x/conn/v3/physic"
 
 	"github.com/gridedge/gridedge/hardware/internal/regio"
+	"github.com/gridedge/gridedge/hardware/internal/shunt"
 )
 
 // Register map (datasheet table 2).
@@ -83,12 +84,7 @@ type Opts struct {
 }
 
 // PowerMonitor is one reading.
-type PowerMonitor struct {
-	Shunt   physic.ElectricPotential
-	Voltage physic.ElectricPotential
-	Current physic.ElectricCurrent
-	Power   physic.Power
-}
+type PowerMonitor = shunt.PowerMonitor
 
 // Dev is one INA226.
 type Dev struct {

@@ -1,10 +1,8 @@
 package window
 
 import (
-	"bytes"
 	"cmp"
 	"crypto/sha256"
-	"encoding/gob"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,95 +11,31 @@ import (
 )
 
 // checkpointVersion changes whenever the encoding below does.
-const checkpointVersion = 2
+const checkpointVersion = 3
 
 // ErrCheckpoint is wrapped by Restore errors: the bytes are not a checkpoint
 // of this engine version and configuration.
 var ErrCheckpoint = errors.New("window checkpoint unusable")
 
-type ckState struct {
-	Version     int
-	Fingerprint [32]byte
-	Now         int64
-	IdleScan    int64
-	Applied     uint64
-	Stats       Stats
-	Devices     []ckDevice
-	Routes      []ckRoute
-	Series      []ckSeries
-	DevPipes    []ckDevPipe
+// DeviceState is the serialised state of one device: its routes, windows,
+// sessions and derived-series revisions in every pipeline.
+type DeviceState struct {
+	Device string
+	State  []byte
 }
 
-type ckDevice struct {
-	Name     string
-	Has      bool
-	MaxT     int64
-	LastSeen int64
-	Zone     string
+// Delta is what changed in the engine since the previous TakeDelta: the
+// engine-wide header (clocks, counters, applied offset) and the state of
+// every device that changed. A zero Delta means nothing changed. Storing
+// the header and each device's latest state (replacing older ones) keeps a
+// complete checkpoint that RestoreDelta reads back.
+type Delta struct {
+	Header  []byte
+	Devices []DeviceState
 }
 
-type ckRoute struct {
-	Device, Channel string
-	Quantity        int32
-}
-
-type ckSeries struct {
-	Wins    []ckWin
-	Panes   []ckWin
-	Cur     int
-	Pts     []ckPoint // session points
-	Cols    []int8
-	Emitted []ckSessEmit
-	HasSess bool
-}
-
-type ckWin struct {
-	Start, End         int64
-	Revision           uint32
-	Fired, Dirty       bool
-	Count              int64
-	Sum, Shift, S1, S2 float64
-	Min, Max           float64
-	First, Last        ckPoint
-	Worst              int32
-	NSlots             int32
-	Slots              []uint64
-	Pts                []ckPoint
-	Bins               []ckBin
-}
-
-type ckBin struct {
-	Sum    float64
-	N      int64
-	FirstT int64
-	Last   ckPoint
-}
-
-type ckPoint struct {
-	T          int64
-	V          float64
-	Epoch, Seq uint64
-	Q          int32
-}
-
-type ckSessEmit struct {
-	Start, End  int64
-	Revision    uint32
-	Sig         uint64
-	Provisional bool
-}
-
-type ckDevPipe struct {
-	NextEvent int64
-	DirtyOpen bool
-	Derived   []ckDerived
-}
-
-type ckDerived struct {
-	Idx        int
-	Start, End int64
-	Revision   uint32
-}
+// Empty reports whether nothing changed.
+func (d Delta) Empty() bool { return d.Header == nil && len(d.Devices) == 0 }
 
 func fingerprint(pipes []*pipe) [32]byte {
 	specs := make([]Pipeline, len(pipes))
@@ -111,105 +45,58 @@ func fingerprint(pipes []*pipe) [32]byte {
 	return sha256.Sum256(fmt.Appendf(nil, "%#v", specs))
 }
 
-func toCkWin(w *win) ckWin {
-	w.sorted()
-	cw := ckWin{
-		Start: w.start, End: w.end, Revision: w.revision, Fired: w.fired, Dirty: w.dirty,
-		Count: w.count, Sum: w.sum, Shift: w.shift, S1: w.s1, S2: w.s2, Min: w.min, Max: w.max,
-		First: toCk(w.first), Last: toCk(w.last), Worst: int32(w.worst), NSlots: w.nslots,
-		Slots: w.slots,
+// markDirty records that device di's state changed since the last delta.
+func (e *Engine) markDirty(di int32) {
+	if d := &e.devs[di]; !d.ckDirty {
+		d.ckDirty = true
+		e.dirtyDevs = append(e.dirtyDevs, di)
 	}
-	for _, pt := range w.pts {
-		cw.Pts = append(cw.Pts, toCk(pt))
-	}
-	for _, b := range w.bins {
-		cw.Bins = append(cw.Bins, ckBin{Sum: b.sum, N: b.n, FirstT: b.firstT, Last: toCk(b.last)})
-	}
-	return cw
 }
 
-func fromCkWin(cw ckWin) *win {
-	w := &win{
-		start: cw.Start, end: cw.End, revision: cw.Revision, fired: cw.Fired, dirty: cw.Dirty,
-		count: cw.Count, sum: cw.Sum, shift: cw.Shift, s1: cw.S1, s2: cw.S2, min: cw.Min, max: cw.Max,
-		first: fromCk(cw.First), last: fromCk(cw.Last), worst: wire.TimeQuality(cw.Worst),
-		nslots: cw.NSlots, slots: cw.Slots,
+func (e *Engine) outputTaken() error {
+	if len(e.out.Results) > 0 || len(e.out.Late) > 0 || len(e.pending) > 0 || len(e.pendingSess) > 0 {
+		return errors.New("window checkpoint: output not taken (call TakeOutput first)")
 	}
-	for _, pt := range cw.Pts {
-		w.pts = append(w.pts, fromCk(pt))
-	}
-	for _, b := range cw.Bins {
-		w.bins = append(w.bins, bin{sum: b.Sum, n: b.N, firstT: b.FirstT, last: fromCk(b.Last)})
-	}
-	return w
+	return nil
 }
 
-func toCk(p point) ckPoint {
-	return ckPoint{T: p.t, V: p.v, Epoch: p.epoch, Seq: p.seq, Q: int32(p.q)}
-}
-
-func fromCk(c ckPoint) point {
-	return point{t: c.T, v: c.V, epoch: c.Epoch, seq: c.Seq, q: wire.TimeQuality(c.Q)}
+// TakeDelta returns the state changed since the previous call (or since the
+// engine was created or restored) and starts a new delta. Call it between
+// Apply calls, after TakeOutput. An engine that only had Advance called
+// without any window changing returns an empty Delta: an idle engine has
+// nothing to write.
+func (e *Engine) TakeDelta() (Delta, error) {
+	if err := e.outputTaken(); err != nil {
+		return Delta{}, err
+	}
+	if len(e.dirtyDevs) == 0 {
+		return Delta{}, nil
+	}
+	d := Delta{Header: e.header()}
+	slices.Sort(e.dirtyDevs)
+	for _, di := range e.dirtyDevs {
+		e.devs[di].ckDirty = false
+		d.Devices = append(d.Devices, DeviceState{Device: e.devs[di].name, State: e.deviceState(di)})
+	}
+	e.dirtyDevs = e.dirtyDevs[:0]
+	return d, nil
 }
 
 // Checkpoint serialises the whole engine state, including AppliedThrough and
 // the processing-time clock. Call it between Apply calls, after TakeOutput:
 // output not yet taken is not part of the checkpoint.
 func (e *Engine) Checkpoint() ([]byte, error) {
-	if len(e.out.Results) > 0 || len(e.out.Late) > 0 || len(e.pending) > 0 || len(e.pendingSess) > 0 {
-		return nil, errors.New("window checkpoint: output not taken (call TakeOutput first)")
+	if err := e.outputTaken(); err != nil {
+		return nil, err
 	}
-	st := ckState{
-		Version: checkpointVersion, Fingerprint: fingerprint(e.pipes),
-		Now: e.now, IdleScan: e.nextIdleScan, Applied: e.applied, Stats: e.stats,
+	w := enc{b: e.header()}
+	w.u(uint64(len(e.devs)))
+	for di := range e.devs {
+		st := e.deviceState(int32(di))
+		w.u(uint64(len(st)))
+		w.b = append(w.b, st...)
 	}
-	for _, d := range e.devs {
-		st.Devices = append(st.Devices, ckDevice{Name: d.name, Has: d.has, MaxT: d.maxT, LastSeen: d.lastSeen, Zone: d.zone})
-	}
-	for _, rt := range e.routeTab {
-		st.Routes = append(st.Routes, ckRoute{Device: rt.key.device, Channel: rt.key.channel, Quantity: int32(rt.key.q)})
-	}
-	for i := range e.series {
-		s := &e.series[i]
-		cs := ckSeries{Cur: -1}
-		for _, w := range s.panes {
-			cs.Panes = append(cs.Panes, toCkWin(w))
-		}
-		for j, w := range s.wins {
-			if w == s.cur {
-				cs.Cur = j
-			}
-			cs.Wins = append(cs.Wins, toCkWin(w))
-		}
-		if ss := s.sess; ss != nil {
-			cs.HasSess = true
-			if ss.unsorted {
-				slices.SortFunc(ss.pts, cmpJ)
-				ss.unsorted = false
-			}
-			for _, pt := range ss.pts {
-				cs.Pts = append(cs.Pts, toCk(pt.point))
-				cs.Cols = append(cs.Cols, pt.col)
-			}
-			for start, em := range ss.emitted {
-				cs.Emitted = append(cs.Emitted, ckSessEmit{Start: start, End: em.end, Revision: em.revision, Sig: em.sig, Provisional: em.provisional})
-			}
-			slices.SortFunc(cs.Emitted, func(a, b ckSessEmit) int { return cmp.Compare(a.Start, b.Start) })
-		}
-		st.Series = append(st.Series, cs)
-	}
-	for _, dp := range e.dps {
-		cd := ckDevPipe{NextEvent: dp.nextEvent, DirtyOpen: dp.dirtyOpen}
-		for k, dw := range dp.derived {
-			cd.Derived = append(cd.Derived, ckDerived{Idx: k.idx, Start: k.start, End: dw.end, Revision: dw.revision})
-		}
-		st.DevPipes = append(st.DevPipes, cd)
-	}
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(&st); err != nil {
-		return nil, fmt.Errorf("window checkpoint: %w", err)
-	}
-	return buf.Bytes(), nil
+	return w.b, nil
 }
 
 // Restore builds an engine from pipelines and a checkpoint taken by an
@@ -221,71 +108,330 @@ func Restore(pipelines []Pipeline, data []byte, opts ...Option) (*Engine, error)
 	if err != nil {
 		return nil, err
 	}
-	var st ckState
-	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&st); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCheckpoint, err)
+	r := dec{b: data}
+	if err := e.readHeader(&r); err != nil {
+		return nil, err
 	}
-	if st.Version != checkpointVersion {
-		return nil, fmt.Errorf("%w: version %d, want %d", ErrCheckpoint, st.Version, checkpointVersion)
-	}
-	if st.Fingerprint != fingerprint(e.pipes) {
-		return nil, fmt.Errorf("%w: taken with a different pipeline configuration", ErrCheckpoint)
-	}
-	e.now, e.nextIdleScan, e.applied, e.stats = st.Now, st.IdleScan, st.Applied, st.Stats
-	for _, cd := range st.Devices {
-		di := e.deviceIndex(cd.Name)
-		d := &e.devs[di]
-		d.has, d.maxT, d.lastSeen = cd.Has, cd.MaxT, cd.LastSeen
-		if cd.Zone != "" {
-			loc, err := e.location(cd.Zone)
-			if err != nil {
-				return nil, fmt.Errorf("%w: %v", ErrCheckpoint, err)
-			}
-			d.zone, d.loc = cd.Zone, loc
+	n := r.n(1)
+	for range n {
+		l := r.n(1)
+		if r.err != nil {
+			break
+		}
+		st := r.b[:l]
+		r.b = r.b[l:]
+		if err := e.restoreDevice(st); err != nil {
+			return nil, err
 		}
 	}
-	// Recreating routes in their original order recreates series and
-	// device-pipelines at the same indices.
-	for _, r := range st.Routes {
-		e.newRoute(routeKey{r.Device, r.Channel, wire.Quantity(r.Quantity)})
+	if r.err != nil {
+		return nil, r.err
 	}
-	if len(e.series) != len(st.Series) || len(e.dps) != len(st.DevPipes) || len(e.devs) != len(st.Devices) {
-		return nil, fmt.Errorf("%w: state does not match its routes", ErrCheckpoint)
+	if len(r.b) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrCheckpoint, len(r.b))
 	}
-	for i, cs := range st.Series {
-		s := &e.series[i]
-		for _, cw := range cs.Panes {
-			s.panes = append(s.panes, fromCkWin(cw))
-		}
-		for j, cw := range cs.Wins {
-			w := fromCkWin(cw)
-			s.wins = append(s.wins, w)
-			if j == cs.Cur {
-				s.cur = w
-			}
-		}
-		if cs.HasSess {
-			ss := &sessionState{emitted: map[int64]*sessEmit{}}
-			for j, pt := range cs.Pts {
-				ss.pts = append(ss.pts, jpoint{point: fromCk(pt), col: cs.Cols[j]})
-			}
-			for _, em := range cs.Emitted {
-				ss.emitted[em.Start] = &sessEmit{end: em.End, revision: em.Revision, sig: em.Sig, provisional: em.Provisional}
-			}
-			s.sess = ss
+	e.restored()
+	return e, nil
+}
+
+// RestoreDelta builds an engine from the latest header and the latest state
+// of every device, as stored from a sequence of Deltas.
+func RestoreDelta(pipelines []Pipeline, header []byte, devices [][]byte, opts ...Option) (*Engine, error) {
+	e, err := New(pipelines, opts...)
+	if err != nil {
+		return nil, err
+	}
+	r := dec{b: header}
+	if err := e.readHeader(&r); err != nil {
+		return nil, err
+	}
+	if len(r.b) != 0 {
+		return nil, fmt.Errorf("%w: header has %d trailing bytes", ErrCheckpoint, len(r.b))
+	}
+	for _, st := range devices {
+		if err := e.restoreDevice(st); err != nil {
+			return nil, err
 		}
 	}
-	for i, cd := range st.DevPipes {
-		dp := &e.dps[i]
-		dp.nextEvent, dp.dirtyOpen = cd.NextEvent, cd.DirtyOpen
-		for _, d := range cd.Derived {
+	e.restored()
+	return e, nil
+}
+
+func (e *Engine) restored() {
+	e.log.Info("window: state restored", "devices", len(e.devs), "series", len(e.series),
+		"open_windows", e.stats.OpenWindows, "applied_through", e.applied)
+}
+
+func (e *Engine) header() []byte {
+	w := enc{}
+	w.u(checkpointVersion)
+	fp := fingerprint(e.pipes)
+	w.b = append(w.b, fp[:]...)
+	w.i(e.now)
+	w.i(e.nextIdleScan)
+	w.u(e.applied)
+	s := e.stats
+	for _, v := range []uint64{s.Readings, s.Unrouted, s.Rejected, s.Late, s.Results, s.Provisional, s.Refires, uint64(s.OpenWindows), s.CounterReset} {
+		w.u(v)
+	}
+	return w.b
+}
+
+func (e *Engine) readHeader(r *dec) error {
+	if v := r.u(); r.err == nil && v != checkpointVersion {
+		return fmt.Errorf("%w: version %d, want %d", ErrCheckpoint, v, checkpointVersion)
+	}
+	if r.err != nil || len(r.b) < 32 {
+		return fmt.Errorf("%w: no header", ErrCheckpoint)
+	}
+	if fp := fingerprint(e.pipes); string(r.b[:32]) != string(fp[:]) {
+		return fmt.Errorf("%w: taken with a different pipeline configuration", ErrCheckpoint)
+	}
+	r.b = r.b[32:]
+	e.now, e.nextIdleScan, e.applied = r.i(), r.i(), r.u()
+	s := &e.stats
+	s.Readings, s.Unrouted, s.Rejected, s.Late, s.Results = r.u(), r.u(), r.u(), r.u(), r.u()
+	s.Provisional, s.Refires, s.OpenWindows, s.CounterReset = r.u(), r.u(), int(r.u()), r.u()
+	return r.err
+}
+
+// deviceState encodes one device. Its routes are listed in creation order:
+// re-creating them recreates the device's pipelines and series in the same
+// order, so series and device-pipelines are listed in that order too.
+func (e *Engine) deviceState(di int32) []byte {
+	d := &e.devs[di]
+	w := enc{}
+	w.s(d.name)
+	w.t(d.has)
+	w.i(d.maxT)
+	w.i(d.lastSeen)
+	w.s(d.zone)
+	w.u(uint64(len(d.routes)))
+	for _, rt := range d.routes {
+		w.s(rt.channel)
+		w.u(uint64(rt.q))
+	}
+	w.u(uint64(len(d.dps)))
+	for _, dpi := range d.dps {
+		dp := &e.dps[dpi]
+		w.i(dp.nextEvent)
+		w.t(dp.dirtyOpen)
+		keys := make([]derivedKey, 0, len(dp.derived))
+		for k := range dp.derived {
+			keys = append(keys, k)
+		}
+		slices.SortFunc(keys, func(a, b derivedKey) int { return cmp.Or(cmp.Compare(a.idx, b.idx), cmp.Compare(a.start, b.start)) })
+		w.u(uint64(len(keys)))
+		for _, k := range keys {
+			dw := dp.derived[k]
+			w.u(uint64(k.idx))
+			w.i(k.start)
+			w.i(dw.end)
+			w.u(uint64(dw.revision))
+		}
+		w.u(uint64(len(dp.series)))
+		for _, si := range dp.series {
+			writeSeries(&w, &e.series[si])
+		}
+	}
+	return w.b
+}
+
+func writeSeries(w *enc, s *series) {
+	cur := -1
+	w.u(uint64(len(s.wins)))
+	for j, x := range s.wins {
+		if x == s.cur {
+			cur = j
+		}
+		writeWin(w, x)
+	}
+	w.i(int64(cur))
+	w.u(uint64(len(s.panes)))
+	for _, x := range s.panes {
+		writeWin(w, x)
+	}
+	ss := s.sess
+	w.t(ss != nil)
+	if ss == nil {
+		return
+	}
+	if ss.unsorted {
+		slices.SortFunc(ss.pts, cmpJ)
+		ss.unsorted = false
+	}
+	w.u(uint64(len(ss.pts)))
+	for _, pt := range ss.pts {
+		writePoint(w, pt.point)
+		w.i(int64(pt.col))
+	}
+	starts := make([]int64, 0, len(ss.emitted))
+	for start := range ss.emitted {
+		starts = append(starts, start)
+	}
+	slices.Sort(starts)
+	w.u(uint64(len(starts)))
+	for _, start := range starts {
+		em := ss.emitted[start]
+		w.i(start)
+		w.i(em.end)
+		w.u(uint64(em.revision))
+		w.u(em.sig)
+		w.t(em.provisional)
+	}
+}
+
+func writeWin(w *enc, x *win) {
+	x.sorted()
+	w.i(x.start)
+	w.i(x.end)
+	w.u(uint64(x.revision))
+	w.t(x.fired)
+	w.t(x.dirty)
+	w.i(x.count)
+	for _, f := range []float64{x.sum, x.shift, x.s1, x.s2, x.min, x.max} {
+		w.f(f)
+	}
+	writePoint(w, x.first)
+	writePoint(w, x.last)
+	w.u(uint64(x.worst))
+	w.i(int64(x.nslots))
+	w.u(uint64(len(x.slots)))
+	for _, v := range x.slots {
+		w.u(v)
+	}
+	w.u(uint64(len(x.pts)))
+	for _, pt := range x.pts {
+		writePoint(w, pt)
+	}
+	w.u(uint64(len(x.bins)))
+	for _, b := range x.bins {
+		w.f(b.sum)
+		w.i(b.n)
+		w.i(b.firstT)
+		writePoint(w, b.last)
+	}
+}
+
+func writePoint(w *enc, p point) {
+	w.i(p.t)
+	w.f(p.v)
+	w.u(p.epoch)
+	w.u(p.seq)
+	w.u(uint64(p.q))
+}
+
+func readPoint(r *dec) point {
+	return point{t: r.i(), v: r.f(), epoch: r.u(), seq: r.u(), q: wire.TimeQuality(r.u())}
+}
+
+// restoreDevice recreates one device from deviceState's encoding.
+func (e *Engine) restoreDevice(data []byte) error {
+	r := dec{b: data}
+	name := r.s()
+	if r.err != nil || name == "" {
+		return fmt.Errorf("%w: device without a name", ErrCheckpoint)
+	}
+	di := e.deviceIndex(name)
+	if len(e.devs[di].routes) > 0 {
+		return fmt.Errorf("%w: device %s restored twice", ErrCheckpoint, name)
+	}
+	d := &e.devs[di]
+	d.has, d.maxT, d.lastSeen = r.t(), r.i(), r.i()
+	if zone := r.s(); zone != "" && r.err == nil {
+		loc, err := e.location(zone)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrCheckpoint, err)
+		}
+		d.zone, d.loc = zone, loc
+	}
+	nr := r.n(2)
+	for range nr {
+		ch, q := r.s(), wire.Quantity(r.u())
+		if r.err != nil {
+			return r.err
+		}
+		e.newRoute(routeKey{name, ch, q})
+	}
+	d = &e.devs[di]
+	if n := r.n(1); r.err != nil || n != len(d.dps) {
+		return fmt.Errorf("%w: device %s: pipelines do not match its routes", ErrCheckpoint, name)
+	}
+	for _, dpi := range d.dps {
+		dp := &e.dps[dpi]
+		dp.nextEvent, dp.dirtyOpen = r.i(), r.t()
+		nd := r.n(4)
+		for range nd {
 			if dp.derived == nil {
 				dp.derived = map[derivedKey]*derivedWin{}
 			}
-			dp.derived[derivedKey{d.Idx, d.Start}] = &derivedWin{end: d.End, revision: d.Revision}
+			k := derivedKey{idx: int(r.u()), start: r.i()}
+			dp.derived[k] = &derivedWin{end: r.i(), revision: uint32(r.u())}
+		}
+		if n := r.n(1); r.err != nil || n != len(dp.series) {
+			return fmt.Errorf("%w: device %s: series do not match its routes", ErrCheckpoint, name)
+		}
+		for _, si := range dp.series {
+			readSeries(&r, &e.series[si])
 		}
 	}
-	e.log.Info("window: state restored", "devices", len(e.devs), "series", len(e.series),
-		"open_windows", e.stats.OpenWindows, "applied_through", e.applied)
-	return e, nil
+	if r.err != nil {
+		return fmt.Errorf("device %s: %w", name, r.err)
+	}
+	if len(r.b) != 0 {
+		return fmt.Errorf("%w: device %s: %d trailing bytes", ErrCheckpoint, name, len(r.b))
+	}
+	return nil
+}
+
+func readSeries(r *dec, s *series) {
+	nw := r.n(8)
+	for range nw {
+		s.wins = append(s.wins, readWin(r))
+	}
+	if cur := r.i(); cur >= 0 && cur < int64(len(s.wins)) {
+		s.cur = s.wins[cur]
+	}
+	np := r.n(8)
+	for range np {
+		s.panes = append(s.panes, readWin(r))
+	}
+	if !r.t() {
+		return
+	}
+	ss := &sessionState{emitted: map[int64]*sessEmit{}}
+	npts := r.n(12)
+	for range npts {
+		ss.pts = append(ss.pts, jpoint{point: readPoint(r), col: int8(r.i())})
+	}
+	ne := r.n(5)
+	for range ne {
+		start := r.i()
+		ss.emitted[start] = &sessEmit{end: r.i(), revision: uint32(r.u()), sig: r.u(), provisional: r.t()}
+	}
+	s.sess = ss
+}
+
+func readWin(r *dec) *win {
+	x := &win{start: r.i(), end: r.i(), revision: uint32(r.u()), fired: r.t(), dirty: r.t(), count: r.i()}
+	x.sum, x.shift, x.s1, x.s2, x.min, x.max = r.f(), r.f(), r.f(), r.f(), r.f(), r.f()
+	x.first, x.last = readPoint(r), readPoint(r)
+	x.worst = wire.TimeQuality(r.u())
+	x.nslots = int32(r.i())
+	ns := r.n(1)
+	if ns > 0 {
+		x.slots = make([]uint64, 0, ns)
+		for range ns {
+			x.slots = append(x.slots, r.u())
+		}
+	}
+	npts := r.n(12)
+	for range npts {
+		x.pts = append(x.pts, readPoint(r))
+	}
+	nb := r.n(12)
+	for range nb {
+		x.bins = append(x.bins, bin{sum: r.f(), n: r.i(), firstT: r.i(), last: readPoint(r)})
+	}
+	return x
 }

@@ -56,8 +56,10 @@ type Engine struct {
 	// until TakeOutput, so a backlog re-fires each window once.
 	pending     []pendingRefire
 	pendingSess []int32
-	stats       Stats
-	log         *slog.Logger
+	// dirtyDevs lists the devices changed since the last TakeDelta.
+	dirtyDevs []int32
+	stats     Stats
+	log       *slog.Logger
 }
 
 // Stats are the engine's counters since it was created (restored counters
@@ -268,8 +270,11 @@ func (e *Engine) SetTimeZone(device, zone string) error {
 	if err != nil {
 		return fmt.Errorf("device %s: %w", device, err)
 	}
-	d := &e.devs[e.deviceIndex(device)]
-	d.zone, d.loc = zone, loc
+	di := e.deviceIndex(device)
+	if d := &e.devs[di]; d.zone != zone {
+		d.zone, d.loc = zone, loc
+		e.markDirty(di)
+	}
 	return nil
 }
 

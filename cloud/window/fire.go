@@ -157,6 +157,7 @@ func (e *Engine) Advance(nowNs int64) {
 			continue
 		}
 		dp.dirtyOpen = false
+		e.markDirty(dp.dev)
 		if p.spec.Window.Kind == Session {
 			e.provisionalSessions(int32(dpi), p)
 			continue
@@ -276,6 +277,7 @@ func (e *Engine) flush() {
 		}
 		w.pending = false
 		s := &e.series[pr.series]
+		e.markDirty(s.dev)
 		p := e.pipes[s.pipe]
 		if w.fired {
 			e.stats.Refires++
@@ -297,6 +299,7 @@ func (e *Engine) flush() {
 			continue
 		}
 		s.sess.pending = false
+		e.markDirty(s.dev)
 		p := e.pipes[s.pipe]
 		dp := &e.dps[s.dp]
 		wm := p.watermark(e.devs[s.dev].has, e.devs[s.dev].maxT)

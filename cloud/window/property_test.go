@@ -233,10 +233,29 @@ func TestPropertyEngineEqualsReference(t *testing.T) {
 		}
 		var results []window.Result
 		var lateOut []window.LateReading
+		// Odd seeds restore from the incremental deltas taken after every
+		// output, the way a worker stores them: the latest header and the
+		// latest state of each device.
+		useDelta := seed%2 == 1
+		var header []byte
+		devState := map[string][]byte{}
 		take := func() {
 			out := eng.TakeOutput()
 			results = append(results, out.Results...)
 			lateOut = append(lateOut, out.Late...)
+			if !useDelta {
+				return
+			}
+			d, err := eng.TakeDelta()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Header != nil {
+				header = d.Header
+			}
+			for _, ds := range d.Devices {
+				devState[ds.Device] = ds.State
+			}
 		}
 		restoreAt := rng.IntN(len(arrivals))
 		takeEvery := 1 + rng.IntN(50)
@@ -244,12 +263,22 @@ func TestPropertyEngineEqualsReference(t *testing.T) {
 		for i, a := range arrivals {
 			if i == restoreAt {
 				take()
-				data, err := eng.Checkpoint()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if eng, err = window.Restore(pipes, data); err != nil {
-					t.Fatalf("seed %d: restore: %v", seed, err)
+				if useDelta && header != nil {
+					var states [][]byte
+					for _, st := range devState {
+						states = append(states, st)
+					}
+					if eng, err = window.RestoreDelta(pipes, header, states); err != nil {
+						t.Fatalf("seed %d: restore from deltas: %v", seed, err)
+					}
+				} else {
+					data, err := eng.Checkpoint()
+					if err != nil {
+						t.Fatal(err)
+					}
+					if eng, err = window.Restore(pipes, data); err != nil {
+						t.Fatalf("seed %d: restore: %v", seed, err)
+					}
 				}
 			}
 			eng.Advance(a.at)

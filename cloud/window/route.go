@@ -41,6 +41,7 @@ type device struct {
 	loc      *time.Location
 	dps      []int32
 	routes   []devRoute
+	ckDirty  bool // listed in Engine.dirtyDevs
 }
 
 // devRoute is one of a device's routes with the part of its key Resolve
@@ -173,6 +174,7 @@ func (e *Engine) ApplyRoute(rt Route, r *Reading) {
 	}
 	e.stats.Readings++
 	ro := &e.routeTab[rt]
+	e.markDirty(ro.dev)
 	d := &e.devs[ro.dev]
 	d.lastSeen = e.now
 	had, prevMax := d.has, d.maxT

@@ -25,7 +25,7 @@
 //     ErrVersion for an unknown format version), never a panic; a reader
 //     allocates at most a small multiple of the block's size.
 //   - Memory: an Encoder holds FixedBytes of state plus its column buffers,
-//     at most twice the encoded size; SizeBytes reports it.
+//     at most twice the encoded size plus 56 bytes; SizeBytes reports it.
 //
 // A block carries no checksum: the store that keeps it checksums its pages.
 package seriesblock

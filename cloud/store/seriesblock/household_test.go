@@ -211,8 +211,8 @@ var blockLens = []int{64, 128, 256, 1024}
 // TestMeasuredSizes checks the size goal on the real household data and
 // the synthetic series: with blocks of 128 points or more, every series
 // with exact timestamps stays within 10 bytes per reading before any
-// general-purpose compression (the figures are deterministic). Run with -v
-// for the table docs/measurements.md reports.
+// general-purpose compression (the figures are deterministic, so this
+// cannot flake). Run with -v for the table docs/measurements.md reports.
 func TestMeasuredSizes(t *testing.T) {
 	if householdCSV(t) == "" {
 		t.Skip("household data not found under testdata/household or ../shared/data of the module root")

@@ -17,7 +17,7 @@ func encodedColumns(e *Encoder) int {
 
 // The documented bound holds after every append, for every input shape:
 // SizeBytes ≤ FixedBytes + 2 × encoded bytes + slackBytes, and the encoded
-// bytes never exceed the block.
+// bytes never exceed the block; no point adds more than 72 encoded bytes.
 func TestSizeBytesBound(t *testing.T) {
 	if FixedBytes > 400 {
 		t.Fatalf("FixedBytes = %d, documented as at most 400", FixedBytes)
@@ -25,11 +25,16 @@ func TestSizeBytesBound(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 11))
 	for _, g := range generators {
 		var e Encoder
+		prev := 0
 		for i, p := range g.gen(r, 2000) {
 			if err := e.Append(p); err != nil {
 				t.Fatal(err)
 			}
 			enc := encodedColumns(&e)
+			if enc-prev > 72 {
+				t.Fatalf("%s: point %d added %d encoded bytes, documented at most 72", g.name, i, enc-prev)
+			}
+			prev = enc
 			if got, bound := e.SizeBytes(), FixedBytes+2*enc+slackBytes; got > bound {
 				t.Fatalf("%s after %d points: SizeBytes %d > bound %d", g.name, i+1, got, bound)
 			}

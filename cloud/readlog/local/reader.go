@@ -82,6 +82,9 @@ func (r *reader) Fetch(ctx context.Context, max int) ([]readlog.Record, error) {
 			if err == nil && fr.offset > r.next {
 				err = fmt.Errorf("%w: offset %d where %d was expected", ErrCorrupt, fr.offset, r.next)
 			}
+			if err != nil && len(r.recs) > 0 {
+				return r.recs, nil // the next Fetch reports the error
+			}
 			if err != nil {
 				return nil, fmt.Errorf("readlog/local: partition %d, %s at %d: %w", p.id, r.seg.path, r.sc.pos(), err)
 			}

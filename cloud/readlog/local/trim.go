@@ -27,8 +27,8 @@ func (l *Log) runTrimmer() {
 	timer.Stop()
 	var lastSave time.Time
 	for {
-		now := time.Now()
-		due := l.trim(l.o.now())
+		now := l.o.now()
+		due := l.trim(now)
 		if l.commitsDirty() {
 			if wait := l.o.commitInterval - now.Sub(lastSave); wait > 0 {
 				due = earliest(due, now.Add(wait))

@@ -52,8 +52,9 @@ type Log interface {
 	// another goroutine, with the record's offset once it is durable, or
 	// with an error (nothing was stored, or it is unknown whether it was: the
 	// caller must not acknowledge it). Append may block while the log's
-	// in-flight bound is reached; it returns an error only when the log is
-	// closed or ctx ends before the record is queued.
+	// in-flight bound is reached; it returns an error (and never calls done)
+	// only when the log is closed, ctx ends before the record is queued, or
+	// the append is invalid (p out of range, record over the size limit).
 	Append(ctx context.Context, p int, key, value []byte, done func(offset int64, err error)) error
 	// Open returns a reader of partition p positioned at offset from (the
 	// next record read has offset >= from). from == the partition's end

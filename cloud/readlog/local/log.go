@@ -168,7 +168,9 @@ func (l *Log) partition(p int) (*partition, error) {
 // for in-flight space, p is out of range, the record exceeds
 // WithMaxRecordBytes (ErrTooLarge) or an earlier failure left the partition
 // unusable. done runs on the partition's syncer goroutine: it must not block
-// for long (it holds back the acknowledgements after it).
+// for long (it holds back the acknowledgements after it) and must not wait
+// for another Append to the log (that Append may be waiting for in-flight
+// space only this goroutine frees). On failure done gets offset -1.
 func (l *Log) Append(ctx context.Context, p int, key, value []byte, done func(offset int64, err error)) error {
 	pt, err := l.partition(p)
 	if err != nil {

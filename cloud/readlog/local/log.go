@@ -367,7 +367,8 @@ func openPartition(l *Log, id int) (*partition, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := errors.Join(f.Sync(), syncDir(p.dir)); err != nil {
+		// The new partition directory's entry must be durable too.
+		if err := errors.Join(f.Sync(), syncDir(p.dir), syncDir(l.dir)); err != nil {
 			f.Close()
 			return nil, err
 		}

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gridedge/gridedge/cloud/readlog"
 )
@@ -210,7 +212,9 @@ func TestAppendBlocksAtTheInflightBound(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- l.Append(ctx, 0, nil, rec, func(int64, error) { t.Error("cancelled append was stored") }) }()
+	go func() {
+		errc <- l.Append(ctx, 0, nil, rec, func(int64, error) { t.Error("cancelled append was stored") })
+	}()
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("blocked append returned %v, want context.Canceled", err)
@@ -249,4 +253,29 @@ func TestCloseAcknowledgesQueuedAppends(t *testing.T) {
 	}
 	calls.Wait() // every callback has run by the time Close returns
 	checkAcked(t, openLog(t, dir), acks.acks, 200)
+}
+
+func TestGoroutinesAreBoundedAndReleased(t *testing.T) {
+	before := runtime.NumGoroutine()
+	l := openLog(t, t.TempDir(), WithPartitions(5), WithRetention(time.Hour), WithConsumers("w"))
+	for p := range 5 {
+		mustAppend(t, l, p, nil, []byte("v"))
+		if err := l.Commit("w", p, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := runtime.NumGoroutine() - before; n > 5+1 {
+		t.Fatalf("%d goroutines for 5 partitions, want one syncer each and one trimmer", n)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines after Close, %d before Open\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

@@ -347,8 +347,10 @@ type partition struct {
 
 	kick chan struct{}
 	// Owned by the syncer goroutine.
-	f     *os.File // the active segment
-	fsize int64    // bytes written to f
+	f      *os.File // the active segment
+	fsize  int64    // bytes written to f
+	writes []segWrite
+	ups    []segUpdate
 }
 
 func openPartition(l *Log, id int) (*partition, error) {

@@ -74,6 +74,14 @@ type segWrite struct {
 	pos      int64
 }
 
+// segUpdate is what publish adds to a segment: index entries, its new
+// size, its newest record's time.
+type segUpdate struct {
+	index    []indexEntry
+	size     int64
+	lastTime int64
+}
+
 // commit makes b durable and acknowledges it, or fails it (and everything
 // queued after it) and rolls the files back to the last durable state.
 func (p *partition) commit(b *batch) {
@@ -92,7 +100,8 @@ func (p *partition) write(b *batch) ([]segWrite, error) {
 	p.mu.Lock()
 	active := p.segs[len(p.segs)-1]
 	p.mu.Unlock()
-	writes := []segWrite{{seg: active, base: active.base, f: p.f, pos: p.fsize}}
+	writes := append(p.writes[:0], segWrite{seg: active, base: active.base, f: p.f, pos: p.fsize})
+	defer func() { p.writes = writes }() // reused by the next batch
 	for _, r := range b.rolls {
 		w := &writes[len(writes)-1]
 		w.to = r.at
@@ -139,14 +148,13 @@ func (p *partition) writeChunk(w *segWrite, buf []byte) error {
 func (p *partition) publish(b *batch, writes []segWrite) {
 	// Index entries and newest record time per segment, computed outside the
 	// lock: only this goroutine changes a segment's index.
-	type update struct {
-		index    []indexEntry
-		size     int64
-		lastTime int64
+	for len(p.ups) < len(writes) {
+		p.ups = append(p.ups, segUpdate{})
 	}
-	ups := make([]update, len(writes))
+	ups := p.ups[:len(writes)]
 	for i, w := range writes {
 		u := &ups[i]
+		u.index, u.lastTime = u.index[:0], 0
 		lastPos := int64(-1)
 		if w.seg != nil && len(w.seg.index) > 0 {
 			lastPos = w.seg.index[len(w.seg.index)-1].pos

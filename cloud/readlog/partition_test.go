@@ -96,8 +96,9 @@ func measureSpread(ids [][]byte, n int) spread {
 // TestPartitionSpread places 100,000 realistic device ids on 8, 16 and 64
 // partitions and logs min/max keys per partition (go test -v -run
 // TestPartitionSpread ./cloud/readlog/). It fails when a partition holds
-// more than 15 % above or below the mean: at these sizes a uniform hash
-// stays within about 5 sigma of it, so only a broken hash trips it.
+// more than 15 % above or below the mean: more than five standard
+// deviations of a uniform hash at every count here, so only a broken or
+// clustering hash trips it.
 func TestPartitionSpread(t *testing.T) {
 	ids := deviceIDs(100_000)
 	seen := make(map[string]bool, len(ids))

@@ -34,23 +34,34 @@ func WithLogger(l *slog.Logger) Option { return func(s *server) { s.log = l } }
 // does not name one.
 func WithDefaultTimeZone(tz string) Option { return func(s *server) { s.defaultTZ = tz } }
 
+// WithWindowSizes sets the tumbling-window sizes /api/v1/windows serves
+// (the first is the default; default 1m).
+func WithWindowSizes(sizes []time.Duration) Option {
+	return func(s *server) {
+		if len(sizes) > 0 {
+			s.windowSizes = sizes
+		}
+	}
+}
+
 // WithPipelines names the window pipelines served by /api/v1/results.
 func WithPipelines(names []string) Option {
 	return func(s *server) { s.pipelines = slices.Clone(names) }
 }
 
 type server struct {
-	pipelines []string
-	st        *store.Store
-	gatherer  prometheus.Gatherer
-	health    func() error
-	log       *slog.Logger
-	defaultTZ string
+	pipelines   []string
+	st          *store.Store
+	gatherer    prometheus.Gatherer
+	health      func() error
+	log         *slog.Logger
+	defaultTZ   string
+	windowSizes []time.Duration
 }
 
 // New returns the HTTP handler for the API over st.
 func New(st *store.Store, opts ...Option) http.Handler {
-	s := &server{st: st, gatherer: prometheus.NewRegistry(), health: st.Ping, log: slog.Default()}
+	s := &server{st: st, gatherer: prometheus.NewRegistry(), health: st.Ping, log: slog.Default(), windowSizes: []time.Duration{time.Minute}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -174,12 +185,12 @@ func (s *server) parseWindowQuery(r *http.Request) (store.WindowQuery, *Error) {
 	}
 	if sz := v.Get("size"); sz != "" {
 		d, err := time.ParseDuration(sz)
-		if err != nil || !slices.Contains(s.st.WindowSizes(), d) {
-			return q, &Error{Parameter: "size", Error: fmt.Sprintf("size %q: must be one of the configured window sizes %v", sz, s.st.WindowSizes())}
+		if err != nil || !slices.Contains(s.windowSizes, d) {
+			return q, &Error{Parameter: "size", Error: fmt.Sprintf("size %q: must be one of the configured window sizes %v", sz, s.windowSizes)}
 		}
 		q.Size = d
-	} else if !slices.Contains(s.st.WindowSizes(), q.Size) {
-		q.Size = s.st.WindowSizes()[0]
+	} else if !slices.Contains(s.windowSizes, q.Size) {
+		q.Size = s.windowSizes[0]
 	}
 	for _, p := range []struct {
 		name string
@@ -444,7 +455,7 @@ func (s *server) index(w http.ResponseWriter, r *http.Request) {
 	}
 	var rows []row
 	for _, d := range devs {
-		ws, err := s.st.LatestWindows(d.ID, s.st.WindowSizes()[0], 5)
+		ws, err := s.st.LatestWindows(d.ID, s.windowSizes[0], 5)
 		if err != nil {
 			s.fail(w, err)
 			return

@@ -7,7 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
+	"path/filepath"
+
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,7 +20,8 @@ import (
 
 	"github.com/gridedge/gridedge/cloud/api"
 	"github.com/gridedge/gridedge/cloud/broker"
-	"github.com/gridedge/gridedge/cloud/ingest"
+	"github.com/gridedge/gridedge/cloud/intake"
+	"github.com/gridedge/gridedge/cloud/readlog/local"
 	"github.com/gridedge/gridedge/cloud/store"
 	"github.com/gridedge/gridedge/cloud/window"
 	"github.com/gridedge/gridedge/shared/topic"
@@ -37,19 +39,20 @@ func WithClock(now func() time.Time) Option { return func(c *Collector) { c.now 
 
 // Collector is one running collector process.
 type Collector struct {
-	cfg      Config
-	log      *slog.Logger
-	now      func() time.Time
-	reg      *prometheus.Registry
-	store    *store.Store
-	ingester *ingest.Ingester
-	broker   *broker.Broker
-	httpLn   net.Listener
-	httpSrv  *http.Server
-	mqttURL  string
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	reg     *prometheus.Registry
+	store   *store.Store
+	rlog    *local.Log
+	intake  *intake.Intake
+	workers *workers
+	broker  *broker.Broker
+	httpLn  net.Listener
+	httpSrv *http.Server
+	mqttURL string
 
-	pipeline  *ingest.Pipeline
-	win       *windowing
+	inflight  chan *inflight
 	acks      chan ackJob
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -89,39 +92,33 @@ func New(cfg Config, opts ...Option) (*Collector, error) {
 		o(c)
 	}
 	c.acks = make(chan ackJob, cfg.AckQueue)
-	// Pipelines without a zone of their own use the site's for devices
-	// whose status announces none.
-	pipes := slices.Clone(cfg.Pipelines)
-	for i := range pipes {
-		if pipes[i].TimeZone == "" {
-			pipes[i].TimeZone = cfg.SiteTZ
-		}
-	}
-	c.win = newWindowing(pipes, cfg.CommitInterval, cfg.ZoneGrace, c.now, c.log)
-	if err := c.registerMetrics(); err != nil {
-		return nil, err
-	}
-	st, err := store.Open(cfg.DataDir,
-		store.WithWindowSizes(cfg.WindowSizes...),
-		store.WithOutOfOrderness(cfg.OutOfOrderness),
-		store.WithDeadLetterLimit(cfg.DeadLetterLimit),
-		store.WithStatusHook(c.win.statusSeen),
-		store.WithLogger(c.log))
+	c.inflight = make(chan *inflight, maxInflight)
+	pipes := collectorPipelines(cfg)
+	st, err := store.Open(filepath.Join(cfg.DataDir, "store"), store.WithLogger(c.log))
 	if err != nil {
 		return nil, fmt.Errorf("collector: %w", err)
 	}
 	c.store = st
-	c.win.st = st
-	c.ingester, err = ingest.New(st, c.reg, ingest.WithLogger(c.log))
+	c.rlog, err = openLog(cfg, c.log)
 	if err != nil {
 		st.Close()
+		return nil, fmt.Errorf("collector: %w", err)
+	}
+	c.workers = newWorkers(cfg, pipes, c.rlog, st, c.now, c.log)
+	if err := c.registerMetrics(); err != nil {
+		c.closeResources()
+		return nil, err
+	}
+	c.intake, err = intake.New(c.rlog, st, c.reg, intake.WithLogger(c.log))
+	if err != nil {
+		c.closeResources()
 		return nil, fmt.Errorf("collector: %w", err)
 	}
 	c.mqttURL = cfg.MQTTURL
 	if cfg.EmbeddedBroker != "" {
 		c.broker, err = broker.Start(cfg.EmbeddedBroker, c.log)
 		if err != nil {
-			st.Close()
+			c.closeResources()
 			return nil, fmt.Errorf("collector: embedded_broker: %w", err)
 		}
 		if c.mqttURL == "" {
@@ -139,10 +136,10 @@ func New(cfg Config, opts ...Option) (*Collector, error) {
 			api.WithHealth(c.health),
 			api.WithLogger(c.log),
 			api.WithPipelines(pipelineNames(pipes)),
+			api.WithWindowSizes(cfg.WindowSizes),
 			api.WithDefaultTimeZone(cfg.SiteTZ)),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	c.pipeline = c.ingester.NewPipeline(cfg.IngestWorkers, 4*cfg.IngestWorkers)
 	return c, nil
 }
 
@@ -165,7 +162,7 @@ func (c *Collector) registerMetrics() error {
 	}, []string{"kind"})
 	cols := []prometheus.Collector{c.m.acks, c.m.connected, c.m.connLost, c.m.dispatched,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}
-	for _, col := range append(cols, c.win.metrics()...) {
+	for _, col := range append(cols, c.workers.metrics()...) {
 		if err := c.reg.Register(col); err != nil {
 			return fmt.Errorf("collector: register metrics: %w", err)
 		}
@@ -206,16 +203,14 @@ func (c *Collector) Run(ctx context.Context) error {
 		return errors.New("collector: Run called twice")
 	}
 	defer c.Close()
-	// The engine catches up with the log before ingest starts, so its
-	// results are current when the first batch arrives.
-	runner, err := c.win.open(ctx)
-	if err != nil {
+	if err := c.workers.open(); err != nil {
 		return err
 	}
-	winCtx, stopWin := context.WithCancel(context.Background())
-	defer stopWin()
-	winDone := make(chan error, 1)
-	go func() { winDone <- c.win.run(winCtx, runner) }()
+	workCtx, stopWork := context.WithCancel(context.Background())
+	defer stopWork()
+	workDone := make(chan error, 1)
+	go func() { workDone <- c.workers.run(workCtx) }()
+	var err error
 	httpErr := make(chan error, 1)
 	go func() {
 		if err := c.httpSrv.Serve(c.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -226,6 +221,8 @@ func (c *Collector) Run(ctx context.Context) error {
 	client := paho.NewClient(c.mqttOptions())
 	giveUp := make(chan struct{})
 	ackers.Go(func() { c.publishAcks(client, giveUp) })
+	var completer sync.WaitGroup
+	completer.Go(c.complete)
 	c.log.Info("collector starting", "mqtt", c.mqttURL, "client_id", c.cfg.ClientID, "http", c.HTTPAddr(), "data_dir", c.cfg.DataDir)
 	// With ConnectRetry the token completes only once connected; the
 	// OnConnect handler subscribes, so nothing waits on it here.
@@ -243,12 +240,13 @@ func (c *Collector) Run(ctx context.Context) error {
 	c.handling.Lock()
 	c.closed = true
 	c.handling.Unlock()
-	c.pipeline.Close() // every submitted message handled, PUBACKed and its ack queued
+	close(c.inflight)
+	completer.Wait() // every taken message durable or failed, PUBACKed, its ack queued
 	close(c.acks)
-	// Everything stored is now in the log: apply it and commit a last time.
-	stopWin()
-	if werr := <-winDone; werr != nil && err == nil {
-		err = fmt.Errorf("collector: windowing: %w", werr)
+	// The workers commit what they have read and stop.
+	stopWork()
+	if werr := <-workDone; werr != nil && err == nil {
+		err = fmt.Errorf("collector: workers: %w", werr)
 	}
 	drain := time.AfterFunc(c.cfg.AckTimeout, func() { close(giveUp) })
 	ackers.Wait()
@@ -311,47 +309,76 @@ func (c *Collector) mqttOptions() *paho.ClientOptions {
 	return o
 }
 
-// onMessage runs on paho's router goroutine and only hands the message to
-// the ingest pipeline, so the next message can be read while this one is
-// stored. The PUBACK (m.Ack) is sent when the pipeline completes the message
-// (in arrival order): stored durably, dead-lettered, or failed in the store
-// (the agent resends those). A message arriving during shutdown is left
-// unacknowledged, so the broker redelivers it to the persistent session
-// after the restart.
+// maxInflight bounds the messages taken from the broker and not yet
+// durable in the readings log; paho's router waits when it is reached.
+const maxInflight = 8192
+
+// inflight is one message on its way into the readings log. Messages are
+// completed (PUBACK, device ack) in arrival order, as MQTT requires of
+// PUBACKs, whatever order their partitions make them durable in.
+type inflight struct {
+	m    paho.Message
+	kind topic.Kind
+	done chan struct{}
+	out  intake.Outcome
+	err  error
+}
+
+// onMessage runs on paho's router goroutine: it validates the message and
+// starts its append to the readings log, then returns so the next message
+// can be read while this one is made durable. The PUBACK (m.Ack) is sent by
+// complete, in arrival order, once the batch is durable, dead-lettered, or
+// failed (the agent resends those). A message arriving during shutdown is
+// left unacknowledged, so the broker redelivers it after the restart.
 func (c *Collector) onMessage(_ paho.Client, m paho.Message) {
 	c.handling.RLock()
 	defer c.handling.RUnlock()
 	if c.closed {
 		return
 	}
-	kind := topic.Data
+	f := &inflight{m: m, kind: topic.Data, done: make(chan struct{})}
 	if strings.HasSuffix(m.Topic(), "/"+string(topic.Status)) {
-		kind = topic.Status
+		f.kind = topic.Status
 	}
-	c.m.dispatched.WithLabelValues(string(kind)).Inc()
-	c.pipeline.Submit(ingest.Message{Topic: m.Topic(), Payload: m.Payload(), Received: c.now()}, func(out ingest.Outcome, err error) {
-		m.Ack()
-		var rej *ingest.RejectError
+	c.m.dispatched.WithLabelValues(string(f.kind)).Inc()
+	c.inflight <- f
+	ctx := context.Background()
+	if f.kind == topic.Status {
+		c.intake.HandleStatus(ctx, m.Topic(), m.Payload(), c.now(), func(err error) {
+			f.err = err
+			close(f.done)
+		})
+		return
+	}
+	c.intake.HandleData(ctx, m.Topic(), m.Payload(), c.now(), func(out intake.Outcome, err error) {
+		f.out, f.err = out, err
+		close(f.done)
+	})
+}
+
+// complete PUBACKs messages in arrival order and queues device acks.
+func (c *Collector) complete() {
+	for f := range c.inflight {
+		<-f.done
+		f.m.Ack()
+		var rej *intake.RejectError
 		switch {
-		case kind == topic.Status:
-			if err != nil {
-				c.log.Debug("status not stored", "err", err)
+		case f.kind == topic.Status:
+			if f.err != nil {
+				c.log.Debug("status not logged", "err", f.err)
 			}
-		case errors.As(err, &rej):
-			// Counted and logged by the ingester; never acknowledged.
-		case err != nil:
-			c.log.Error("batch not stored; the agent will resend it", "topic", m.Topic(), "err", err)
+		case errors.As(f.err, &rej):
+			// Counted and logged by intake; never acknowledged.
+		case f.err != nil:
+			c.log.Error("batch not logged; the agent will resend it", "topic", f.m.Topic(), "err", f.err)
 		default:
-			if out.Result.Stored > 0 {
-				c.win.notify()
-			}
 			select {
-			case c.acks <- ackJob{site: out.Site, ack: out.Ack}:
+			case c.acks <- ackJob{site: f.out.Site, ack: f.out.Ack}:
 			default:
 				c.m.acks.WithLabelValues("dropped").Inc()
 			}
 		}
-	})
+	}
 }
 
 // publishAcks publishes acks off the router goroutine: waiting for a PUBACK
@@ -394,9 +421,6 @@ func (c *Collector) closeResources() error {
 	c.handling.Lock()
 	c.closed = true
 	c.handling.Unlock()
-	if c.pipeline != nil {
-		c.pipeline.Close()
-	}
 	var errs []error
 	if c.httpLn != nil {
 		if err := c.httpLn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
@@ -405,6 +429,11 @@ func (c *Collector) closeResources() error {
 	}
 	if c.broker != nil {
 		if err := c.broker.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.rlog != nil {
+		if err := c.rlog.Close(); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -39,6 +39,7 @@ func testConfig(t testing.TB, mqttURL, dir string) Config {
 	cfg.ClientID = "collector-test"
 	cfg.WindowSizes = []time.Duration{time.Minute, 5 * time.Minute}
 	cfg.OutOfOrderness = 5 * time.Second
+	cfg.CommitInterval = 50 * time.Millisecond
 	return cfg
 }
 
@@ -221,16 +222,28 @@ func checkWindows(t *testing.T, httpAddr, device string, readings []*wire.Readin
 		a.sum += r.Value
 		a.min, a.max = min(a.min, r.Value), max(a.max, r.Value)
 	}
-	var out struct{ Windows []store.Window }
-	getJSON(t, fmt.Sprintf("http://%s/api/v1/windows?device=%s&size=%s&limit=100000", httpAddr, device, size), &out)
-	if len(out.Windows) != len(want) {
-		t.Fatalf("%v windows: got %d, want %d", size, len(out.Windows), len(want))
-	}
-	for _, w := range out.Windows {
-		a := want[w.Channel+"|"+w.Start.Format(time.RFC3339)]
-		if a == nil || w.Count != a.count || w.Min != a.min || w.Max != a.max || math.Abs(w.Sum-a.sum) > 1e-6 {
-			t.Fatalf("%v window %s %v: got %+v, want %+v", size, w.Channel, w.Start, w, a)
+	// Workers commit after the ack and a device's newest window appears
+	// once it is provisional (idle) or closed: poll until the windows match.
+	diff := func() string {
+		var out struct{ Windows []store.Window }
+		getJSON(t, fmt.Sprintf("http://%s/api/v1/windows?device=%s&size=%s&limit=100000", httpAddr, device, size), &out)
+		if len(out.Windows) != len(want) {
+			return fmt.Sprintf("%v windows: got %d, want %d", size, len(out.Windows), len(want))
 		}
+		for _, w := range out.Windows {
+			a := want[w.Channel+"|"+w.Start.Format(time.RFC3339)]
+			if a == nil || w.Count != a.count || w.Min != a.min || w.Max != a.max || math.Abs(w.Sum-a.sum) > 1e-6 {
+				return fmt.Sprintf("%v window %s %v: got %+v, want %+v", size, w.Channel, w.Start, w, a)
+			}
+		}
+		return ""
+	}
+	deadline := time.Now().Add(waitLimit)
+	for d := diff(); d != ""; d = diff() {
+		if time.Now().After(deadline) {
+			t.Fatal(d)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -7,12 +7,12 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/gridedge/gridedge/cloud/store"
 	"github.com/gridedge/gridedge/cloud/window"
 	"github.com/gridedge/gridedge/shared/topic"
 )
@@ -32,11 +32,13 @@ type Config struct {
 	ShareGroup string `yaml:"share_group"`
 	// HTTPAddr is the API listen address; port 0 picks a free port.
 	HTTPAddr string `yaml:"http_addr"`
-	// DataDir holds the Badger store.
+	// DataDir holds the readings log (log/) and the store (store/).
 	DataDir string `yaml:"data_dir"`
 	// EmbeddedBroker, when set, starts an MQTT broker listening there.
 	EmbeddedBroker string `yaml:"embedded_broker"`
-	// WindowSizes are the tumbling-window sizes kept for every series.
+	// WindowSizes are the tumbling-window sizes /api/v1/windows serves:
+	// each runs as a window pipeline (store.WindowPipeline) over every
+	// series, with count, sum, mean, min and max.
 	WindowSizes []time.Duration `yaml:"window_sizes"`
 	// OutOfOrderness is how far a device's watermark trails its newest reading.
 	OutOfOrderness time.Duration `yaml:"out_of_orderness"`
@@ -47,12 +49,22 @@ type Config struct {
 	// AckQueue is how many acks may wait for the publisher; beyond it acks
 	// are dropped (counted) and the agent's resend brings them back.
 	AckQueue int `yaml:"ack_queue"`
-	// IngestWorkers is how many devices' batches are stored in parallel
-	// (each device's batches stay in order on one worker); parallel commits
-	// share fsyncs.
-	IngestWorkers int `yaml:"ingest_workers"`
+	// Partitions is the number of readings-log partitions, each with its
+	// own worker (default: the number of cores). It is fixed when the data
+	// directory is created; a different value for an existing directory is
+	// an error.
+	Partitions int `yaml:"partitions"`
 	// DeadLetterLimit bounds the dead-letter area; the oldest go first.
 	DeadLetterLimit int `yaml:"deadletter_limit"`
+	// Retention per data class (0 keeps forever): raw readings by reading
+	// time, results by window start, the late stream by reading time, dead
+	// letters by receive time, and the readings log by append time (it is
+	// also trimmed as soon as every worker has committed past a segment).
+	ReadingsRetention   time.Duration `yaml:"readings_retention"`
+	ResultsRetention    time.Duration `yaml:"results_retention"`
+	LateRetention       time.Duration `yaml:"late_retention"`
+	DeadLetterRetention time.Duration `yaml:"deadletter_retention"`
+	LogRetention        time.Duration `yaml:"log_retention"`
 	// Pipelines are the event-time windowing pipelines (the `pipelines:`
 	// section of the file, parsed by window.ParseConfig; default
 	// window.DefaultPipelines()). A pipeline without a time_zone uses
@@ -61,11 +73,11 @@ type Config struct {
 	// CommitInterval is how often the windowing engine commits its results
 	// and checkpoint (also every 10,000 readings and at shutdown).
 	CommitInterval time.Duration `yaml:"commit_interval"`
-	// ZoneGrace is how long the engine waits, at most, for the status (and
-	// its time zone) of a device it has never seen before applying that
-	// device's readings: an agent may send its first batch just before its
-	// status, and calendar windows keep the zone they were created with.
-	// Readings of other devices behind the new one wait too. 0 disables.
+	// ZoneGrace is how long a worker holds, at most, the data of a device
+	// it has never seen, waiting for its status (and time zone): an agent
+	// may send its first batch just before its status, and calendar windows
+	// keep the zone they were created with. Other devices do not wait.
+	// 0 disables.
 	ZoneGrace time.Duration `yaml:"zone_grace"`
 }
 
@@ -76,20 +88,25 @@ func DefaultConfig() Config {
 		host = "local"
 	}
 	return Config{
-		ClientID:        "gridedge-collector-" + sanitizeID(host),
-		ShareGroup:      "gridedge",
-		HTTPAddr:        "127.0.0.1:8080",
-		DataDir:         "gridedge-collector-data",
-		WindowSizes:     []time.Duration{time.Minute},
-		OutOfOrderness:  store.DefaultOutOfOrderness,
-		SiteTZ:          "UTC",
-		AckTimeout:      10 * time.Second,
-		AckQueue:        4096,
-		DeadLetterLimit: store.DefaultDeadLetterLimit,
-		IngestWorkers:   4,
-		Pipelines:       window.DefaultPipelines(),
-		CommitInterval:  time.Second,
-		ZoneGrace:       2 * time.Second,
+		ClientID:            "gridedge-collector-" + sanitizeID(host),
+		ShareGroup:          "gridedge",
+		HTTPAddr:            "127.0.0.1:8080",
+		DataDir:             "gridedge-collector-data",
+		WindowSizes:         []time.Duration{time.Minute},
+		OutOfOrderness:      10 * time.Second,
+		SiteTZ:              "UTC",
+		AckTimeout:          10 * time.Second,
+		AckQueue:            4096,
+		DeadLetterLimit:     10_000,
+		Partitions:          runtime.NumCPU(),
+		ReadingsRetention:   400 * 24 * time.Hour,
+		ResultsRetention:    5 * 366 * 24 * time.Hour,
+		LateRetention:       90 * 24 * time.Hour,
+		DeadLetterRetention: 30 * 24 * time.Hour,
+		LogRetention:        7 * 24 * time.Hour,
+		Pipelines:           window.DefaultPipelines(),
+		CommitInterval:      time.Second,
+		ZoneGrace:           2 * time.Second,
 	}
 }
 
@@ -216,8 +233,14 @@ func (c Config) Validate() error {
 	if c.AckQueue < 1 {
 		return fmt.Errorf("ack_queue: %d must be at least 1", c.AckQueue)
 	}
-	if c.IngestWorkers < 1 || c.IngestWorkers > 256 {
-		return fmt.Errorf("ingest_workers: %d is outside 1..256", c.IngestWorkers)
+	if c.Partitions < 1 || c.Partitions > 1024 {
+		return fmt.Errorf("partitions: %d is outside 1..1024", c.Partitions)
+	}
+	for name, d := range map[string]time.Duration{"readings_retention": c.ReadingsRetention, "results_retention": c.ResultsRetention,
+		"late_retention": c.LateRetention, "deadletter_retention": c.DeadLetterRetention, "log_retention": c.LogRetention} {
+		if d < 0 {
+			return fmt.Errorf("%s: %v must not be negative (0 keeps forever)", name, d)
+		}
 	}
 	if c.DeadLetterLimit < 1 {
 		return fmt.Errorf("deadletter_limit: %d must be at least 1", c.DeadLetterLimit)

@@ -2,15 +2,13 @@ package store
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/gridedge/gridedge/cloud/window"
 	"github.com/gridedge/gridedge/shared/wire"
@@ -121,136 +119,17 @@ func lateKey(l *window.LateReading) []byte {
 	return append(k, l.Pipeline...)
 }
 
-// EngineSink stores a window engine's output and checkpoint in the store: it
-// implements the window pipeline's Sink. Results are upserts on (pipeline,
-// key, window start) keeping the highest revision, every revision is kept as
-// history, late readings are keyed by their identity (a replay rewrites the
-// same entries), and all of a Commit is one transaction.
-type EngineSink struct {
-	s        *Store
-	configID string
-}
-
-// EngineSink returns the sink for an engine whose pipeline configuration is
-// identified by configID (e.g. a hash of the configuration). A checkpoint
-// stored under another id is not loaded: LoadState then drops every stored
-// result and late reading, so the new configuration recomputes them from the
-// whole ingest log.
-func (s *Store) EngineSink(configID string) *EngineSink {
-	return &EngineSink{s: s, configID: configID}
-}
-
-// LoadState returns the last committed checkpoint of this configuration, or
-// nil (after clearing the results of another configuration).
-func (k *EngineSink) LoadState(ctx context.Context) ([]byte, error) {
-	var id string
-	var state []byte
-	err := k.s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get([]byte{prefixEngineState})
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error {
-			if len(v) < 2 || len(v) < 2+int(binary.BigEndian.Uint16(v)) {
-				return errors.New("engine state truncated")
-			}
-			n := int(binary.BigEndian.Uint16(v))
-			id = string(v[2 : 2+n])
-			state = bytes.Clone(v[2+n:])
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: load engine state: %w", err)
+func toLateReading(l *window.LateReading) LateReading {
+	rec := LateReading{
+		Pipeline: l.Pipeline, Device: l.Reading.Device, Channel: l.Reading.Channel,
+		Quantity: l.Reading.Quantity.Name(), Time: time.Unix(0, l.Reading.TimeNs).UTC(),
+		Value: l.Reading.Value, TimeQuality: l.Reading.Quality.Name(),
+		SeqEpoch: l.Reading.SeqEpoch, Seq: l.Reading.Seq,
 	}
-	if id == k.configID {
-		return state, nil
+	for _, w := range l.Windows {
+		rec.Windows = append(rec.Windows, WindowSpan{Start: time.Unix(0, w.Start).UTC(), End: time.Unix(0, w.End).UTC()})
 	}
-	// No state, or another configuration's: results must be recomputed from
-	// offset 1. Dropping is idempotent, so a crash before the first commit
-	// just drops again on the next start.
-	for _, p := range []byte{prefixResult, prefixHistory, prefixLate, prefixEngineState} {
-		if err := k.s.db.DropPrefix([]byte{p}); err != nil {
-			return nil, fmt.Errorf("store: drop results of another pipeline configuration: %w", err)
-		}
-	}
-	if id != "" {
-		k.s.log.Warn("window pipelines changed: recomputing every result from the ingest log", "old_config", id, "new_config", k.configID)
-	}
-	return nil, nil
-}
-
-// Commit writes out and state in one synced transaction.
-func (k *EngineSink) Commit(ctx context.Context, out window.Output, state []byte) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	err := k.s.db.Update(func(txn *badger.Txn) error {
-		for i := range out.Results {
-			r := &out.Results[i]
-			v, err := json.Marshal(toWindowResult(r))
-			if err != nil {
-				return fmt.Errorf("encode result: %w", err)
-			}
-			if err := txn.Set(historyKey(r), v); err != nil {
-				return err
-			}
-			key := resultKey(r)
-			prev, err := storedRevision(txn, key)
-			if err != nil {
-				return err
-			}
-			if prev > r.Revision {
-				continue // a replay re-emitting an older revision
-			}
-			if err := txn.Set(key, v); err != nil {
-				return err
-			}
-		}
-		for i := range out.Late {
-			l := &out.Late[i]
-			rec := LateReading{
-				Pipeline: l.Pipeline, Device: l.Reading.Device, Channel: l.Reading.Channel,
-				Quantity: l.Reading.Quantity.Name(), Time: time.Unix(0, l.Reading.TimeNs).UTC(),
-				Value: l.Reading.Value, TimeQuality: l.Reading.Quality.Name(),
-				SeqEpoch: l.Reading.SeqEpoch, Seq: l.Reading.Seq,
-			}
-			for _, w := range l.Windows {
-				rec.Windows = append(rec.Windows, WindowSpan{Start: time.Unix(0, w.Start).UTC(), End: time.Unix(0, w.End).UTC()})
-			}
-			if err := putJSON(txn, lateKey(l), rec); err != nil {
-				return err
-			}
-		}
-		v := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(k.configID)+len(state)), uint16(len(k.configID)))
-		v = append(v, k.configID...)
-		return txn.Set([]byte{prefixEngineState}, append(v, state...))
-	})
-	if errors.Is(err, badger.ErrTxnTooBig) {
-		return fmt.Errorf("store: engine commit of %d results and %d late readings is too large for one transaction (commit more often): %w", len(out.Results), len(out.Late), err)
-	}
-	if err != nil {
-		return fmt.Errorf("store: engine commit: %w", err)
-	}
-	return nil
-}
-
-func storedRevision(txn *badger.Txn, key []byte) (uint32, error) {
-	item, err := txn.Get(key)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	var rev struct {
-		Revision uint32 `json:"revision"`
-	}
-	err = item.Value(func(v []byte) error { return json.Unmarshal(v, &rev) })
-	return rev.Revision, err
+	return rec
 }
 
 // ResultQuery selects engine results. Pipeline is required; Device, Channel
@@ -298,36 +177,36 @@ func (s *Store) Results(q ResultQuery) ([]WindowResult, error) {
 	if !q.To.IsZero() {
 		hi = q.To.UnixNano()
 	}
-	var out []WindowResult
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
-		defer it.Close()
-		// Within a series keys sort by start: seek to from, and leave the
-		// series at the first start past to.
-		for it.Rewind(); it.Valid() && len(out) < q.Limit; {
-			key := it.Item().Key()
-			series, start, err := splitResultKey(key, q.History)
-			if err != nil {
-				return err
-			}
-			if start >= hi {
-				it.Seek(append(bytes.Clone(series), bytes.Repeat([]byte{0xff}, 13)...))
-				continue
-			}
-			if start < lo {
-				it.Seek(binary.BigEndian.AppendUint64(bytes.Clone(series), orderedTime(lo)))
-				continue
-			}
-			var r WindowResult
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &r) }); err != nil {
-				return fmt.Errorf("decode result %q: %w", key, err)
-			}
-			out = append(out, r)
-			it.Next()
-		}
-		return nil
-	})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
+		return nil, fmt.Errorf("store: results of %s: %w", q.Pipeline, err)
+	}
+	defer it.Close()
+	var out []WindowResult
+	// Within a series keys sort by start: seek to from, and leave the
+	// series at the first start past to.
+	for it.First(); it.Valid() && len(out) < q.Limit; {
+		key := it.Key()
+		series, start, err := splitResultKey(key, q.History)
+		if err != nil {
+			return nil, err
+		}
+		if start >= hi {
+			it.SeekGE(append(bytes.Clone(series), bytes.Repeat([]byte{0xff}, 13)...))
+			continue
+		}
+		if start < lo {
+			it.SeekGE(binary.BigEndian.AppendUint64(bytes.Clone(series), orderedTime(lo)))
+			continue
+		}
+		var r WindowResult
+		if err := json.Unmarshal(it.Value(), &r); err != nil {
+			return nil, fmt.Errorf("store: decode result %q: %w", key, err)
+		}
+		out = append(out, r)
+		it.Next()
+	}
+	if err := it.Error(); err != nil {
 		return nil, fmt.Errorf("store: results of %s: %w", q.Pipeline, err)
 	}
 	return out, nil
@@ -361,32 +240,29 @@ func (s *Store) LateReadings(q LateQuery) ([]LateReading, error) {
 		q.Limit = 1000
 	}
 	prefix := append(deviceKey(prefixLate, q.Device), 0)
-	seek := bytes.Clone(prefix)
+	lower := bytes.Clone(prefix)
 	if !q.From.IsZero() {
-		seek = binary.BigEndian.AppendUint64(seek, orderedTime(q.From.UnixNano()))
+		lower = binary.BigEndian.AppendUint64(lower, orderedTime(q.From.UnixNano()))
 	}
-	var out []LateReading
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true})
-		defer it.Close()
-		for it.Seek(seek); it.Valid() && len(out) < q.Limit; it.Next() {
-			k := it.Item().Key()[len(prefix):]
-			if len(k) < 24 {
-				return errBadKey
-			}
-			if !q.To.IsZero() && timeFromOrdered(binary.BigEndian.Uint64(k)) >= q.To.UnixNano() {
-				return nil
-			}
-			var l LateReading
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &l) }); err != nil {
-				return fmt.Errorf("decode late reading: %w", err)
-			}
-			out = append(out, l)
-		}
-		return nil
-	})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return nil, fmt.Errorf("store: late readings of %s: %w", q.Device, err)
 	}
-	return out, nil
+	defer it.Close()
+	var out []LateReading
+	for it.First(); it.Valid() && len(out) < q.Limit; it.Next() {
+		k := it.Key()[len(prefix):]
+		if len(k) < 24 {
+			return nil, errBadKey
+		}
+		if !q.To.IsZero() && timeFromOrdered(binary.BigEndian.Uint64(k)) >= q.To.UnixNano() {
+			break
+		}
+		var l LateReading
+		if err := json.Unmarshal(it.Value(), &l); err != nil {
+			return nil, fmt.Errorf("store: decode late reading: %w", err)
+		}
+		out = append(out, l)
+	}
+	return out, it.Error()
 }

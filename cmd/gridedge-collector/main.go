@@ -71,7 +71,7 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 	fs.SetOutput(out)
 	def := collector.DefaultConfig()
 	var (
-		configPath     = fs.String("config", "", "YAML configuration file (keys: mqtt_url, client_id, share_group, http_addr, data_dir, embedded_broker, window_sizes, out_of_orderness, site_tz, ack_timeout, ack_queue, deadletter_limit, ingest_workers, commit_interval, zone_grace, pipelines); flags override it")
+		configPath     = fs.String("config", "", "YAML configuration file (keys: mqtt_url, client_id, share_group, http_addr, data_dir, embedded_broker, window_sizes, out_of_orderness, site_tz, ack_timeout, ack_queue, deadletter_limit, partitions, readings_retention, results_retention, late_retention, deadletter_retention, log_retention, commit_interval, zone_grace, pipelines); flags override it")
 		mqttURL        = fs.String("mqtt-url", def.MQTTURL, "MQTT broker, tcp://host:port (default: the embedded broker when -embedded-broker is set)")
 		clientID       = fs.String("client-id", def.ClientID, "MQTT client id; must stay the same across restarts (the broker keeps the session under it) and differ between collectors")
 		shareGroup     = fs.String("share-group", def.ShareGroup, "MQTT shared-subscription group; collectors in one group split the devices' data")
@@ -83,7 +83,7 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 		siteTZ         = fs.String("site-tz", def.SiteTZ, "IANA time zone reported for devices whose status names none")
 		ackTimeout     = fs.Duration("ack-timeout", def.AckTimeout, "how long to wait for the broker to take an end-to-end ack")
 		ackQueue       = fs.Int("ack-queue", def.AckQueue, "acks waiting to be published before new ones are dropped (the agent's resend recovers them)")
-		workers        = fs.Int("ingest-workers", def.IngestWorkers, "devices whose batches are stored in parallel (one device's batches stay in order); parallel commits share fsyncs")
+		partitions     = fs.Int("partitions", def.Partitions, "readings-log partitions, one worker each (default: the number of cores); fixed when the data directory is created")
 		pipelinesPath  = fs.String("pipelines", "", "window pipelines file (time_zone and pipelines, like cloud/window/default.yaml); overrides the pipelines section of -config; default: the shipped pipelines power_1m, energy_15m, energy_daily")
 		commitEvery    = fs.Duration("commit-interval", def.CommitInterval, "how often the windowing engine commits results and its checkpoint")
 		zoneGrace      = fs.Duration("zone-grace", def.ZoneGrace, "how long the windowing engine waits for a new device's status (its time zone) before applying its readings; 0 disables")
@@ -141,8 +141,8 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 			cfg.AckTimeout = *ackTimeout
 		case "ack-queue":
 			cfg.AckQueue = *ackQueue
-		case "ingest-workers":
-			cfg.IngestWorkers = *workers
+		case "partitions":
+			cfg.Partitions = *partitions
 		case "deadletter-limit":
 			cfg.DeadLetterLimit = *deadLetters
 		case "commit-interval":

@@ -1,11 +1,9 @@
-package ingest
+package intake
 
 import (
 	"testing"
 	"time"
 
-	"github.com/gridedge/gridedge/cloud/store"
-	"github.com/gridedge/gridedge/shared/topic"
 	"github.com/gridedge/gridedge/shared/wire"
 )
 
@@ -13,8 +11,9 @@ import (
 // readings from the receive time when the batch was sent in the same boot
 // (docs/time.md's example: received 12:00:10.300, sent at mono 7 200 s, a
 // reading at mono 7 140 s was taken at about 11:59:10.300).
+var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
 func TestNeverSyncedBootIsDatedFromReceiveTime(t *testing.T) {
-	in, st, reg := newIngester(t)
 	received := time.Date(2026, 11, 23, 12, 0, 10, 300_000_000, time.UTC)
 	estimated := func(seq uint64, mono time.Duration, errNs int64) *wire.Reading {
 		return &wire.Reading{Seq: seq, Channel: "mains", Quantity: wire.Quantity_QUANTITY_ACTIVE_POWER, Value: 1,
@@ -32,30 +31,15 @@ func TestNeverSyncedBootIsDatedFromReceiveTime(t *testing.T) {
 			{Seq: 5, Channel: "mains", Quantity: wire.Quantity_QUANTITY_ACTIVE_POWER, Value: 1, WallNs: t0.UnixNano(),
 				MonoNs: int64(7160 * time.Second), TimeQuality: wire.TimeQuality_TIME_QUALITY_SYNCED, TimeErrorNs: 1000},
 		}}
-	payload, err := wire.EncodeBatch(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := in.HandleData(topic.For("s", "pi", topic.Data), payload, received); err != nil {
-		t.Fatal(err)
-	}
+	redated := Redate(b, received, DefaultTransitBound)
 	// A batch of an earlier boot sent after a reboot: its monotonic times
 	// mean nothing now, kept as stamped.
 	old := &wire.Batch{SchemaVersion: wire.SchemaVersion, DeviceId: "pi", SeqEpoch: 1, BootId: "boot-1",
 		SentBootId: "boot-2", SentMonoNs: int64(7200 * time.Second), Readings: []*wire.Reading{estimated(6, 9000*time.Second, unbounded)}}
-	if payload, err = wire.EncodeBatch(old); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := in.HandleData(topic.For("s", "pi", topic.Data), payload, received); err != nil {
-		t.Fatal(err)
-	}
-
-	got := map[uint64]store.Reading{}
-	if err := st.Readings("pi", "mains", wire.Quantity_QUANTITY_ACTIVE_POWER, time.Time{}, time.Time{}, func(r store.Reading) error {
+	redated += Redate(old, received, DefaultTransitBound)
+	got := map[uint64]*wire.Reading{}
+	for _, r := range append(b.Readings, old.Readings...) {
 		got[r.Seq] = r
-		return nil
-	}); err != nil {
-		t.Fatal(err)
 	}
 	want := map[uint64]struct {
 		time   time.Time
@@ -78,21 +62,11 @@ func TestNeverSyncedBootIsDatedFromReceiveTime(t *testing.T) {
 		if w.synced {
 			q = wire.TimeQuality_TIME_QUALITY_SYNCED
 		}
-		if !r.Time.Equal(w.time) || r.TimeErrorNs != w.errNs || r.TimeQuality != q {
-			t.Errorf("seq %d: time %v error %d quality %v; want %v, %d, %v", seq, r.Time, r.TimeErrorNs, r.TimeQuality, w.time.UTC(), w.errNs, q)
-		}
-	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	redated := -1.0
-	for _, mf := range mfs {
-		if mf.GetName() == "gridedge_collector_readings_redated_total" {
-			redated = mf.GetMetric()[0].GetCounter().GetValue()
+		if r.WallNs != w.time.UnixNano() || r.TimeErrorNs != w.errNs || r.TimeQuality != q {
+			t.Errorf("seq %d: time %v error %d quality %v; want %v, %d, %v", seq, time.Unix(0, r.WallNs).UTC(), r.TimeErrorNs, r.TimeQuality, w.time.UTC(), w.errNs, q)
 		}
 	}
 	if redated != 2 {
-		t.Fatalf("redated counter %v, want 2", redated)
+		t.Fatalf("redated %d readings, want 2", redated)
 	}
 }

@@ -1,4 +1,4 @@
-package ingest
+package intake
 
 import (
 	"time"
@@ -12,7 +12,7 @@ import (
 // under this unless the broker held it for an offline collector.
 const DefaultTransitBound = 10 * time.Second
 
-// redate applies the collector's time rule for a boot whose clock never
+// Redate applies the collector's time rule for a boot whose clock never
 // synced (docs/time.md): when a batch was sent during the boot its readings
 // were taken in (boot_id == sent_boot_id), monotonic times are comparable,
 // so an estimated reading's wall time is the receive time minus how long
@@ -23,7 +23,7 @@ const DefaultTransitBound = 10 * time.Second
 // Readings of an earlier boot, readings claiming to be taken after the send
 // and batches without send times are left as the agent stamped them:
 // nothing relates their monotonic time to a known wall time.
-func redate(b *wire.Batch, received time.Time, transit time.Duration) int {
+func Redate(b *wire.Batch, received time.Time, transit time.Duration) int {
 	if b.BootId == "" || b.BootId != b.SentBootId || b.SentMonoNs <= 0 {
 		return 0
 	}

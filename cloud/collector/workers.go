@@ -1,0 +1,220 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gridedge/gridedge/cloud/readlog/local"
+	"github.com/gridedge/gridedge/cloud/store"
+	"github.com/gridedge/gridedge/cloud/window"
+	"github.com/gridedge/gridedge/cloud/worker"
+)
+
+// trimEvery is how often retention is enforced on the store.
+const trimEvery = time.Hour
+
+// collectorPipelines is the configured pipelines plus one tumbling-window
+// pipeline per -window-sizes entry (what /api/v1/windows serves), each
+// without a zone of its own defaulting to the site's.
+func collectorPipelines(cfg Config) []window.Pipeline {
+	pipes := slices.Clone(cfg.Pipelines)
+	for _, size := range cfg.WindowSizes {
+		pipes = append(pipes, window.Pipeline{
+			Name:   store.WindowPipeline(size),
+			Inputs: []window.Selector{{}},
+			Window: window.WindowSpec{Kind: window.Tumbling, Size: size},
+			Aggregations: []window.Aggregation{{Name: "count", Func: window.Count}, {Name: "sum", Func: window.Sum},
+				{Name: "mean", Func: window.Mean}, {Name: "min", Func: window.Min}, {Name: "max", Func: window.Max}},
+			OutOfOrderness:  cfg.OutOfOrderness,
+			AllowedLateness: max(time.Hour, size),
+			IdleTimeout:     5 * time.Second,
+		})
+	}
+	for i := range pipes {
+		if pipes[i].TimeZone == "" {
+			pipes[i].TimeZone = cfg.SiteTZ
+		}
+	}
+	return pipes
+}
+
+func openLog(cfg Config, log *slog.Logger) (*local.Log, error) {
+	return local.Open(filepath.Join(cfg.DataDir, "log"),
+		local.WithPartitions(cfg.Partitions),
+		local.WithConsumers(worker.Group),
+		local.WithRetention(cfg.LogRetention),
+		local.WithLogger(log))
+}
+
+// workers runs one worker per readings-log partition and restarts a worker
+// that fails (from its stored state) after a pause.
+type workers struct {
+	cfg   Config
+	pipes []window.Pipeline
+	log   *local.Log
+	st    *store.Store
+	now   func() time.Time
+	l     *slog.Logger
+
+	mu  sync.Mutex
+	ws  []*worker.Worker
+	err []error
+}
+
+func newWorkers(cfg Config, pipes []window.Pipeline, lg *local.Log, st *store.Store, now func() time.Time, l *slog.Logger) *workers {
+	return &workers{cfg: cfg, pipes: pipes, log: lg, st: st, now: now, l: l,
+		ws: make([]*worker.Worker, lg.Partitions()), err: make([]error, lg.Partitions())}
+}
+
+func (w *workers) newWorker(p int) (*worker.Worker, error) {
+	return worker.New(worker.Config{
+		Partition: p, Log: w.log, Store: w.st, Pipelines: w.pipes,
+		CommitInterval: w.cfg.CommitInterval, ZoneGrace: w.cfg.ZoneGrace,
+		Now: w.now, Logger: w.l,
+	})
+}
+
+// open restores every partition's worker.
+func (w *workers) open() error {
+	for p := range w.ws {
+		wk, err := w.newWorker(p)
+		if err != nil {
+			return fmt.Errorf("collector: %w", err)
+		}
+		w.ws[p] = wk
+	}
+	return nil
+}
+
+// run runs the workers and the retention job until ctx ends; each worker
+// commits what it has read before it stops.
+func (w *workers) run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for p := range w.ws {
+		wg.Go(func() { w.runPartition(ctx, p) })
+	}
+	wg.Go(func() { w.trim(ctx) })
+	wg.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return errors.Join(w.err...)
+}
+
+func (w *workers) runPartition(ctx context.Context, p int) {
+	for {
+		w.mu.Lock()
+		wk := w.ws[p]
+		w.mu.Unlock()
+		err := wk.Run(ctx)
+		if err == nil || ctx.Err() != nil {
+			w.mu.Lock()
+			w.err[p] = err
+			w.mu.Unlock()
+			return
+		}
+		w.l.Error("partition worker failed; restarting it from its stored state", "partition", p, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+		nw, err := w.newWorker(p)
+		if err != nil {
+			w.l.Error("partition worker cannot restart", "partition", p, "err", err)
+			continue
+		}
+		w.mu.Lock()
+		w.ws[p] = nw
+		w.mu.Unlock()
+	}
+}
+
+func (w *workers) trim(ctx context.Context) {
+	r := store.Retention{Readings: w.cfg.ReadingsRetention, Results: w.cfg.ResultsRetention, Late: w.cfg.LateRetention,
+		DeadLetters: w.cfg.DeadLetterRetention, MaxDeadLetters: w.cfg.DeadLetterLimit}
+	t := time.NewTicker(trimEvery)
+	defer t.Stop()
+	for {
+		if _, err := w.st.Trim(ctx, w.now(), r); err != nil && ctx.Err() == nil {
+			w.l.Warn("retention", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (w *workers) stats() []worker.Stats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]worker.Stats, len(w.ws))
+	for i, wk := range w.ws {
+		if wk != nil {
+			out[i] = wk.Stats()
+		}
+	}
+	return out
+}
+
+// metrics exports the workers' and the log's counters.
+func (w *workers) metrics() []prometheus.Collector {
+	sum := func(f func(worker.Stats) float64) func() float64 {
+		return func() float64 {
+			var t float64
+			for _, s := range w.stats() {
+				t += f(s)
+			}
+			return t
+		}
+	}
+	counter := func(name, help string, f func(worker.Stats) float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, sum(f))
+	}
+	gauge := func(name, help string, f func(worker.Stats) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, sum(f))
+	}
+	return []prometheus.Collector{
+		counter("gridedge_collector_readings_stored_total", "New readings stored by the workers (since start).", func(s worker.Stats) float64 { return float64(s.Stored) }),
+		counter("gridedge_collector_readings_duplicate_total", "Readings the workers recognised as already stored (resends, redelivery).", func(s worker.Stats) float64 { return float64(s.Duplicates) }),
+		counter("gridedge_collector_readings_redated_total", "Estimated readings of a never-synced boot dated from the receive time (docs/time.md).", func(s worker.Stats) float64 { return float64(s.Redated) }),
+		counter("gridedge_collector_worker_commits_total", "Worker commits (one synced store batch each); flat while idle.", func(s worker.Stats) float64 { return float64(s.Commits) }),
+		counter("gridedge_collector_worker_commit_bytes_total", "Bytes of worker commits.", func(s worker.Stats) float64 { return float64(s.CommitBytes) }),
+		counter("gridedge_collector_window_readings_total", "Readings applied to the window engines (since their state was created).", func(s worker.Stats) float64 { return float64(s.Engine.Readings) }),
+		counter("gridedge_collector_window_late_readings_total", "Readings later than a window's allowed lateness, in the late stream (once per pipeline).", func(s worker.Stats) float64 { return float64(s.Engine.Late) }),
+		counter("gridedge_collector_window_results_total", "Window results emitted, every revision.", func(s worker.Stats) float64 { return float64(s.Engine.Results) }),
+		counter("gridedge_collector_window_provisional_results_total", "Provisional results emitted for windows of idle devices.", func(s worker.Stats) float64 { return float64(s.Engine.Provisional) }),
+		counter("gridedge_collector_window_refires_total", "Revisions above 1 caused by late readings within the allowed lateness.", func(s worker.Stats) float64 { return float64(s.Engine.Refires) }),
+		counter("gridedge_collector_window_rejected_readings_total", "Readings the engine refused (time outside 1970..2116 or a non-finite value).", func(s worker.Stats) float64 { return float64(s.Engine.Rejected) }),
+		counter("gridedge_collector_window_counter_resets_total", "Energy counter resets seen in final results.", func(s worker.Stats) float64 { return float64(s.Engine.CounterReset) }),
+		gauge("gridedge_collector_window_open_windows", "Windows the engines hold open.", func(s worker.Stats) float64 { return float64(s.Engine.OpenWindows) }),
+		gauge("gridedge_collector_worker_held_records", "Records of new devices held for their status (zone).", func(s worker.Stats) float64 { return float64(s.Held) }),
+		gauge("gridedge_collector_worker_open_blocks", "Raw-reading blocks held in memory.", func(s worker.Stats) float64 { return float64(s.OpenBlocks) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gridedge_collector_lag_records", Help: "Readings-log records durable but not yet read by the workers."}, func() float64 {
+			st, ws := w.log.Stats(), w.stats()
+			var lag int64
+			for p, ps := range st.Partitions {
+				if p < len(ws) {
+					lag += max(ps.Durable-ws[p].Next, 0)
+				}
+			}
+			return float64(lag)
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gridedge_collector_log_bytes", Help: "Bytes of the readings log's segment files."}, func() float64 {
+			var b int64
+			for _, ps := range w.log.Stats().Partitions {
+				b += ps.Bytes
+			}
+			return float64(b)
+		}),
+	}
+}

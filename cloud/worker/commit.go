@@ -1,0 +1,134 @@
+package worker
+
+import (
+	"fmt"
+
+	"github.com/gridedge/gridedge/cloud/store"
+)
+
+// evictAfter is how many commits an open block stays in memory without a
+// new reading; it is saved already, so dropping it only starts a new block
+// for the series' next reading.
+const evictAfter = 30
+
+// commit stores everything produced since the last commit with the offset
+// to resume from, in one synced batch. It writes nothing when nothing
+// changed.
+func (w *Worker) commit() error {
+	w.eng.Advance(w.cfg.Now().UnixNano())
+	out := w.eng.TakeOutput()
+	w.pending.Results = append(w.pending.Results, out.Results...)
+	w.pending.Late = append(w.pending.Late, out.Late...)
+	delta, err := w.eng.TakeDelta()
+	if err != nil {
+		return fmt.Errorf("worker %d: %w", w.cfg.Partition, err)
+	}
+	resume := w.next
+	for _, d := range w.devs {
+		for _, h := range d.held {
+			resume = min(resume, h.offset)
+		}
+	}
+	moved := resume != w.c.Committed
+	if !w.dirtyAny && delta.Empty() && len(w.pending.Results) == 0 && len(w.pending.Late) == 0 && !moved {
+		w.lastCommit = w.cfg.Now()
+		w.evict()
+		w.publish()
+		return nil
+	}
+	b := w.cfg.Store.NewBatch(w.cfg.Partition)
+	b.SetOffset(resume)
+	b.PutEngine(delta)
+	if err := b.PutOutput(w.pending); err != nil {
+		b.Abandon()
+		return err
+	}
+	for name, d := range w.devs {
+		for epoch := range d.setsDirty {
+			b.PutDedup(name, epoch, d.sets[epoch].Append(nil))
+		}
+		if d.dirty {
+			if err := b.PutDevice(&d.info); err != nil {
+				b.Abandon()
+				return err
+			}
+		}
+	}
+	for _, st := range w.status {
+		if err := b.PutStatus(st); err != nil {
+			b.Abandon()
+			return err
+		}
+	}
+	for _, sb := range w.sealed {
+		w.putBlock(b, sb.k, sb.ob)
+	}
+	for k, ob := range w.blocks {
+		if ob.dirty {
+			w.putBlock(b, k, ob)
+		}
+	}
+	size := b.Len()
+	if err := b.Commit(); err != nil {
+		return fmt.Errorf("worker %d: %w", w.cfg.Partition, err)
+	}
+	// Durable: clear what was saved.
+	for _, d := range w.devs {
+		clear(d.setsDirty)
+		d.dirty = false
+	}
+	for _, ob := range w.blocks {
+		ob.dirty = false
+	}
+	clear(w.sealed)
+	w.sealed = w.sealed[:0]
+	w.status = w.status[:0]
+	w.eng.Recycle(w.pending)
+	w.pending = out
+	w.pending.Results, w.pending.Late = w.pending.Results[:0], w.pending.Late[:0]
+	w.dirtyAny = false
+	w.sinceSave = 0
+	w.commits++
+	w.lastCommit = w.cfg.Now()
+	w.c.Commits++
+	w.c.CommitBytes += uint64(size)
+	w.c.Committed = resume
+	w.evict()
+	w.publish()
+	if err := w.cfg.Log.Commit(Group, w.cfg.Partition, resume); err != nil {
+		w.log.Warn("readings log commit", "err", err)
+	}
+	return nil
+}
+
+func (w *Worker) putBlock(b *store.Batch, k seriesKey, ob *openBlock) {
+	b.PutBlock(k.device, k.channel, k.q, ob.first.TimeNs, ob.first.Epoch, ob.first.Seq, ob.enc.Bytes())
+}
+
+// evict drops saved open blocks of series without a recent reading, so
+// memory follows the active series, not every series ever seen.
+func (w *Worker) evict() {
+	for k, ob := range w.blocks {
+		if !ob.dirty && w.commits-ob.lastUse > evictAfter {
+			delete(w.blocks, k)
+		}
+	}
+}
+
+// publish copies the counters for Stats.
+func (w *Worker) publish() {
+	var closed uint64
+	for _, d := range w.devs {
+		for _, s := range d.sets {
+			closed += s.Closed
+		}
+	}
+	w.c.Next = w.next
+	w.c.Engine = w.eng.Stats()
+	w.c.Held = w.heldCount
+	w.c.OpenBlocks = len(w.blocks)
+	w.c.DedupClosedGaps = closed
+	w.mu.Lock()
+	w.stats = w.c
+	w.mu.Unlock()
+}

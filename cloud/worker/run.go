@@ -1,0 +1,244 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gridedge/gridedge/cloud/dedup"
+	"github.com/gridedge/gridedge/cloud/intake"
+	"github.com/gridedge/gridedge/cloud/store"
+	"github.com/gridedge/gridedge/cloud/store/seriesblock"
+	"github.com/gridedge/gridedge/cloud/window"
+	"github.com/gridedge/gridedge/shared/wire"
+)
+
+// fetchMax is the most records taken from the log at once.
+const fetchMax = 256
+
+// Run consumes the partition until ctx ends, then commits what it has and
+// returns nil. An error means the worker's memory may be ahead of its
+// stored state: start a new Worker (New restores the stored state).
+func (w *Worker) Run(ctx context.Context) error {
+	rd, err := w.cfg.Log.Open(w.cfg.Partition, w.next)
+	if err != nil {
+		return fmt.Errorf("worker %d: open log at %d: %w", w.cfg.Partition, w.next, err)
+	}
+	defer rd.Close()
+	w.lastCommit = w.cfg.Now()
+	w.publish()
+	for {
+		wait := w.cfg.CommitInterval - w.cfg.Now().Sub(w.lastCommit)
+		fctx, cancel := context.WithTimeout(ctx, max(wait, time.Millisecond))
+		recs, err := rd.Fetch(fctx, fetchMax)
+		cancel()
+		switch {
+		case err == nil:
+			for i := range recs {
+				if err := w.process(recs[i].Offset, recs[i].Value, false); err != nil {
+					return err
+				}
+				w.next = recs[i].Offset + 1
+			}
+		case ctx.Err() != nil:
+			return w.commit()
+		case errors.Is(err, context.DeadlineExceeded):
+		default:
+			return fmt.Errorf("worker %d: read log: %w", w.cfg.Partition, err)
+		}
+		if err := w.release(false); err != nil {
+			return err
+		}
+		if w.sinceSave >= w.cfg.CommitReadings || w.cfg.Now().Sub(w.lastCommit) >= w.cfg.CommitInterval {
+			if err := w.commit(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// process applies one record. replayHeld is set when a held record is
+// released.
+func (w *Worker) process(offset int64, value []byte, replayHeld bool) error {
+	w.c.Records++
+	rec, err := intake.DecodeRecord(value)
+	if err != nil {
+		w.c.Malformed++
+		w.log.Error("readings log record skipped", "offset", offset, "err", err)
+		return nil
+	}
+	switch rec.Kind {
+	case intake.KindStatus:
+		return w.applyStatus(rec)
+	case intake.KindData:
+		b, err := wire.DecodeBatch(rec.Payload)
+		if err != nil {
+			w.c.Malformed++
+			w.log.Error("readings log batch skipped", "offset", offset, "err", err)
+			return nil
+		}
+		d := w.dev(b.DeviceId)
+		if err := w.loadInfo(b.DeviceId, d); err != nil {
+			return err
+		}
+		if !replayHeld && w.hold(d, offset, rec) {
+			return nil
+		}
+		return w.applyBatch(offset, rec, b, d)
+	}
+	return nil
+}
+
+// hold keeps a new device's data until its status (zone) arrives or the
+// grace period passes; other devices go on.
+func (w *Worker) hold(d *devState, offset int64, rec intake.Record) bool {
+	if d.known || w.cfg.ZoneGrace == 0 {
+		return false
+	}
+	if len(d.held) == 0 {
+		d.waitSince = w.cfg.Now()
+	}
+	// The record's bytes belong to the log reader: keep a copy.
+	rec.Payload = append([]byte(nil), rec.Payload...)
+	d.held = append(d.held, heldRecord{offset: offset, rec: rec})
+	w.heldCount++
+	return true
+}
+
+// release applies held records of devices whose status came or whose grace
+// passed (all of them when force, or when too many are held).
+func (w *Worker) release(force bool) error {
+	if w.heldCount == 0 {
+		return nil
+	}
+	now := w.cfg.Now()
+	force = force || w.heldCount > w.cfg.MaxHeld
+	for name, d := range w.devs {
+		if len(d.held) == 0 {
+			continue
+		}
+		if !d.known && !force && now.Sub(d.waitSince) < w.cfg.ZoneGrace {
+			continue
+		}
+		if !d.known {
+			w.log.Info("no status from a new device within the grace period; its calendar windows use the configured zone", "device", name, "grace", w.cfg.ZoneGrace)
+			d.known = true
+		}
+		held := d.held
+		d.held = nil
+		w.heldCount -= len(held)
+		for _, h := range held {
+			b, err := wire.DecodeBatch(h.rec.Payload)
+			if err != nil {
+				continue
+			}
+			if err := w.applyBatch(h.offset, h.rec, b, d); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (w *Worker) applyStatus(rec intake.Record) error {
+	if len(rec.Payload) == 0 {
+		return nil
+	}
+	st, err := wire.DecodeStatus(rec.Payload)
+	if err != nil {
+		w.c.Malformed++
+		return nil
+	}
+	d := w.dev(st.DeviceId)
+	d.known = true
+	if st.TimeZone != "" {
+		if err := w.eng.SetTimeZone(st.DeviceId, st.TimeZone); err != nil {
+			w.log.Warn("device time zone not usable; keeping the configured one", "device", st.DeviceId, "err", err)
+		}
+	}
+	w.status = append(w.status, store.StatusOf(rec.Site, st, time.Unix(0, rec.ReceivedNs)))
+	w.dirtyAny = true
+	return nil
+}
+
+func (w *Worker) applyBatch(offset int64, rec intake.Record, b *wire.Batch, d *devState) error {
+	received := time.Unix(0, rec.ReceivedNs)
+	w.c.Redated += uint64(intake.Redate(b, received, w.cfg.Transit))
+	set := d.sets[b.SeqEpoch]
+	if set == nil {
+		set = new(dedup.Set)
+		d.sets[b.SeqEpoch] = set
+	}
+	w.eng.Advance(rec.ReceivedNs)
+	w.readings = w.readings[:0]
+	var stored, dups uint64
+	for _, r := range b.Readings {
+		if !set.Add(r.Seq) {
+			dups++
+			continue
+		}
+		stored++
+		w.readings = append(w.readings, window.Reading{Device: b.DeviceId, Channel: r.Channel, Quantity: r.Quantity,
+			TimeNs: r.WallNs, Value: r.Value, Quality: r.TimeQuality, SeqEpoch: b.SeqEpoch, Seq: r.Seq})
+		w.addRaw(b.DeviceId, b.SeqEpoch, r, rec.ReceivedNs, d)
+	}
+	for i := range w.readings {
+		w.eng.Apply(&w.readings[i])
+	}
+	if stored > 0 {
+		d.setsDirty[b.SeqEpoch] = true
+	}
+	// Readings below the pre-restart high-water mark were counted before.
+	if offset >= w.high || stored > 0 {
+		d.info.Duplicates += dups
+		w.c.Duplicates += dups
+	}
+	d.info.ReadingsStored += stored
+	w.c.Stored += stored
+	if d.info.Site == "" || d.info.Site != rec.Site {
+		d.info.Site = rec.Site
+	}
+	if d.info.FirstSeen.IsZero() {
+		d.info.FirstSeen = received.UTC()
+	}
+	if received.After(d.info.LastSeen) {
+		d.info.LastSeen = received.UTC()
+	}
+	for _, r := range w.readings {
+		d.info.MaxEventNs = max(d.info.MaxEventNs, r.TimeNs)
+	}
+	d.dirty = true
+	w.dirtyAny = true
+	w.sinceSave += int(stored)
+	return nil
+}
+
+// addRaw appends a new reading to its series' open block, sealing the block
+// when full or when the reading is too far in time from its first.
+func (w *Worker) addRaw(device string, epoch uint64, r *wire.Reading, receivedNs int64, d *devState) {
+	k := seriesKey{device, r.Channel, r.Quantity}
+	if !d.series[k] {
+		d.series[k] = true
+		d.info.Series = append(d.info.Series, store.SeriesID{Channel: r.Channel, Quantity: r.Quantity})
+	}
+	p := seriesblock.Point{TimeNs: r.WallNs, Value: r.Value, ErrNs: r.TimeErrorNs, Quality: int32(r.TimeQuality),
+		Epoch: epoch, Seq: r.Seq, ReceivedNs: receivedNs}
+	ob := w.blocks[k]
+	if ob != nil {
+		span := p.TimeNs - ob.first.TimeNs
+		if ob.enc.Len() >= w.cfg.BlockPoints || span >= int64(store.MaxBlockSpan) || -span >= int64(store.MaxBlockSpan) {
+			if ob.dirty {
+				// Saved with the next commit; the new block takes the slot.
+				w.sealed = append(w.sealed, sealedBlock{k, ob})
+			}
+			ob = nil
+		}
+	}
+	if ob == nil {
+		ob = &openBlock{first: p}
+		w.blocks[k] = ob
+	}
+	_ = ob.enc.Append(p) // never full: sealed at BlockPoints < seriesblock.MaxPoints
+	ob.dirty, ob.lastUse = true, w.commits
+}

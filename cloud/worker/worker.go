@@ -1,0 +1,218 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gridedge/gridedge/cloud/dedup"
+	"github.com/gridedge/gridedge/cloud/intake"
+	"github.com/gridedge/gridedge/cloud/readlog"
+	"github.com/gridedge/gridedge/cloud/store"
+	"github.com/gridedge/gridedge/cloud/store/seriesblock"
+	"github.com/gridedge/gridedge/cloud/window"
+	"github.com/gridedge/gridedge/shared/wire"
+)
+
+// Group is the consumer group workers commit their offsets under.
+const Group = "workers"
+
+// Config configures a partition's worker.
+type Config struct {
+	Partition int
+	Log       readlog.Log
+	Store     *store.Store
+	// Pipelines are the window pipelines (zones already defaulted).
+	Pipelines []window.Pipeline
+	// CommitInterval is how often produced state is committed (default 1 s);
+	// also after CommitReadings new readings (default 20,000).
+	CommitInterval time.Duration
+	CommitReadings int
+	// ZoneGrace is how long a new device's data waits for its status (its
+	// time zone) before the configured zone applies (default 2 s).
+	ZoneGrace time.Duration
+	// Transit is the error bound of readings re-dated from receive time.
+	Transit time.Duration
+	// BlockPoints is the number of readings after which a raw block is
+	// sealed (default 64).
+	BlockPoints int
+	// MaxHeld bounds the readings held for devices waiting for their status
+	// (default 100,000); beyond it they are released with the configured zone.
+	MaxHeld int
+	Now     func() time.Time
+	Logger  *slog.Logger
+}
+
+// Stats are a worker's counters.
+type Stats struct {
+	Records, Stored, Duplicates, Redated, Malformed uint64
+	Commits, CommitBytes                            uint64
+	Next                                            int64 // next offset to read
+	Committed                                       int64 // offset stored with the last commit
+	Engine                                          window.Stats
+	Held                                            int
+	OpenBlocks                                      int
+	DedupClosedGaps                                 uint64
+}
+
+type seriesKey struct {
+	device, channel string
+	q               wire.Quantity
+}
+
+type openBlock struct {
+	enc     seriesblock.Encoder
+	first   seriesblock.Point
+	dirty   bool
+	lastUse uint64 // commit number of the last reading appended
+}
+
+// sealedBlock is a full block not yet saved.
+type sealedBlock struct {
+	k  seriesKey
+	ob *openBlock
+}
+
+type devState struct {
+	info      store.DeviceInfo
+	dirty     bool
+	known     bool // status seen or state restored: its zone question is settled
+	waitSince time.Time
+	held      []heldRecord
+	sets      map[uint64]*dedup.Set
+	setsDirty map[uint64]bool
+	series    map[seriesKey]bool
+}
+
+type heldRecord struct {
+	offset int64
+	rec    intake.Record
+}
+
+// Worker consumes one partition. Run it once.
+type Worker struct {
+	cfg    Config
+	log    *slog.Logger
+	eng    *window.Engine
+	devs   map[string]*devState
+	blocks map[seriesKey]*openBlock
+	sealed []sealedBlock
+	status []store.Status
+
+	next       int64 // next offset to read
+	high       int64 // offsets below were processed at least once before a restart
+	sinceSave  int
+	pending    window.Output
+	dirtyAny   bool
+	commits    uint64
+	heldCount  int
+	readings   []window.Reading
+	c          Stats // owned by Run
+	mu         sync.Mutex
+	stats      Stats // published copy of c
+	lastCommit time.Time
+}
+
+// New restores partition cfg.Partition's state from the store.
+func New(cfg Config) (*Worker, error) {
+	if cfg.CommitInterval <= 0 {
+		cfg.CommitInterval = time.Second
+	}
+	if cfg.CommitReadings <= 0 {
+		cfg.CommitReadings = 20_000
+	}
+	if cfg.ZoneGrace < 0 {
+		cfg.ZoneGrace = 0
+	}
+	if cfg.Transit <= 0 {
+		cfg.Transit = intake.DefaultTransitBound
+	}
+	if cfg.BlockPoints <= 0 {
+		cfg.BlockPoints = 64
+	}
+	if cfg.MaxHeld <= 0 {
+		cfg.MaxHeld = 100_000
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	w := &Worker{cfg: cfg, log: cfg.Logger.With("partition", cfg.Partition),
+		devs: map[string]*devState{}, blocks: map[seriesKey]*openBlock{}}
+	st, err := cfg.Store.LoadPartition(cfg.Partition, func(device string, epoch uint64, b []byte) error {
+		s := new(dedup.Set)
+		if err := s.Decode(b); err != nil {
+			return fmt.Errorf("device %s epoch %d: %w", device, epoch, err)
+		}
+		w.dev(device).sets[epoch] = s
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("worker %d: %w", cfg.Partition, err)
+	}
+	w.next, w.high = st.Next, st.Next
+	w.c.Committed = st.Next
+	if st.EngineHeader != nil {
+		w.eng, err = window.RestoreDelta(cfg.Pipelines, st.EngineHeader, st.EngineDevices, window.WithLogger(w.log))
+		if errors.Is(err, window.ErrCheckpoint) {
+			// Another pipeline configuration: its windows cannot be
+			// continued. The new pipelines apply from here on.
+			w.log.Warn("window state of another pipeline configuration dropped; the new pipelines start from the next reading", "err", err)
+			err = nil
+			w.eng = nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("worker %d: %w", cfg.Partition, err)
+		}
+	}
+	if w.eng == nil {
+		if w.eng, err = window.New(cfg.Pipelines, window.WithLogger(w.log)); err != nil {
+			return nil, fmt.Errorf("worker %d: %w", cfg.Partition, err)
+		}
+	}
+	// Devices with restored state are known: their zone is in the engine.
+	for _, d := range w.devs {
+		d.known = true
+	}
+	return w, nil
+}
+
+func (w *Worker) dev(name string) *devState {
+	d := w.devs[name]
+	if d == nil {
+		d = &devState{sets: map[uint64]*dedup.Set{}, setsDirty: map[uint64]bool{}, series: map[seriesKey]bool{}}
+		w.devs[name] = d
+	}
+	return d
+}
+
+// loadInfo reads a device's stored counters the first time it is seen.
+func (w *Worker) loadInfo(name string, d *devState) error {
+	if d.info.ID != "" {
+		return nil
+	}
+	info, ok, err := w.cfg.Store.Device(name)
+	if err != nil {
+		return err
+	}
+	if ok {
+		d.info, d.known = info, true
+		for _, s := range info.Series {
+			d.series[seriesKey{name, s.Channel, s.Quantity}] = true
+		}
+	} else {
+		d.info.ID = name
+	}
+	return nil
+}
+
+// Stats returns a snapshot of the worker's counters.
+func (w *Worker) Stats() Stats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stats
+}

@@ -255,6 +255,25 @@ func checkExactlyOnce(t testing.TB, c *collectorProc, truth []truthReading) {
 		seen[id] = true
 	}
 
+	// The workers commit after the acks, and a device's newest windows are
+	// served once idle: poll until the collector has caught up.
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		problems := exactlyOnceProblems(c, perDevice, truth)
+		if len(problems) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, p := range problems {
+				t.Error(p)
+			}
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func exactlyOnceProblems(c *collectorProc, perDevice map[string]uint64, truth []truthReading) (problems []string) {
 	var devs struct {
 		Devices []struct {
 			ID             string `json:"id"`
@@ -268,7 +287,7 @@ func checkExactlyOnce(t testing.TB, c *collectorProc, truth []truthReading) {
 	}
 	for dev, n := range perDevice {
 		if stored[dev] != n {
-			t.Errorf("device %s: collector stored %d readings, simulator generated %d", dev, stored[dev], n)
+			problems = append(problems, fmt.Sprintf("device %s: collector stored %d readings, simulator generated %d", dev, stored[dev], n))
 		}
 	}
 
@@ -284,7 +303,7 @@ func checkExactlyOnce(t testing.TB, c *collectorProc, truth []truthReading) {
 		}
 	}
 	if len(got) != len(want) {
-		t.Errorf("collector serves %d one-minute windows, truth gives %d", len(got), len(want))
+		problems = append(problems, fmt.Sprintf("collector serves %d one-minute windows, truth gives %d", len(got), len(want)))
 	}
 	keys := make([]seriesKey, 0, len(want))
 	for k := range want {
@@ -297,15 +316,16 @@ func checkExactlyOnce(t testing.TB, c *collectorProc, truth []truthReading) {
 		if g.Count != w.Count || g.Min != w.Min || g.Max != w.Max || !nearlyEqual(g.Sum, w.Sum) || !nearlyEqual(g.Mean, w.Mean) ||
 			!g.End.Equal(w.End) {
 			if bad < 10 {
-				t.Errorf("window %v: got count=%d sum=%v mean=%v min=%v max=%v end=%v, want count=%d sum=%v mean=%v min=%v max=%v end=%v",
-					k, g.Count, g.Sum, g.Mean, g.Min, g.Max, g.End, w.Count, w.Sum, w.Mean, w.Min, w.Max, w.End)
+				problems = append(problems, fmt.Sprintf("window %v: got count=%d sum=%v mean=%v min=%v max=%v end=%v, want count=%d sum=%v mean=%v min=%v max=%v end=%v",
+					k, g.Count, g.Sum, g.Mean, g.Min, g.Max, g.End, w.Count, w.Sum, w.Mean, w.Min, w.Max, w.End))
 			}
 			bad++
 		}
 	}
 	if bad > 0 {
-		t.Errorf("%d of %d windows differ from the truth", bad, len(want))
+		problems = append(problems, fmt.Sprintf("%d of %d windows differ from the truth", bad, len(want)))
 	}
+	return problems
 }
 
 // nearlyEqual compares sums that may have been added in a different order.

@@ -93,6 +93,12 @@ func (w *Worker) commit() error {
 	w.c.Commits++
 	w.c.CommitBytes += uint64(size)
 	w.c.Committed = resume
+	w.c.DedupClosedGaps = 0
+	for _, d := range w.devs {
+		for _, s := range d.sets {
+			w.c.DedupClosedGaps += s.Closed
+		}
+	}
 	w.evict()
 	w.publish()
 	if err := w.cfg.Log.Commit(Group, w.cfg.Partition, resume); err != nil {
@@ -117,17 +123,10 @@ func (w *Worker) evict() {
 
 // publish copies the counters for Stats.
 func (w *Worker) publish() {
-	var closed uint64
-	for _, d := range w.devs {
-		for _, s := range d.sets {
-			closed += s.Closed
-		}
-	}
 	w.c.Next = w.next
 	w.c.Engine = w.eng.Stats()
 	w.c.Held = w.heldCount
 	w.c.OpenBlocks = len(w.blocks)
-	w.c.DedupClosedGaps = closed
 	w.mu.Lock()
 	w.stats = w.c
 	w.mu.Unlock()

@@ -41,6 +41,7 @@ func (w *Worker) Run(ctx context.Context) error {
 				}
 				w.next = recs[i].Offset + 1
 			}
+			w.publish()
 		case ctx.Err() != nil:
 			return w.commit()
 		case errors.Is(err, context.DeadlineExceeded):

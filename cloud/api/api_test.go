@@ -16,8 +16,8 @@ import (
 	"github.com/gridedge/gridedge/cloud/intake"
 	"github.com/gridedge/gridedge/cloud/readlog/local"
 	"github.com/gridedge/gridedge/cloud/store"
-	"github.com/gridedge/gridedge/cloud/worker"
 	"github.com/gridedge/gridedge/cloud/window"
+	"github.com/gridedge/gridedge/cloud/worker"
 	"github.com/gridedge/gridedge/shared/wire"
 )
 

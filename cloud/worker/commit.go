@@ -2,6 +2,7 @@ package worker
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/gridedge/gridedge/cloud/store"
 )
@@ -31,7 +32,7 @@ func (w *Worker) commit() error {
 	}
 	moved := resume != w.c.Committed
 	if !w.dirtyAny && delta.Empty() && len(w.pending.Results) == 0 && len(w.pending.Late) == 0 && !moved {
-		w.lastCommit = w.cfg.Now()
+		w.lastCommit = time.Now()
 		w.evict()
 		w.publish()
 		return nil
@@ -89,7 +90,7 @@ func (w *Worker) commit() error {
 	w.dirtyAny = false
 	w.sinceSave = 0
 	w.commits++
-	w.lastCommit = w.cfg.Now()
+	w.lastCommit = time.Now()
 	w.c.Commits++
 	w.c.CommitBytes += uint64(size)
 	w.c.Committed = resume

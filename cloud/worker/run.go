@@ -26,10 +26,10 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("worker %d: open log at %d: %w", w.cfg.Partition, w.next, err)
 	}
 	defer rd.Close()
-	w.lastCommit = w.cfg.Now()
+	w.lastCommit = time.Now()
 	w.publish()
 	for {
-		wait := w.cfg.CommitInterval - w.cfg.Now().Sub(w.lastCommit)
+		wait := w.cfg.CommitInterval - time.Since(w.lastCommit)
 		fctx, cancel := context.WithTimeout(ctx, max(wait, time.Millisecond))
 		recs, err := rd.Fetch(fctx, fetchMax)
 		cancel()
@@ -45,13 +45,14 @@ func (w *Worker) Run(ctx context.Context) error {
 		case ctx.Err() != nil:
 			return w.commit()
 		case errors.Is(err, context.DeadlineExceeded):
+			w.c.Ticks++
 		default:
 			return fmt.Errorf("worker %d: read log: %w", w.cfg.Partition, err)
 		}
 		if err := w.release(false); err != nil {
 			return err
 		}
-		if w.sinceSave >= w.cfg.CommitReadings || w.cfg.Now().Sub(w.lastCommit) >= w.cfg.CommitInterval {
+		if w.sinceSave >= w.cfg.CommitReadings || time.Since(w.lastCommit) >= w.cfg.CommitInterval {
 			if err := w.commit(); err != nil {
 				return err
 			}

@@ -26,7 +26,8 @@ type Config struct {
 	Store     *store.Store
 	// Pipelines are the window pipelines (zones already defaulted).
 	Pipelines []window.Pipeline
-	// CommitInterval is how often produced state is committed (default 1 s);
+	// CommitInterval is how often produced state is committed (default 1 s,
+	// measured on the monotonic clock whatever Now says);
 	// also after CommitReadings new readings (default 20,000).
 	CommitInterval time.Duration
 	CommitReadings int
@@ -55,6 +56,9 @@ type Stats struct {
 	Held                                            int
 	OpenBlocks                                      int
 	DedupClosedGaps                                 uint64
+	// Ticks counts commit intervals that passed without a record (idle
+	// cycles); while it grows and Commits does not, the worker writes nothing.
+	Ticks uint64
 }
 
 type seriesKey struct {

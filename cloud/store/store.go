@@ -167,10 +167,23 @@ func (s *Store) Ping() error {
 	return fmt.Errorf("store: ping: %w", err)
 }
 
-// DiskBytes is the size of the store's files.
+// DiskBytes is the size of the store's files: tables, the write-ahead log
+// (bounded by the memtable size, whatever is stored) and obsolete files not
+// yet deleted.
 func (s *Store) DiskBytes() uint64 {
 	m := s.db.Metrics()
 	return m.DiskSpaceUsage()
+}
+
+// TableBytes is the size of the store's tables: what grows with the data
+// stored and shrinks when retention deletes it and compaction drops it.
+func (s *Store) TableBytes() int64 {
+	m := s.db.Metrics()
+	var n int64
+	for _, l := range m.Levels {
+		n += l.TablesSize
+	}
+	return n
 }
 
 // Compact compacts the whole key space, returning the space of deleted and

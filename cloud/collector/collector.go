@@ -94,6 +94,9 @@ func New(cfg Config, opts ...Option) (*Collector, error) {
 	c.acks = make(chan ackJob, cfg.AckQueue)
 	c.inflight = make(chan *inflight, maxInflight)
 	pipes := collectorPipelines(cfg)
+	if err := store.RefuseOldFormat(cfg.DataDir); err != nil {
+		return nil, fmt.Errorf("collector: %w", err)
+	}
 	st, err := store.Open(filepath.Join(cfg.DataDir, "store"), store.WithLogger(c.log))
 	if err != nil {
 		return nil, fmt.Errorf("collector: %w", err)

@@ -73,7 +73,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if err := refuseOldFormat(dir); err != nil {
+	if err := RefuseOldFormat(dir); err != nil {
 		return nil, err
 	}
 	cache := pebble.NewCache(cfg.cacheBytes)
@@ -103,9 +103,10 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
-// refuseOldFormat recognises a Badger directory (MANIFEST plus .vlog files)
-// of the earlier release.
-func refuseOldFormat(dir string) error {
+// RefuseOldFormat returns ErrOldFormat, with directions, when dir is a data
+// directory of the earlier release (a Badger store: KEYREGISTRY, .vlog
+// files).
+func RefuseOldFormat(dir string) error {
 	vlogs, _ := filepath.Glob(filepath.Join(dir, "*.vlog"))
 	if _, err := os.Stat(filepath.Join(dir, "KEYREGISTRY")); err == nil || len(vlogs) > 0 {
 		return fmt.Errorf("%w (%s): start this release with an empty -data-dir; "+

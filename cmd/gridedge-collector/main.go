@@ -37,6 +37,9 @@ func main() {
 }
 
 func run(args []string, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "migrate" {
+		return migrate(args[1:], stderr)
+	}
 	cfg, opts, err := parseFlags(args, stderr)
 	if err != nil {
 		return err

@@ -75,7 +75,7 @@ func StartShipped(t testing.TB, conf []byte, files ShippedFiles) *Shipped {
 		must(t, os.Chmod(d, 0o755))
 	}
 	s := &Shipped{t: t, bin: bin, passwdBin: passwdBin, dir: dir}
-	s.ca = writeCerts(t, filepath.Join(dir, "certs"))
+	s.ca = WriteCerts(t, filepath.Join(dir, "certs"))
 	must(t, os.MkdirAll(filepath.Join(dir, "data"), 0o777))
 	must(t, os.Chmod(filepath.Join(dir, "data"), 0o777))
 	must(t, os.WriteFile(filepath.Join(dir, "acl"), files.ACL, 0o644))
@@ -228,9 +228,9 @@ func must(t testing.TB, err error) {
 	}
 }
 
-// writeCerts writes ca.crt, server.crt and server.key (for localhost) into
+// WriteCerts writes ca.crt, server.crt and server.key (for localhost) into
 // dir and returns the CA certificate.
-func writeCerts(t testing.TB, dir string) *x509.Certificate {
+func WriteCerts(t testing.TB, dir string) *x509.Certificate {
 	t.Helper()
 	must(t, os.MkdirAll(dir, 0o755))
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

@@ -68,8 +68,8 @@ type Stats struct {
 	// PendingDeletes is how many acked sequence ranges wait for free space
 	// to be deleted (hidden from reads meanwhile).
 	PendingDeletes int
-	DiskBytes  int64  // disk space the buffer directory uses, at the last check
-	LiveBytes  int64  // estimated bytes of the readings held; the quota applies to it
+	DiskBytes      int64 // disk space the buffer directory uses, at the last check
+	LiveBytes      int64 // estimated bytes of the readings held; the quota applies to it
 }
 
 // ErrClosed is returned by calls on a closed buffer.

@@ -33,14 +33,19 @@ generate: ## regenerate the wire contract's Go code (needs protoc and protoc-gen
 DEMO_HTTP ?= 127.0.0.1:8080
 DEMO_MQTT ?= 127.0.0.1:18830
 DEMO_DIR ?= $(CURDIR)/.demo
+DEMO_CREDS := $(DEMO_DIR)/sim-credentials
 demo: build ## collector + embedded broker + 20 simulated meters; API on http://127.0.0.1:8080
 	@mkdir -p $(DEMO_DIR)
+	@# The embedded broker authenticates every client: provision the 20 meters once.
+	@[ -s $(DEMO_CREDS) ] || { rm -f $(DEMO_DIR)/collector/devices; \
+	  $(BIN)/gridedge-collector devices add -data-dir $(DEMO_DIR)/collector -cost 4 -secrets-out $(DEMO_CREDS) \
+	    $$(for i in $$(seq 1 20); do printf 'sim/sim-%04d ' $$i; done); }
 	@echo "gridedge demo: dashboard and API on http://$(DEMO_HTTP)/  (Ctrl-C stops)"
 	@echo "  try: curl -s 'http://$(DEMO_HTTP)/api/v1/devices' ; curl -s 'http://$(DEMO_HTTP)/api/v1/windows?device=sim-0001&channel=mains&size=1m'"
 	@trap 'kill 0' INT TERM EXIT; \
 	$(BIN)/gridedge-collector -embedded-broker $(DEMO_MQTT) -mqtt-url tcp://$(DEMO_MQTT) -http-addr $(DEMO_HTTP) -data-dir $(DEMO_DIR)/collector & \
 	sleep 2; \
-	$(BIN)/gridedge-sim -mqtt-url tcp://$(DEMO_MQTT) -meters 20 -speed 60 -duration 24h -data-dir $(DEMO_DIR)/sim & \
+	$(BIN)/gridedge-sim -mqtt-url tcp://$(DEMO_MQTT) -credentials $(DEMO_CREDS) -meters 20 -speed 60 -duration 24h -data-dir $(DEMO_DIR)/sim & \
 	wait
 
 deps: ## install test dependencies (Mosquitto, qemu-user-static) when missing

@@ -2,6 +2,8 @@ package broker
 
 import (
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,7 +26,7 @@ func connect(t *testing.T, url, id string, handler paho.MessageHandler) paho.Cli
 // Two members of one shared-subscription group each get some of the
 // messages and together get every message exactly once.
 func TestSharedSubscriptionSplitsMessages(t *testing.T) {
-	b, err := Start("127.0.0.1:0", nil)
+	b, err := Start("127.0.0.1:0", WithAnonymous(), WithLogger(testLogger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,4 +89,15 @@ func TestSharedSubscriptionSplitsMessages(t *testing.T) {
 	if len(got["a"]) == 0 || len(got["b"]) == 0 {
 		t.Fatalf("one member got nothing: a=%d b=%d", len(got["a"]), len(got["b"]))
 	}
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/gridedge/gridedge/cloud/api"
 	"github.com/gridedge/gridedge/cloud/broker"
 	"github.com/gridedge/gridedge/cloud/intake"
+	"github.com/gridedge/gridedge/cloud/mqttclient"
 	"github.com/gridedge/gridedge/cloud/readlog/local"
 	"github.com/gridedge/gridedge/cloud/store"
 	"github.com/gridedge/gridedge/cloud/window"
@@ -50,7 +51,12 @@ type Collector struct {
 	broker  *broker.Broker
 	httpLn  net.Listener
 	httpSrv *http.Server
-	mqttURL string
+	// MQTT connection: the broker URL without credentials (safe to log),
+	// the credentials, the client id and what keeps the client connected.
+	mqttURL  string
+	mqttCred mqttclient.Credentials
+	clientID string
+	keeper   *mqttclient.Keeper
 
 	inflight  chan *inflight
 	acks      chan ackJob
@@ -117,15 +123,25 @@ func New(cfg Config, opts ...Option) (*Collector, error) {
 		c.closeResources()
 		return nil, fmt.Errorf("collector: %w", err)
 	}
-	c.mqttURL = cfg.MQTTURL
+	if err := c.mqttIdentity(); err != nil {
+		c.closeResources()
+		return nil, fmt.Errorf("collector: %w", err)
+	}
 	if cfg.EmbeddedBroker != "" {
-		c.broker, err = broker.Start(cfg.EmbeddedBroker, c.log)
+		opts, err := cfg.Broker.Options(cfg.DataDir, c.log)
+		if err == nil {
+			c.broker, err = broker.Start(cfg.EmbeddedBroker, opts...)
+		}
 		if err != nil {
 			c.closeResources()
 			return nil, fmt.Errorf("collector: embedded_broker: %w", err)
 		}
 		if c.mqttURL == "" {
 			c.mqttURL = c.broker.URL()
+		}
+		if !c.mqttCred.Set() {
+			// The collector's own identity on its embedded broker.
+			c.mqttCred.Username, c.mqttCred.Password = c.broker.CollectorCredentials()
 		}
 	}
 	c.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
@@ -144,6 +160,45 @@ func New(cfg Config, opts ...Option) (*Collector, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	return c, nil
+}
+
+// mqttIdentity settles the client id (configured, or generated and kept in
+// the data directory) and the credentials: the configured ones, else the
+// credentials file, else those in mqtt_url, which work but are logged
+// against (they show in ps). The URL is kept without them.
+func (c *Collector) mqttIdentity() error {
+	c.clientID = c.cfg.ClientID
+	if c.clientID == "" {
+		id, err := mqttclient.StableClientID(c.cfg.DataDir, "gridedge-collector")
+		if err != nil {
+			return err
+		}
+		c.clientID = id
+	}
+	c.mqttCred = mqttclient.Credentials{Username: c.cfg.MQTTUsername, Password: c.cfg.MQTTPassword}
+	if !c.mqttCred.Set() && c.cfg.MQTTCredentialsFile != "" {
+		cred, err := mqttclient.LoadFile(c.cfg.MQTTCredentialsFile)
+		if err != nil {
+			return fmt.Errorf("mqtt_credentials_file: %w", err)
+		}
+		c.mqttCred = cred
+	}
+	if c.cfg.MQTTURL == "" {
+		return nil
+	}
+	clean, inURL, err := mqttclient.SplitURL(c.cfg.MQTTURL)
+	if err != nil {
+		return fmt.Errorf("mqtt_url: %w", err)
+	}
+	c.mqttURL = clean
+	if inURL.Set() {
+		c.log.Warn("mqtt_url carries credentials: they show in process listings; use mqtt_credentials_file or GRIDEDGE_MQTT_USERNAME and GRIDEDGE_MQTT_PASSWORD",
+			"mqtt_url", mqttclient.Redact(c.cfg.MQTTURL))
+		if !c.mqttCred.Set() {
+			c.mqttCred = inURL
+		}
+	}
+	return nil
 }
 
 func (c *Collector) registerMetrics() error {
@@ -221,15 +276,19 @@ func (c *Collector) Run(ctx context.Context) error {
 		}
 	}()
 	var ackers sync.WaitGroup
+	c.keeper = mqttclient.NewKeeper(c.log, c.mqttURL)
 	client := paho.NewClient(c.mqttOptions())
 	giveUp := make(chan struct{})
 	ackers.Go(func() { c.publishAcks(client, giveUp) })
 	var completer sync.WaitGroup
 	completer.Go(c.complete)
-	c.log.Info("collector starting", "mqtt", c.mqttURL, "client_id", c.cfg.ClientID, "http", c.HTTPAddr(), "data_dir", c.cfg.DataDir)
-	// With ConnectRetry the token completes only once connected; the
-	// OnConnect handler subscribes, so nothing waits on it here.
-	client.Connect()
+	c.log.Info("collector starting", "mqtt", c.mqttURL, "client_id", c.clientID, "mqtt_username", c.mqttCred.Username,
+		"http", c.HTTPAddr(), "data_dir", c.cfg.DataDir)
+	// The keeper connects, and reconnects after a loss, logging why an
+	// attempt failed; the OnConnect handler subscribes.
+	keepCtx, stopKeeping := context.WithCancel(context.Background())
+	var keeping sync.WaitGroup
+	keeping.Go(func() { c.keeper.Run(keepCtx, client) })
 
 	select {
 	case <-ctx.Done():
@@ -254,6 +313,8 @@ func (c *Collector) Run(ctx context.Context) error {
 	drain := time.AfterFunc(c.cfg.AckTimeout, func() { close(giveUp) })
 	ackers.Wait()
 	drain.Stop()
+	stopKeeping()
+	keeping.Wait()
 	client.Disconnect(1000)
 	c.connected.Store(false)
 	c.m.connected.Set(0)
@@ -271,12 +332,13 @@ func (c *Collector) Run(ctx context.Context) error {
 func (c *Collector) mqttOptions() *paho.ClientOptions {
 	o := paho.NewClientOptions().
 		AddBroker(c.mqttURL).
-		SetClientID(c.cfg.ClientID).
-		SetCleanSession(false). // the broker queues QoS1 data while we are away
-		SetAutoReconnect(true).
-		SetConnectRetry(true).
-		SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(10 * time.Second).
+		SetClientID(c.clientID).
+		SetUsername(c.mqttCred.Username).
+		SetPassword(c.mqttCred.Password).
+		SetCleanSession(false).  // the broker queues QoS1 data while we are away
+		SetAutoReconnect(false). // c.keeper reconnects, logging each failure
+		SetConnectRetry(false).
+		SetConnectTimeout(10 * time.Second).
 		SetKeepAlive(30 * time.Second).
 		SetOrderMatters(true).    // one batch at a time, in arrival order
 		SetAutoAckDisabled(true). // PUBACK only once a message is handled (onMessage)
@@ -308,6 +370,7 @@ func (c *Collector) mqttOptions() *paho.ClientOptions {
 		c.m.connected.Set(0)
 		c.m.connLost.Inc()
 		c.log.Warn("mqtt connection lost", "err", err)
+		c.keeper.OnLost(err)
 	})
 	return o
 }

@@ -13,6 +13,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/gridedge/gridedge/cloud/broker"
+	"github.com/gridedge/gridedge/cloud/mqttclient"
 	"github.com/gridedge/gridedge/cloud/window"
 	"github.com/gridedge/gridedge/shared/topic"
 )
@@ -25,8 +27,19 @@ type Config struct {
 	MQTTURL string `yaml:"mqtt_url"`
 	// ClientID must be stable across restarts (the broker keeps the
 	// persistent session, and the messages queued for it, under this id) and
-	// unique among the collectors sharing a broker.
+	// unique among the collectors sharing a broker. Empty (the default)
+	// means a random id generated once and kept in DataDir, so no other
+	// client can predict it.
 	ClientID string `yaml:"client_id"`
+	// MQTTCredentialsFile holds the collector's MQTT username and password
+	// as GRIDEDGE_MQTT_USERNAME=... and GRIDEDGE_MQTT_PASSWORD=... lines
+	// (a systemd credential or EnvironmentFile).
+	MQTTCredentialsFile string `yaml:"mqtt_credentials_file"`
+	// MQTTUsername and MQTTPassword are the credentials when given
+	// directly (the command reads them from the environment); never from
+	// the YAML file, which may be world-readable.
+	MQTTUsername string `yaml:"-"`
+	MQTTPassword string `yaml:"-"`
 	// ShareGroup is the shared-subscription group; collectors in one group
 	// split the devices' data between them.
 	ShareGroup string `yaml:"share_group"`
@@ -36,6 +49,9 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// EmbeddedBroker, when set, starts an MQTT broker listening there.
 	EmbeddedBroker string `yaml:"embedded_broker"`
+	// Broker configures the embedded broker: its device registry,
+	// anonymous access, TLS listener and limits.
+	Broker broker.Config `yaml:"broker"`
 	// WindowSizes are the tumbling-window sizes /api/v1/windows serves:
 	// each runs as a window pipeline (store.WindowPipeline) over every
 	// series, with count, sum, mean, min and max.
@@ -83,12 +99,8 @@ type Config struct {
 
 // DefaultConfig returns the configuration used for every field not set.
 func DefaultConfig() Config {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "local"
-	}
 	return Config{
-		ClientID:            "gridedge-collector-" + sanitizeID(host),
+		Broker:              broker.DefaultConfig(),
 		ShareGroup:          "gridedge",
 		HTTPAddr:            "127.0.0.1:8080",
 		DataDir:             "gridedge-collector-data",
@@ -108,15 +120,6 @@ func DefaultConfig() Config {
 		CommitInterval:      time.Second,
 		ZoneGrace:           2 * time.Second,
 	}
-}
-
-func sanitizeID(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
-			return r
-		}
-		return '-'
-	}, s)
 }
 
 // LoadConfig reads a YAML file over DefaultConfig. Unknown keys are errors,
@@ -188,16 +191,21 @@ func (c Config) Validate() error {
 	if c.MQTTURL != "" {
 		u, err := url.Parse(c.MQTTURL)
 		if err != nil || u.Host == "" {
-			return fmt.Errorf("mqtt_url %q: want scheme://host:port, e.g. tcp://127.0.0.1:1883", c.MQTTURL)
+			return fmt.Errorf("mqtt_url %q: want scheme://host:port, e.g. tcp://127.0.0.1:1883", mqttclient.Redact(c.MQTTURL))
 		}
 		switch u.Scheme {
 		case "tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss":
 		default:
-			return fmt.Errorf("mqtt_url %q: scheme %q not supported (tcp, ssl, ws, wss)", c.MQTTURL, u.Scheme)
+			return fmt.Errorf("mqtt_url %q: scheme %q not supported (tcp, ssl, ws, wss)", mqttclient.Redact(c.MQTTURL), u.Scheme)
 		}
 	}
-	if c.ClientID == "" || len(c.ClientID) > 128 {
-		return fmt.Errorf("client_id %q: must be 1..128 characters", c.ClientID)
+	if len(c.ClientID) > 128 || strings.ContainsAny(c.ClientID, "/+#") {
+		return fmt.Errorf("client_id %q: must be at most 128 characters without / + # (empty: generated and kept in data_dir)", c.ClientID)
+	}
+	if c.EmbeddedBroker != "" {
+		if err := c.Broker.Validate(); err != nil {
+			return err
+		}
 	}
 	if err := topic.ValidateSite(c.ShareGroup); err != nil {
 		return fmt.Errorf("share_group %q: must use A-Z a-z 0-9 . _ - only", c.ShareGroup)

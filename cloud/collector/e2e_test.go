@@ -131,6 +131,7 @@ func TestStatusIsKept(t *testing.T) {
 func TestEmbeddedBroker(t *testing.T) {
 	cfg := testConfig(t, "", t.TempDir())
 	cfg.EmbeddedBroker = "127.0.0.1:0"
+	cfg.Broker.AllowAnonymous = true // the test agent reads every ack; cmd/gridedge-collector tests the authenticated path
 	c, _ := start(t, cfg)
 	ag := newAgent(t, c.MQTTURL(), "agent", nil)
 	ag.publish("s", "dev-1", encode(t, makeBatch("dev-1", 1, 0, 10)))

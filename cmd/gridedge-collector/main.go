@@ -3,10 +3,13 @@
 // end, runs the event-time windowing pipelines over them and serves readings,
 // windows and results over HTTP.
 //
+//	gridedge-collector devices add -data-dir ./data site-1/gw-0001
 //	gridedge-collector -embedded-broker 127.0.0.1:1883 -data-dir ./data
-//	gridedge-collector -config collector.yaml -http-addr :8080
+//	gridedge-collector -config collector.yaml -mqtt-credentials-file /run/credentials/gridedge-collector.service/mqtt
 //
-// Flags override the configuration file; see -h.
+// Flags override the configuration file; see -h. The MQTT credentials come
+// from -mqtt-credentials-file or the environment (GRIDEDGE_MQTT_USERNAME,
+// GRIDEDGE_MQTT_PASSWORD), never from the command line.
 package main
 
 import (
@@ -23,11 +26,18 @@ import (
 	"time"
 
 	"github.com/gridedge/gridedge/cloud/collector"
+	"github.com/gridedge/gridedge/cloud/mqttclient"
 	"github.com/gridedge/gridedge/shared/atomicfile"
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stderr); err != nil {
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "devices" {
+		err = runDevices(os.Args[2:], os.Stdout, os.Stderr)
+	} else {
+		err = run(os.Args[1:], os.Stderr)
+	}
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}
@@ -74,13 +84,19 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 	fs.SetOutput(out)
 	def := collector.DefaultConfig()
 	var (
-		configPath     = fs.String("config", "", "YAML configuration file (keys: mqtt_url, client_id, share_group, http_addr, data_dir, embedded_broker, window_sizes, out_of_orderness, site_tz, ack_timeout, ack_queue, deadletter_limit, partitions, readings_retention, results_retention, late_retention, deadletter_retention, log_retention, commit_interval, zone_grace, pipelines); flags override it")
-		mqttURL        = fs.String("mqtt-url", def.MQTTURL, "MQTT broker, tcp://host:port (default: the embedded broker when -embedded-broker is set)")
-		clientID       = fs.String("client-id", def.ClientID, "MQTT client id; must stay the same across restarts (the broker keeps the session under it) and differ between collectors")
+		configPath     = fs.String("config", "", "YAML configuration file (keys: mqtt_url, mqtt_credentials_file, client_id, share_group, http_addr, data_dir, embedded_broker, broker, window_sizes, out_of_orderness, site_tz, ack_timeout, ack_queue, deadletter_limit, partitions, readings_retention, results_retention, late_retention, deadletter_retention, log_retention, commit_interval, zone_grace, pipelines); flags override it")
+		mqttURL        = fs.String("mqtt-url", def.MQTTURL, "MQTT broker, tcp://host:port (default: the embedded broker when -embedded-broker is set); put credentials in -mqtt-credentials-file, not here")
+		mqttCredFile   = fs.String("mqtt-credentials-file", def.MQTTCredentialsFile, "file with GRIDEDGE_MQTT_USERNAME=... and GRIDEDGE_MQTT_PASSWORD=... lines (systemd LoadCredential or EnvironmentFile); without it those environment variables are used")
+		clientID       = fs.String("client-id", def.ClientID, "MQTT client id; must stay the same across restarts (the broker keeps the session under it) and differ between collectors (default: random, generated once and kept in the data directory)")
 		shareGroup     = fs.String("share-group", def.ShareGroup, "MQTT shared-subscription group; collectors in one group split the devices' data")
 		httpAddr       = fs.String("http-addr", def.HTTPAddr, "HTTP API listen address (port 0 picks a free port)")
 		dataDir        = fs.String("data-dir", def.DataDir, "directory of the Badger store")
-		embedded       = fs.String("embedded-broker", def.EmbeddedBroker, "start an embedded MQTT broker listening on this address, e.g. 127.0.0.1:1883")
+		embedded       = fs.String("embedded-broker", def.EmbeddedBroker, "start an embedded MQTT broker listening on this address, e.g. 127.0.0.1:1883; clients authenticate against -devices-file")
+		devicesFile    = fs.String("devices-file", def.Broker.DevicesFile, "the embedded broker's MQTT identities, managed with `gridedge-collector devices` (default: \"devices\" in the data directory)")
+		anonymous      = fs.Bool("allow-anonymous", false, "let clients of the embedded broker connect without credentials and use any topic (development only: anyone can then forge readings and acks)")
+		tlsListener    = fs.String("embedded-broker-tls", def.Broker.TLSListener, "also serve MQTT over TLS on this address, e.g. 0.0.0.0:8883 (with -embedded-broker-tls-cert and -key)")
+		tlsCert        = fs.String("embedded-broker-tls-cert", def.Broker.TLSCert, "PEM certificate (chain) of the TLS listener")
+		tlsKey         = fs.String("embedded-broker-tls-key", def.Broker.TLSKey, "PEM private key of the TLS listener")
 		windowSizes    = fs.String("window-sizes", joinDurations(def.WindowSizes), "comma-separated tumbling-window sizes, e.g. 1m,15m")
 		outOfOrderness = fs.Duration("out-of-orderness", def.OutOfOrderness, "how far a device's watermark trails its newest reading; a window closes when the watermark passes its end")
 		siteTZ         = fs.String("site-tz", def.SiteTZ, "IANA time zone reported for devices whose status names none")
@@ -120,6 +136,18 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 		switch f.Name {
 		case "mqtt-url":
 			cfg.MQTTURL = *mqttURL
+		case "mqtt-credentials-file":
+			cfg.MQTTCredentialsFile = *mqttCredFile
+		case "devices-file":
+			cfg.Broker.DevicesFile = *devicesFile
+		case "allow-anonymous":
+			cfg.Broker.AllowAnonymous = *anonymous
+		case "embedded-broker-tls":
+			cfg.Broker.TLSListener = *tlsListener
+		case "embedded-broker-tls-cert":
+			cfg.Broker.TLSCert = *tlsCert
+		case "embedded-broker-tls-key":
+			cfg.Broker.TLSKey = *tlsKey
 		case "client-id":
 			cfg.ClientID = *clientID
 		case "share-group":
@@ -162,6 +190,13 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 	})
 	if ferr != nil {
 		return collector.Config{}, processOptions{}, ferr
+	}
+	if cfg.MQTTCredentialsFile == "" {
+		cred, err := mqttclient.FromEnv(os.Getenv)
+		if err != nil {
+			return collector.Config{}, processOptions{}, err
+		}
+		cfg.MQTTUsername, cfg.MQTTPassword = cred.Username, cred.Password
 	}
 	if err := cfg.Validate(); err != nil {
 		return collector.Config{}, processOptions{}, fmt.Errorf("configuration: %w", err)

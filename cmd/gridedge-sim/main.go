@@ -44,6 +44,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	startStr := fs.String("start", "", "simulated start, RFC 3339 (household; default: -duration before now, so the run ends at the present)")
 	fs.DurationVar(&cfg.AckTimeout, "ack-timeout", 10*time.Second, "resend a batch the collector has not acked within this real `time`")
 	verbose := fs.Bool("v", false, "log each meter's connection events")
+	credentials := fs.String("credentials", "", "MQTT credentials `file`: lines \"<site>/<device_id> <secret>\"; each meter connects as that user with client id = user")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: gridedge-sim [flags]\n\n"+
 			"Runs virtual meters through the real agent pipeline (sensor → sampler → Badger\n"+
@@ -75,6 +76,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		level = slog.LevelInfo
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if *credentials != "" {
+		var err error
+		if cfg.Credentials, err = sim.ReadCredentials(*credentials); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 2
+		}
+	}
 
 	if cfg.DataDir == "" {
 		dir, err := os.MkdirTemp("", "gridedge-sim-")

@@ -28,7 +28,7 @@ func (a *Agent) Snapshot() status.Snapshot {
 		Buffered: bs.Len, DiskBytes: bs.DiskBytes, LiveBytes: bs.LiveBytes, QuotaBytes: a.cfg.Buffer.QuotaBytes,
 		Generated: st.Generated, Sent: st.Sent, Resent: st.Resent, Acked: st.Acked,
 		Dropped: st.Dropped, Summarised: st.Summarised, AppendErrors: st.AppendErrors,
-		SenseErrors: st.ChannelErrors, Quarantined: a.buf.Recovery().Quarantined,
+		SenseErrors: st.ChannelErrors, Quarantined: a.buf.Recovery().Quarantined, DiskFull: bs.DiskFull,
 	}
 	if rec, ok, err := a.buf.Oldest(); err == nil && ok {
 		s.OldestUnsent = time.Unix(0, rec.Reading.WallNs).UTC()

@@ -5,7 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -97,6 +102,13 @@ type badgerStore struct {
 	db  *badger.DB
 	dir string
 	c   options.CompressionType
+	log *slog.Logger
+
+	// backMu guards backed and backedAt: the memtable write-ahead files
+	// whose blocks are reserved.
+	backMu   sync.Mutex
+	backed   map[string]bool
+	backedAt time.Time
 }
 
 func openBadger(dir string, log *slog.Logger, tune func(badger.Options) badger.Options) (*badgerStore, error) {
@@ -108,7 +120,63 @@ func openBadger(dir string, log *slog.Logger, tune func(badger.Options) badger.O
 	if err != nil {
 		return nil, fmt.Errorf("open badger in %s: %w", dir, err)
 	}
-	return &badgerStore{db: db, dir: dir, c: bo.Compression}, nil
+	s := &badgerStore{db: db, dir: dir, c: bo.Compression, log: log, backed: map[string]bool{}}
+	s.backWAL(true)
+	return s, nil
+}
+
+// backWALEvery bounds how often the directory is listed for a new memtable
+// file (Badger starts one every few MB written).
+const backWALEvery = time.Second
+
+// backWAL reserves the disk blocks of Badger's memtable files (*.mem).
+// Badger creates them sparse, at twice the memtable size, and writes them
+// through mmap: a write to a page the file system cannot back (a full disk)
+// kills the process with SIGBUS instead of returning an error. Reserved
+// blocks make every write into the current memtable safe whatever happens
+// to the free space afterwards. A failure (no space left) is logged; the
+// buffer's free-space floor keeps it from writing meanwhile.
+func (s *badgerStore) backWAL(force bool) {
+	s.backMu.Lock()
+	defer s.backMu.Unlock()
+	if !force && time.Since(s.backedAt) < backWALEvery {
+		return
+	}
+	s.backedAt = time.Now()
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		return
+	}
+	live := map[string]bool{}
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasSuffix(name, ".mem") {
+			continue
+		}
+		live[name] = true
+		if s.backed[name] {
+			continue
+		}
+		f, err := os.OpenFile(filepath.Join(s.dir, name), os.O_RDWR, 0)
+		if err != nil {
+			continue
+		}
+		info, err := f.Stat()
+		if err == nil {
+			err = allocate(f, info.Size())
+		}
+		f.Close()
+		if err != nil {
+			s.log.Warn("cannot reserve disk blocks for Badger's write-ahead file", "file", name, "err", err)
+			continue
+		}
+		s.backed[name] = true
+	}
+	for name := range s.backed {
+		if !live[name] {
+			delete(s.backed, name)
+		}
+	}
 }
 
 func badgerErr(err error) error {
@@ -119,6 +187,7 @@ func badgerErr(err error) error {
 }
 
 func (s *badgerStore) apply(puts []kv, deletes [][]byte) error {
+	defer s.backWAL(false)
 	return badgerErr(s.db.Update(func(txn *badger.Txn) error {
 		for _, p := range puts {
 			if err := txn.Set(p.key, p.val); err != nil {

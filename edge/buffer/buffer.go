@@ -61,8 +61,15 @@ type Stats struct {
 	Dropped    uint64 // readings dropped to stay within the disk quota
 	Summarised uint64 // readings folded into per-minute summaries (quota), not counting the summary kept
 	Refused    uint64 // readings refused because the file system was almost full
-	DiskBytes  int64  // disk space the buffer directory uses, at the last check
-	LiveBytes  int64  // estimated bytes of the readings held; the quota applies to it
+	// DiskFull is true while the file system holding the buffer has less
+	// free space than the reserve (at the last check): new readings are
+	// refused until space returns.
+	DiskFull bool
+	// PendingDeletes is how many acked sequence ranges wait for free space
+	// to be deleted (hidden from reads meanwhile).
+	PendingDeletes int
+	DiskBytes      int64 // disk space the buffer directory uses, at the last check
+	LiveBytes      int64 // estimated bytes of the readings held; the quota applies to it
 }
 
 // ErrClosed is returned by calls on a closed buffer.
@@ -118,6 +125,8 @@ type Buffer struct {
 	freeAt    atomic.Int64
 	refused   atomic.Uint64
 	refusedAt atomic.Int64
+	// pending holds acked readings not yet deleted for lack of space.
+	pending atomic.Pointer[pendingSet]
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -217,6 +226,13 @@ func Open(dir, stateDir string, opts ...Option) (*Buffer, error) {
 		return nil, err
 	}
 	log := o.log.With("component", "buffer", "backend", string(backend))
+	if backend == BackendBadger && o.minFree > 0 {
+		// Opening replays Badger's write-ahead log and may flush it into a
+		// new table, written through mmap: on a full disk, SIGBUS.
+		if free, err := o.freeBytes(dir); err == nil && free < o.minFree/2 {
+			return nil, fmt.Errorf("%w: %d bytes free in %s, Badger needs at least %d to open; free some space", ErrDiskFull, free, dir, o.minFree/2)
+		}
+	}
 	openStore := func() (store, error) {
 		if backend == BackendBolt {
 			return openBolt(dir, o.quotaBytes)
@@ -348,6 +364,7 @@ func (b *Buffer) Stats() Stats {
 	return Stats{
 		Len: b.length.Load(), Appended: b.appended.Load(), Deleted: b.deleted.Load(),
 		Dropped: b.dropped.Load(), Summarised: b.summarised.Load(), Refused: b.refused.Load(), DiskBytes: b.diskBytes.Load(), LiveBytes: b.liveBytes.Load(),
+		DiskFull: b.o.minFree > 0 && b.free.Load() < b.o.minFree, PendingDeletes: b.pendingRanges(),
 	}
 }
 
@@ -388,6 +405,7 @@ func (b *Buffer) Append(bootID string, rs ...*wire.Reading) error {
 	if b.closed {
 		return ErrClosed
 	}
+	b.flushPending()
 	if err := b.reserve(uint64(len(rs))); err != nil {
 		return err
 	}
@@ -428,14 +446,12 @@ func (b *Buffer) Append(bootID string, rs ...*wire.Reading) error {
 	return nil
 }
 
-// freeCheckEvery bounds how often Append asks the kernel for free space.
+// freeCheckEvery bounds how often the buffer asks the kernel for free space.
 const freeCheckEvery = 250 * time.Millisecond
 
-// checkFree returns ErrDiskFull when the file system is below the reserve.
-func (b *Buffer) checkFree() error {
-	if b.o.minFree <= 0 {
-		return nil
-	}
+// freeNow is the file system's free space, asked at most every
+// freeCheckEvery.
+func (b *Buffer) freeNow() int64 {
 	now := time.Now().UnixNano()
 	if now-b.freeAt.Load() > int64(freeCheckEvery) {
 		free, err := b.o.freeBytes(b.dir)
@@ -445,16 +461,37 @@ func (b *Buffer) checkFree() error {
 		b.free.Store(free)
 		b.freeAt.Store(now)
 	}
-	if free := b.free.Load(); free < b.o.minFree {
+	return b.free.Load()
+}
+
+// checkFree returns ErrDiskFull when the file system is below the reserve:
+// no new readings then.
+func (b *Buffer) checkFree() error {
+	if b.o.minFree <= 0 {
+		return nil
+	}
+	if free := b.freeNow(); free < b.o.minFree {
+		now := time.Now().UnixNano()
 		if now-b.refusedAt.Load() > int64(time.Minute) {
 			b.refusedAt.Store(now)
-			b.log.Error("file system almost full: refusing new readings", "free_bytes", free, "reserve_bytes", b.o.minFree,
+			b.log.Error("file system almost full: refusing new readings until space returns", "free_bytes", free, "reserve_bytes", b.o.minFree,
 				"refused_so_far", b.refused.Load())
 		}
 		return fmt.Errorf("%w: %d bytes free, %d reserved", ErrDiskFull, free, b.o.minFree)
 	}
 	return nil
 }
+
+// writeFloor is the free space below which the buffer writes nothing at all
+// (deletes, thinning, Badger's flushes): half the reserve. Appends stop at
+// the reserve, so the buffer's own growth never reaches it; another
+// process filling the disk may. Badger writes through mmapped files and
+// dies of SIGBUS when the file system cannot back a page; below the floor
+// acked readings are only hidden and deleted once space returns.
+func (b *Buffer) writeFloor() int64 { return b.o.minFree / 2 }
+
+// canWrite reports whether the file system has room for maintenance writes.
+func (b *Buffer) canWrite() bool { return b.o.minFree <= 0 || b.freeNow() >= b.writeFloor() }
 
 // entrySize estimates what one reading costs in the LSM tree: key, value
 // and Badger's per-entry metadata.
@@ -531,15 +568,18 @@ func (b *Buffer) scan(first, last uint64, limit int) ([]Record, error) {
 		return nil, nil
 	}
 	var out []Record
-	err := b.db.scan(key(first), limit, func(k, v []byte) error {
-		if seqOf(k) > last {
+	pend := b.pending.Load()
+	err := b.db.scan(key(first), math.MaxInt, func(k, v []byte) error {
+		if seqOf(k) > last || len(out) >= limit {
 			return errStopScan
 		}
 		rec, err := decode(k, v)
 		if err != nil {
 			return err
 		}
-		out = append(out, rec)
+		if !pend.has(rec.SeqEpoch, rec.Seq) {
+			out = append(out, rec)
+		}
 		return nil
 	})
 	if err != nil {
@@ -565,6 +605,7 @@ func (b *Buffer) Delete(epoch uint64, ranges ...*wire.SeqRange) (int, error) {
 	if b.closed {
 		return 0, ErrClosed
 	}
+	pend := b.pending.Load()
 	var keys []entry
 	for _, r := range merged {
 		err := b.db.scan(key(r.First), math.MaxInt, func(k, v []byte) error {
@@ -572,7 +613,7 @@ func (b *Buffer) Delete(epoch uint64, ranges ...*wire.SeqRange) (int, error) {
 			if seq > r.Last {
 				return errStopScan
 			}
-			if rec, err := decode(k, v); err == nil && rec.SeqEpoch == epoch {
+			if rec, err := decode(k, v); err == nil && rec.SeqEpoch == epoch && !pend.has(epoch, seq) {
 				keys = append(keys, entry{key: key(seq), size: entrySize(int64(len(v)))})
 			}
 			return nil
@@ -581,11 +622,78 @@ func (b *Buffer) Delete(epoch uint64, ranges ...*wire.SeqRange) (int, error) {
 			return 0, fmt.Errorf("buffer: delete: %w", err)
 		}
 	}
-	if err := b.deleteKeys(keys); err != nil {
-		return 0, err
+	if len(keys) == 0 {
+		return 0, nil
+	}
+	if b.flushPending() {
+		if err := b.deleteKeys(keys, true); err != nil {
+			return 0, err
+		}
+	} else {
+		// No room to write even a tombstone: hide the readings and delete
+		// them once space returns.
+		next := pend.with(epoch, merged)
+		if next == nil {
+			return 0, fmt.Errorf("%w: %d acked ranges already wait for space", ErrDiskFull, maxPendingRanges)
+		}
+		var size int64
+		for _, e := range keys {
+			size += e.size
+		}
+		b.pending.Store(next)
+		b.length.Add(-int64(len(keys)))
+		b.liveBytes.Add(-size)
+		b.log.Warn("file system full: acked readings hidden, deleted once space returns", "readings", len(keys), "pending_ranges", next.n)
 	}
 	b.deleted.Add(uint64(len(keys)))
 	return len(keys), nil
+}
+
+// flushPending deletes the acked readings that waited for space, if there
+// is room now. It reports whether the buffer may write (nothing waits any
+// more). Called with mu held.
+func (b *Buffer) flushPending() bool {
+	if !b.canWrite() {
+		return false
+	}
+	pend := b.pending.Load()
+	if pend == nil {
+		return true
+	}
+	var keys []entry
+	for epoch, rs := range pend.ranges {
+		for _, r := range rs {
+			err := b.db.scan(key(r.First), math.MaxInt, func(k, v []byte) error {
+				seq := seqOf(k)
+				if seq > r.Last {
+					return errStopScan
+				}
+				if rec, err := decode(k, v); err == nil && rec.SeqEpoch == epoch {
+					keys = append(keys, entry{key: key(seq)})
+				}
+				return nil
+			})
+			if err != nil {
+				b.log.Error("deleting acked readings that waited for space", "err", err)
+				return false
+			}
+		}
+	}
+	// Counters were updated when the readings were hidden.
+	if err := b.deleteKeys(keys, false); err != nil {
+		b.log.Error("deleting acked readings that waited for space", "err", err)
+		return false
+	}
+	b.pending.Store(nil)
+	b.log.Info("space returned: acked readings deleted", "readings", len(keys))
+	return true
+}
+
+func (b *Buffer) pendingRanges() int {
+	if p := b.pending.Load(); p != nil {
+		return p.n
+	}
+	return 0
 }
 
 // entry is a held reading's key and estimated size.
@@ -594,9 +702,10 @@ type entry struct {
 	size int64
 }
 
-// deleteKeys removes entries in transactions of bounded size. Called with
-// mu held.
-func (b *Buffer) deleteKeys(keys []entry) error {
+// deleteKeys removes entries in transactions of bounded size, counting
+// them out of the length and live size when count is set. Called with mu
+// held.
+func (b *Buffer) deleteKeys(keys []entry, count bool) error {
 	for start := 0; start < len(keys); start += maxTxnEntries {
 		chunk := keys[start:min(start+maxTxnEntries, len(keys))]
 		var size int64
@@ -608,8 +717,10 @@ func (b *Buffer) deleteKeys(keys []entry) error {
 		if err := b.db.apply(nil, dels); err != nil {
 			return fmt.Errorf("buffer: delete: %w", err)
 		}
-		b.length.Add(-int64(len(chunk)))
-		b.liveBytes.Add(-size)
+		if count {
+			b.length.Add(-int64(len(chunk)))
+			b.liveBytes.Add(-size)
+		}
 	}
 	return nil
 }
@@ -684,8 +795,16 @@ func (b *Buffer) Maintain() {
 	}
 }
 
-// maintain lets the store reclaim space and enforces the quota.
+// maintain deletes acked readings that waited for space (when there is
+// room again), lets the store reclaim space and enforces the quota. Below
+// the write floor it does nothing: reclaiming space writes too.
 func (b *Buffer) maintain() {
+	b.mu.Lock()
+	writable := !b.closed && b.flushPending()
+	b.mu.Unlock()
+	if !writable {
+		return
+	}
 	b.db.maintain()
 	b.diskBytes.Store(b.db.diskBytes())
 	if err := b.enforceQuota(); err != nil {
@@ -708,6 +827,14 @@ func (b *Buffer) Close() error {
 	var errs []error
 	if err := b.db.sync(); err != nil {
 		errs = append(errs, fmt.Errorf("buffer: sync at close: %w", err))
+	}
+	b.freeAt.Store(0) // ask the kernel now
+	if b.backend == BackendBadger && !b.canWrite() {
+		// Closing Badger flushes its memtable into a new table through
+		// mmap: on a full disk, SIGBUS. Everything is synced in its
+		// write-ahead log, which the next Open replays.
+		return fmt.Errorf("%w: %d bytes free: buffer synced but left open (its write-ahead log is replayed at the next start)",
+			ErrDiskFull, b.free.Load())
 	}
 	if err := b.db.close(); err != nil {
 		errs = append(errs, fmt.Errorf("buffer: close %s: %w", b.backend, err))

@@ -77,6 +77,11 @@ func (b *Buffer) enforceQuota() error {
 	if b.closed {
 		return nil
 	}
+	// Thinning writes: not below the write floor, and not while acked
+	// readings wait to be deleted (they are already counted out).
+	if !b.flushPending() {
+		return nil
+	}
 	target := b.liveLimit() * 8 / 10
 	summarised, dropped := b.summarised.Load(), b.dropped.Load()
 	for b.liveBytes.Load() > target {
@@ -226,7 +231,7 @@ func (b *Buffer) dropOldest(need int64) error {
 		es = append(es, entry{key: key(r.rec.Seq), size: r.size})
 		need -= r.size
 	}
-	if err := b.deleteKeys(es); err != nil {
+	if err := b.deleteKeys(es, true); err != nil {
 		return err
 	}
 	b.dropped.Add(uint64(len(es)))

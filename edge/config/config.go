@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/gridedge/gridedge/edge/buffer"
+	"github.com/gridedge/gridedge/edge/publish"
 	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/shared/topic"
 	"github.com/gridedge/gridedge/shared/wire"
@@ -66,8 +67,14 @@ type Clock struct {
 // MQTT is the broker connection.
 type MQTT struct {
 	// URL is tcp://host:1883, ssl://host:8883 (or mqtts://, tls://) or ws(s)://.
-	URL      string `yaml:"url"`
+	URL string `yaml:"url"`
+	// ClientID defaults to Username when one is set (gridedge's brokers
+	// require a device's client id to equal its username,
+	// "<site>/<device_id>"), else to "gridedge-<device_id>".
 	ClientID string `yaml:"client_id"`
+	// Username is "<site>/<device_id>" on gridedge's brokers (the embedded
+	// one and the shipped Mosquitto); Password is the secret printed by
+	// `gridedge-collector devices add` or set with mosquitto_passwd.
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
 	// CAFile verifies the broker; CertFile and KeyFile are the client's
@@ -188,8 +195,8 @@ func (c *Config) ApplyDefaults() {
 	if c.StatusInterval == 0 {
 		c.StatusInterval = Duration(DefaultStatusInterval)
 	}
-	if c.MQTT.ClientID == "" && c.DeviceID != "" {
-		c.MQTT.ClientID = "gridedge-" + c.DeviceID
+	if c.MQTT.ClientID == "" {
+		c.MQTT.ClientID = publish.DefaultClientID(c.MQTT.Username, c.DeviceID)
 	}
 	if c.MQTT.KeepAlive == 0 {
 		c.MQTT.KeepAlive = Duration(DefaultKeepAlive)

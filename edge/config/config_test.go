@@ -54,6 +54,24 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+// With a username the client id defaults to it: gridedge's brokers bind a
+// device's client id to its username.
+func TestClientIDDefaultsToTheUsername(t *testing.T) {
+	cfg, err := Parse([]byte(strings.Replace(minimal, `mqtt: {url: "tcp://127.0.0.1:1883"}`,
+		`mqtt: {url: "tcp://127.0.0.1:1883", username: s1/dev-1, password: x}`, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MQTT.ClientID != "s1/dev-1" {
+		t.Fatalf("client id %q, want the username", cfg.MQTT.ClientID)
+	}
+	cfg, err = Parse([]byte(strings.Replace(minimal, `mqtt: {url: "tcp://127.0.0.1:1883"}`,
+		`mqtt: {url: "tcp://127.0.0.1:1883", username: s1/dev-1, client_id: other}`, 1)))
+	if err != nil || cfg.MQTT.ClientID != "other" {
+		t.Fatalf("explicit client id: %q %v", cfg.MQTT.ClientID, err)
+	}
+}
+
 func TestErrorsNameTheField(t *testing.T) {
 	cases := []struct {
 		name, edit, want string

@@ -152,7 +152,7 @@ func New(cfg Config, buf *buffer.Buffer, src clock.Source, opts ...Option) (*Pub
 		return nil, errors.New("publish: buffer and clock source are required")
 	}
 	if cfg.ClientID == "" {
-		cfg.ClientID = "gridedge-" + cfg.DeviceID
+		cfg.ClientID = DefaultClientID(cfg.Username, cfg.DeviceID)
 	}
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = 30 * time.Second
@@ -179,6 +179,20 @@ func New(cfg Config, buf *buffer.Buffer, src clock.Source, opts ...Option) (*Pub
 		acks:        make(chan *wire.Ack, 256),
 		lost:        make(chan struct{}, 1),
 	}, nil
+}
+
+// DefaultClientID is the client id used when none is configured: the
+// username when there is one (gridedge's brokers refuse a device whose
+// client id differs from its username, so no client can take over another's
+// session), else "gridedge-<device>".
+func DefaultClientID(username, device string) string {
+	if username != "" {
+		return username
+	}
+	if device == "" {
+		return ""
+	}
+	return "gridedge-" + device
 }
 
 // Notify tells the publisher new readings are in the buffer. It never

@@ -71,6 +71,10 @@ type Config struct {
 	// AckTimeout is the agents' resend timeout (default 10 s).
 	AckTimeout time.Duration
 	Logger     *slog.Logger
+	// Credentials maps "<site>/<device_id>" to the meter's MQTT secret
+	// (ReadCredentials); a meter listed connects as that user with the
+	// client id equal to it. Nil: meters connect without credentials.
+	Credentials map[string]string
 }
 
 // MeterResult is one virtual meter's outcome.
@@ -236,6 +240,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if truth != nil {
 			opts = append(opts, agent.WithReadingHook(truth.Record))
 		}
+		if _, ok := cfg.Credentials[cfg.Site+"/"+device]; cfg.Credentials != nil && !ok {
+			closeAll()
+			return Result{}, fmt.Errorf("sim: credentials: no entry for %s/%s", cfg.Site, device)
+		}
 		a, err := agent.New(meterConfig(cfg, device, interval, hf != nil), opts...)
 		if err != nil {
 			closeAll()
@@ -345,6 +353,10 @@ func meterConfig(cfg Config, device string, interval time.Duration, replay bool)
 			{Name: "sub2", Driver: "sim", Quantities: []string{"active_power"}},
 			{Name: "sub3", Driver: "sim", Quantities: []string{"active_power"}},
 		},
+	}
+	if secret, ok := cfg.Credentials[cfg.Site+"/"+device]; ok {
+		user := cfg.Site + "/" + device
+		c.MQTT.Username, c.MQTT.Password, c.MQTT.ClientID = user, secret, user
 	}
 	_ = os.MkdirAll(dir, 0o750)
 	return c

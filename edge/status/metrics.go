@@ -34,6 +34,7 @@ var metricDefs = []metricDef{
 	{"gridedge_agent_buffer_disk_bytes", "Disk space used by the buffer directory.", prometheus.GaugeValue, nil},
 	{"gridedge_agent_buffer_live_bytes", "Estimated bytes of readings held; the quota applies to it.", prometheus.GaugeValue, nil},
 	{"gridedge_agent_buffer_quota_bytes", "Configured buffer disk quota.", prometheus.GaugeValue, nil},
+	{"gridedge_agent_buffer_disk_full", "1 while the buffer's file system is below the free-space reserve (new readings refused).", prometheus.GaugeValue, nil},
 	{"gridedge_agent_mqtt_connected", "1 when connected to the broker.", prometheus.GaugeValue, nil},
 	{"gridedge_agent_clock_quality", "1 for the current clock quality (synced, rtc, corrected, estimated).", prometheus.GaugeValue, []string{"quality"}},
 }
@@ -90,6 +91,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	emit("gridedge_agent_buffer_disk_bytes", float64(s.DiskBytes))
 	emit("gridedge_agent_buffer_live_bytes", float64(s.LiveBytes))
 	emit("gridedge_agent_buffer_quota_bytes", float64(s.QuotaBytes))
+	emit("gridedge_agent_buffer_disk_full", b2f(s.DiskFull))
 	emit("gridedge_agent_mqtt_connected", b2f(s.Connected))
 	for _, q := range []string{"synced", "rtc", "corrected", "estimated"} {
 		emit("gridedge_agent_clock_quality", b2f(s.ClockQuality == q), q)

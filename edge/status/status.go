@@ -36,6 +36,10 @@ type Snapshot struct {
 	DiskBytes    int64     `json:"buffer_disk_bytes"`
 	LiveBytes    int64     `json:"buffer_live_bytes"`
 	QuotaBytes   int64     `json:"buffer_quota_bytes"`
+	// DiskFull is true while the buffer's file system is below the
+	// free-space reserve: new readings are refused (counted in
+	// AppendErrors) until space returns, which resumes by itself.
+	DiskFull bool `json:"buffer_disk_full,omitempty"`
 	// Quarantined is where a corrupt buffer was moved at start (its readings
 	// were not delivered); empty normally.
 	Quarantined string `json:"buffer_quarantined,omitempty"`
@@ -139,6 +143,9 @@ func (s Snapshot) Format(w io.Writer, now time.Time) {
 	}
 	fmt.Fprintf(w, "buffer       %d readings unacked, oldest %s\n", s.Buffered, oldest)
 	fmt.Fprintf(w, "disk         %s used, live %s, quota %s\n", humanBytes(s.DiskBytes), humanBytes(s.LiveBytes), humanBytes(s.QuotaBytes))
+	if s.DiskFull {
+		fmt.Fprintf(w, "WARNING      file system almost full: new readings are refused until space is freed (acked ones are deleted then)\n")
+	}
 	if s.Quarantined != "" {
 		fmt.Fprintf(w, "WARNING      a corrupt buffer was moved to %s at start; its readings were not sent\n", s.Quarantined)
 	}

@@ -1,0 +1,7 @@
+//go:build !unix
+
+package devices
+
+// lockFile is a no-op where advisory locks are not available: concurrent
+// commands may then lose each other's changes.
+func lockFile(string) (func(), error) { return func() {}, nil }

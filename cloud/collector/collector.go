@@ -452,6 +452,31 @@ func (c *Collector) complete() {
 // Once giveUp is closed the remaining acks are dropped (counted) instead of
 // waited for: the agents resend those batches and get them acked then.
 func (c *Collector) publishAcks(client paho.Client, giveUp <-chan struct{}) {
+	// Acks are pipelined: up to ackPipeline publishes wait for the broker's
+	// PUBACK at once, so the ack rate is not one broker round trip per ack.
+	type sent struct {
+		tok    paho.Token
+		device string
+		at     time.Time
+	}
+	pending := make(chan sent, ackPipeline)
+	var waiter sync.WaitGroup
+	waiter.Go(func() {
+		for p := range pending {
+			// Each ack waits at most ack_timeout from its publish, so a
+			// stalled broker holds the shutdown for one ack_timeout, not one
+			// per pending ack.
+			if !p.tok.WaitTimeout(max(time.Until(p.at.Add(c.cfg.AckTimeout)), 0)) || p.tok.Error() != nil {
+				// A lost ack costs a resend, which deduplication absorbs.
+				c.m.acks.WithLabelValues("failed").Inc()
+				c.log.Warn("ack not published", "device", p.device, "err", p.tok.Error())
+				continue
+			}
+			c.m.acks.WithLabelValues("published").Inc()
+		}
+	})
+	defer waiter.Wait()
+	defer close(pending)
 	for job := range c.acks {
 		select {
 		case <-giveUp:
@@ -465,16 +490,12 @@ func (c *Collector) publishAcks(client paho.Client, giveUp <-chan struct{}) {
 			c.log.Error("encode ack", "err", err)
 			continue
 		}
-		tok := client.Publish(topic.For(job.site, job.ack.DeviceId, topic.Ack), 1, false, payload)
-		if !tok.WaitTimeout(c.cfg.AckTimeout) || tok.Error() != nil {
-			// A lost ack costs a resend, which deduplication absorbs.
-			c.m.acks.WithLabelValues("failed").Inc()
-			c.log.Warn("ack not published", "device", job.ack.DeviceId, "err", tok.Error())
-			continue
-		}
-		c.m.acks.WithLabelValues("published").Inc()
+		pending <- sent{client.Publish(topic.For(job.site, job.ack.DeviceId, topic.Ack), 1, false, payload), job.ack.DeviceId, time.Now()}
 	}
 }
+
+// ackPipeline bounds the acks published and not yet confirmed by the broker.
+const ackPipeline = 1024
 
 // Close releases the store, the broker and the HTTP listener. Run calls it;
 // call it yourself only when Run is never called. It is idempotent.

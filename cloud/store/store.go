@@ -187,6 +187,15 @@ func (s *Store) TableBytes() int64 {
 	return n
 }
 
+// RawBytes estimates the disk space of the raw-reading blocks.
+func (s *Store) RawBytes() (uint64, error) {
+	n, err := s.db.EstimateDiskUsage([]byte{prefixBlock}, []byte{prefixBlock + 1})
+	if err != nil {
+		return 0, fmt.Errorf("store: raw bytes: %w", err)
+	}
+	return n, nil
+}
+
 // Compact compacts the whole key space, returning the space of deleted and
 // overwritten data now (Pebble also does it on its own, over time).
 func (s *Store) Compact() error {

@@ -1,0 +1,164 @@
+package collector
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gridedge/gridedge/cloud/intake"
+	"github.com/gridedge/gridedge/cloud/readlog"
+	"github.com/gridedge/gridedge/cloud/store"
+	"github.com/gridedge/gridedge/shared/wire"
+)
+
+var (
+	fleetDevices  = flag.Int("fleet.devices", 50_000, "BenchmarkFleet: devices")
+	fleetReadings = flag.Int("fleet.readings", 2_000, "BenchmarkFleet: readings per device (4 channels at 1 Hz)")
+	fleetIdle     = flag.Duration("fleet.idle", 10*time.Second, "BenchmarkFleet: idle period measured")
+)
+
+// procStat reads this process's CPU time, bytes written to storage and
+// resident memory.
+func procStat(b *testing.B) (cpu time.Duration, written int64, rss int64) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	if io, err := os.ReadFile("/proc/self/io"); err == nil {
+		for _, l := range strings.Split(string(io), "\n") {
+			if v, ok := strings.CutPrefix(l, "write_bytes: "); ok {
+				written, _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+	}
+	if st, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, l := range strings.Split(string(st), "\n") {
+			if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+				rss = kb << 10
+			}
+		}
+	}
+	return cpu, written, rss
+}
+
+// BenchmarkFleet runs the collector's workers (2 partitions, the shipped
+// pipelines plus windows_1m) over a fleet's readings appended straight to
+// the readings log, then leaves them idle with every device's windows open.
+// It reports the workers' rate, the idle CPU and bytes written per second,
+// the RSS, and the store's table bytes per raw reading after compaction.
+//
+//	go test -run '^$' -bench Fleet -benchtime 1x -timeout 60m ./cloud/collector/ [-fleet.devices 50000 -fleet.readings 2000]
+func BenchmarkFleet(b *testing.B) {
+	for range b.N {
+		b.StopTimer()
+		dir := b.TempDir()
+		cfg := DefaultConfig()
+		cfg.DataDir, cfg.Partitions = dir, 2
+		st, err := store.Open(filepath.Join(dir, "store"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		lg, err := openLog(cfg, testLogger(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ws := newWorkers(cfg, collectorPipelines(cfg), lg, st, time.Now, testLogger(b))
+		if err := ws.open(); err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- ws.run(ctx) }()
+
+		total := *fleetDevices * *fleetReadings
+		start := time.Now().Add(-time.Duration(*fleetReadings/4+600) * time.Second)
+		b.StartTimer()
+		t0 := time.Now()
+		// Batches of 100 readings (25 s of 4 channels), devices in turn.
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 4096)
+		for first := 0; first < *fleetReadings; first += 100 {
+			for d := range *fleetDevices {
+				dev := fmt.Sprintf("fleet-%05d", d)
+				bt := &wire.Batch{SchemaVersion: wire.SchemaVersion, DeviceId: dev, SeqEpoch: 1}
+				for i := first; i < min(first+100, *fleetReadings); i++ {
+					bt.Readings = append(bt.Readings, &wire.Reading{Seq: uint64(i + 1), Channel: []string{"mains", "sub1", "sub2", "sub3"}[i%4],
+						Quantity: wire.Quantity_QUANTITY_ACTIVE_POWER, Value: float64((d+i)%2500) / 10,
+						WallNs: start.Add(time.Duration(i/4) * time.Second).UnixNano(), TimeQuality: wire.TimeQuality_TIME_QUALITY_SYNCED})
+				}
+				p, _ := wire.EncodeBatch(bt)
+				rec := intake.AppendRecord(nil, intake.Record{Kind: intake.KindData, ReceivedNs: time.Now().UnixNano(), Site: "fleet", Payload: p})
+				sem <- struct{}{}
+				wg.Add(1)
+				key := []byte(dev)
+				if err := lg.Append(ctx, readlog.PartitionFor(key, 2), key, rec, func(_ int64, err error) {
+					if err != nil {
+						b.Error(err)
+					}
+					<-sem
+					wg.Done()
+				}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		wg.Wait()
+		stored := func() (n uint64) {
+			for _, s := range ws.stats() {
+				n += s.Stored
+			}
+			return n
+		}
+		for stored() < uint64(total) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		elapsed := time.Since(t0)
+		b.StopTimer()
+		b.ReportMetric(float64(total)/elapsed.Seconds(), "readings/s")
+
+		// Idle: let the last commits, flushes and provisional results settle,
+		// then measure.
+		time.Sleep(10 * time.Second)
+		cpu0, w0, _ := procStat(b)
+		time.Sleep(*fleetIdle)
+		cpu1, w1, _ := procStat(b)
+		runtime.GC()
+		debug.FreeOSMemory()
+		_, _, rss := procStat(b)
+		b.ReportMetric(100*(cpu1-cpu0).Seconds()/fleetIdle.Seconds(), "idle-%core")
+		b.ReportMetric(float64(w1-w0)/fleetIdle.Seconds(), "idle-written-B/s")
+		b.ReportMetric(float64(rss)/(1<<20), "RSS-MiB")
+		var open int
+		for _, s := range ws.stats() {
+			open += s.Engine.OpenWindows
+		}
+		b.ReportMetric(float64(open), "open-windows")
+		cancel()
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		lg.Close()
+		if err := st.Compact(); err != nil {
+			b.Fatal(err)
+		}
+		raw, err := st.RawBytes()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(raw)/float64(total), "raw-B/reading")
+		b.ReportMetric(float64(st.TableBytes())/float64(total), "store-B/reading")
+		st.Close()
+	}
+}

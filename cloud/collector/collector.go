@@ -495,7 +495,7 @@ func (c *Collector) publishAcks(client paho.Client, giveUp <-chan struct{}) {
 }
 
 // ackPipeline bounds the acks published and not yet confirmed by the broker.
-const ackPipeline = 1024
+const ackPipeline = 16384
 
 // Close releases the store, the broker and the HTTP listener. Run calls it;
 // call it yourself only when Run is never called. It is idempotent.

@@ -108,7 +108,7 @@ func DefaultConfig() Config {
 		OutOfOrderness:      10 * time.Second,
 		SiteTZ:              "UTC",
 		AckTimeout:          10 * time.Second,
-		AckQueue:            4096,
+		AckQueue:            65536,
 		DeadLetterLimit:     10_000,
 		Partitions:          runtime.NumCPU(),
 		ReadingsRetention:   400 * 24 * time.Hour,

@@ -252,7 +252,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	auxWG.Wait()
 	if cfg.Progress != nil {
 		p, _ := r.fl.progress(r.clk, began, Progress{}, nil)
-		p.Final = true
+		// The rates and latencies are per interval: none for the last word.
+		p.GeneratedPerSec, p.AckedPerSec, p.Final = 0, 0, true
 		cfg.Progress(p)
 	}
 	var errs []error

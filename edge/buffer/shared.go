@@ -134,7 +134,7 @@ func WithSharedLogger(l *slog.Logger) SharedOption { return func(s *Shared) { s.
 func OpenShared(dir string, opts ...SharedOption) (*Shared, error) {
 	s := &Shared{dir: dir, log: slog.Default(), syncInterval: time.Second, minFree: 64 << 20,
 		compactMin: compactMinBytes,
-		spaces: map[string]*namespace{}, compact: make(chan struct{}, 1), stop: make(chan struct{})}
+		spaces:     map[string]*namespace{}, compact: make(chan struct{}, 1), stop: make(chan struct{})}
 	for _, o := range opts {
 		o(s)
 	}

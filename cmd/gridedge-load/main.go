@@ -210,9 +210,8 @@ watch:
 			simProc.stop(time.Minute)
 			simErr = ctx.Err()
 			break watch
-		case err := <-simProc.done:
-			simProc.done <- err // stop waits on it
-			simErr = err
+		case <-simProc.exited:
+			simErr = simProc.err
 			break watch
 		case <-tick.C:
 			mon.step(progressPath, stdout)

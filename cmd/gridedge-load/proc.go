@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -18,7 +19,11 @@ type proc struct {
 	name string
 	cmd  *exec.Cmd
 	log  *os.File
-	done chan error
+	// exited is closed when the process has exited; err is then its
+	// exit status.
+	exited   chan struct{}
+	err      error
+	stopOnce sync.Once
 	// cpu0 is the CPU time used when the measurement window opened.
 	cpu0 time.Duration
 }
@@ -38,24 +43,28 @@ func startProc(name, logPath, bin string, args ...string) (*proc, error) {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &proc{name: name, cmd: cmd, log: f, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait() }()
+	p := &proc{name: name, cmd: cmd, log: f, exited: make(chan struct{})}
+	go func() { p.err = cmd.Wait(); close(p.exited) }()
 	return p, nil
 }
 
-// stop sends SIGTERM and waits up to grace, then SIGKILL.
+// stop sends SIGTERM and waits up to grace, then SIGKILL. Later calls do
+// nothing.
 func (p *proc) stop(grace time.Duration) {
-	if p == nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(grace):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-	p.log.Close()
+	p.stopOnce.Do(func() {
+		select {
+		case <-p.exited:
+		default:
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-p.exited:
+			case <-time.After(grace):
+				_ = p.cmd.Process.Kill()
+				<-p.exited
+			}
+		}
+		p.log.Close()
+	})
 }
 
 // usage is a process's CPU time so far and its resident memory now and at

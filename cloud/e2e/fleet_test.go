@@ -32,10 +32,10 @@ func TestRampWithJitterReversedPairsAndFaults(t *testing.T) {
 	}
 	var truth bytes.Buffer
 	res, err := sim.Run(withTimeout(t, 4*time.Minute), sim.Config{
-		MQTTURL: broker.URL(), Site: "fleet", Meters: 240, Buffer: sim.BufferMemory,
-		Start: time.Date(2026, 4, 6, 17, 0, 0, 0, time.UTC), Duration: 12 * time.Minute, Interval: 10 * time.Second,
-		Speed: 30, // 24 real seconds of sampling
-		Ramp:  sim.Ramp{Step: 60, Every: time.Second}, Jitter: jitter, ReversedPairs: 0.03, Faults: faults,
+		MQTTURL: broker.URL(), Site: "fleet", Meters: 200, Buffer: sim.BufferMemory,
+		Start: time.Date(2026, 4, 6, 17, 0, 0, 0, time.UTC), Duration: 8 * time.Minute, Interval: 10 * time.Second,
+		Speed: 60, // 8 real seconds of sampling
+		Ramp:  sim.Ramp{Step: 50, Every: time.Second}, Jitter: jitter, ReversedPairs: 0.03, Faults: faults,
 		States: true, Seed: 11, DataDir: t.TempDir(), Truth: &truth,
 		AckTimeout: 3 * time.Second, DrainTimeout: 2 * time.Minute,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
@@ -44,7 +44,7 @@ func TestRampWithJitterReversedPairsAndFaults(t *testing.T) {
 		t.Fatalf("simulator: %v (unacked %d)", err, res.Unacked)
 	}
 	readings := parseTruth(t, truth.Bytes())
-	if uint64(len(readings)) != res.Generated || len(res.Meters) != 240 {
+	if uint64(len(readings)) != res.Generated || len(res.Meters) != 200 {
 		t.Fatalf("truth file has %d readings for %d meters, simulator reports %d generated", len(readings), len(res.Meters), res.Generated)
 	}
 	// The faults and the reversed pairs happened: resends after drops and

@@ -1,12 +1,15 @@
 package buffer
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -327,4 +330,25 @@ func TestMemTableMatchesModel(t *testing.T) {
 	if !slices.Equal(got, keys) || tb.bytes != bytes {
 		t.Fatalf("table has %d keys (%d bytes), model %d (%d bytes)", len(got), tb.bytes, len(keys), bytes)
 	}
+}
+
+func FuzzReplayJournal(f *testing.F) {
+	var b strings.Builder
+	enc := &journalEncoder{w: bufio.NewWriter(&b)}
+	enc.w.WriteString(journalMagic)
+	enc.record(opPut, "ns", key(1), []byte("value"))
+	enc.record(opDelete, "ns", key(1), nil)
+	enc.w.Flush()
+	f.Add([]byte(b.String()))
+	f.Add([]byte(journalMagic))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		intact, _, err := replayJournal(bytes.NewReader(data), func(op byte, ns string, k, v []byte) {
+			if op != opPut && op != opDelete {
+				t.Fatalf("op %q passed on", op)
+			}
+		})
+		if err == nil && intact > int64(len(data)) {
+			t.Fatalf("intact prefix %d longer than the file (%d)", intact, len(data))
+		}
+	})
 }

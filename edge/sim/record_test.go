@@ -22,7 +22,7 @@ func TestRecordAndPlay(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	res, err := Run(context.Background(), Config{MQTTURL: broker.URL(), Site: "rec", Meters: 3, Duration: 20 * time.Minute,
 		Interval: 10 * time.Second, Speed: 6000, Start: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC),
-		Faults: []Fault{{Kind: FaultClockless, Device: "sim-0002", For: 5 * time.Minute}},
+		Faults:  []Fault{{Kind: FaultClockless, Device: "sim-0002", For: 5 * time.Minute}},
 		DataDir: t.TempDir(), Truth: &truth, Record: &rec, DrainTimeout: 45 * time.Second, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)

@@ -216,6 +216,16 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			}
 		}
 	}
+	if runErr != nil {
+		// Stop sampling before counting, so the result (and the truth
+		// file) hold the same readings.
+		for _, m := range started {
+			m.a.StopSampling()
+		}
+		for _, m := range started {
+			<-m.a.SamplingDone()
+		}
+	}
 	sampledTo = min(r.clk.Elapsed(), r.end.Sub(r.start))
 	if runErr == nil {
 		drainCtx, cancel := context.WithTimeout(ctx, cfg.DrainTimeout)

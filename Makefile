@@ -9,7 +9,7 @@ EDGE_PKGS := ./edge/... ./hardware/... ./shared/... ./cmd/gridedge-agent
 TEST_TIMEOUT ?= 12m
 QEMU_TEST_TIMEOUT ?= 12m
 
-.PHONY: help build cross generate demo test test-native test-arm deps vet fmt-check fuzz bench soak package clean
+.PHONY: help build cross generate demo test test-native test-arm deps vet fmt-check fuzz bench soak load package clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -89,5 +89,15 @@ soak: ## the buffer's simulated week (8 ch at 1 Hz, outages) natively and under 
 	CGO_ENABLED=0 GOARCH=arm GOARM=7 $(GO) test -count=1 -exec qemu-arm-static -run TestSoak -v -timeout 180m ./edge/soak/ -soak.days=$(SOAK_DAYS)
 	CGO_ENABLED=0 GOARCH=arm64 $(GO) test -count=1 -exec qemu-aarch64-static -run TestSoak -v -timeout 180m ./edge/soak/ -soak.days=$(SOAK_DAYS)
 
+LOAD_METERS ?= 4000
+LOAD_RAMP ?= 100/5s
+LOAD_DURATION ?= 10m
+LOAD_BUFFER ?= memory
+LOAD_ARGS ?=
+load: build ## load test: Mosquitto + collector + LOAD_METERS simulated meters at 1 Hz (real time), report in load-report.json
+	$(GO) build -o $(BIN)/ ./cmd/gridedge-load
+	@bash .ci/install-deps
+	$(BIN)/gridedge-load -bin $(BIN) -meters $(LOAD_METERS) -ramp '$(LOAD_RAMP)' -duration $(LOAD_DURATION) -buffer $(LOAD_BUFFER) -out load-report.json $(LOAD_ARGS)
+
 clean:
-	rm -rf $(BIN) dist .demo bench.txt
+	rm -rf $(BIN) dist .demo bench.txt load-report.json

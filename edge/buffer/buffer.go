@@ -147,6 +147,8 @@ type settings struct {
 	quarantine   bool
 	backend      Backend
 	forceBadger  bool
+	shared       *Shared
+	namespace    string
 }
 
 // WithSyncInterval sets how often appended readings are fsynced (default
@@ -222,6 +224,10 @@ func Open(dir, stateDir string, opts ...Option) (*Buffer, error) {
 		return nil, fmt.Errorf("buffer: state dir %s must differ from the buffer dir", stateDir)
 	}
 	backend, err := resolve(o.backend, o.forceBadger)
+	if o.shared != nil {
+		// The shared store keeps its own free-space reserve, once for all.
+		backend, err, o.minFree = o.shared.backend(), nil, 0
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -234,6 +240,9 @@ func Open(dir, stateDir string, opts ...Option) (*Buffer, error) {
 		}
 	}
 	openStore := func() (store, error) {
+		if o.shared != nil {
+			return o.shared.open(o.namespace)
+		}
 		if backend == BackendBolt {
 			return openBolt(dir, o.quotaBytes)
 		}
@@ -241,7 +250,7 @@ func Open(dir, stateDir string, opts ...Option) (*Buffer, error) {
 	}
 	db, err := openStore()
 	var quarantined, reason string
-	if err != nil && o.quarantine && quarantinable(err) {
+	if err != nil && o.quarantine && o.shared == nil && quarantinable(err) {
 		quarantined = fmt.Sprintf("%s.corrupt-%s", dir, time.Now().UTC().Format("20060102T150405Z"))
 		reason = err.Error()
 		log.Error("buffer cannot be opened: moving it aside and starting empty; its readings will not be sent",
@@ -265,8 +274,11 @@ func Open(dir, stateDir string, opts ...Option) (*Buffer, error) {
 	}
 	b.recovery.Quarantined, b.recovery.QuarantineReason = quarantined, reason
 	b.diskBytes.Store(db.diskBytes())
-	b.wg.Add(2)
-	go b.syncLoop()
+	if _, ok := db.(interface{ syncsItself() }); !ok {
+		b.wg.Add(1)
+		go b.syncLoop()
+	}
+	b.wg.Add(1)
 	go b.maintenanceLoop()
 	return b, nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -75,6 +76,7 @@ type settings struct {
 	connectTimeout time.Duration
 	publishTimeout time.Duration
 	onAck          func(deleted int)
+	dial           DialFunc
 }
 
 // WithLogger sets the logger.
@@ -302,6 +304,10 @@ func (p *Publisher) clientOptions(tc *tls.Config) *mqtt.ClientOptions {
 	}
 	if tc != nil {
 		o.SetTLSConfig(tc)
+	}
+	if p.o.dial != nil {
+		open := p.openConn(tc)
+		o.SetCustomOpenConnectionFn(func(u *url.URL, _ mqtt.ClientOptions) (net.Conn, error) { return open(u) })
 	}
 	return o
 }

@@ -5,7 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gridedge/gridedge/edge/agent"
 	"github.com/gridedge/gridedge/edge/clock"
 	"github.com/gridedge/gridedge/shared/wire"
 )
@@ -64,50 +63,30 @@ func (c *Clock) Correct(s clock.Stamp) clock.Stamp { return s }
 // Quality is always synced.
 func (c *Clock) Quality() wire.TimeQuality { return wire.TimeQuality_TIME_QUALITY_SYNCED }
 
-// Tickers returns the agent's sampling schedule on this clock: samples at
-// exact multiples of the interval (in Unix time) from start up to, not
-// including, end. A sample's stamp is its scheduled time exactly, so the
-// truth file and the readings agree to the nanosecond; when the machine
-// falls behind, samples are taken late in real time but keep their times.
-func (c *Clock) Tickers(end time.Time) agent.TickerFactory {
-	return func(_ string, interval time.Duration) agent.Ticker {
-		first := c.start.Truncate(interval)
-		if first.Before(c.start) {
-			first = first.Add(interval)
-		}
-		return &ticker{c: c, next: first, interval: interval, end: end}
-	}
+// trueWall is the simulated wall time of a monotonic stamp.
+func (c *Clock) trueWall(monoNs int64) int64 {
+	return c.start.Add(time.Duration(monoNs) - monoAtStart).UnixNano()
 }
 
-type ticker struct {
-	c        *Clock
-	next     time.Time
-	interval time.Duration
-	end      time.Time
-}
-
-func (t *ticker) Next(ctx context.Context) (clock.Stamp, error) {
-	if !t.next.Before(t.end) {
-		return clock.Stamp{}, agent.ErrStopSampling
-	}
-	due := t.next.Sub(t.c.start)
+// waitFor blocks until simulated time due has been reached and then extra
+// real time more, or ctx ends. Samples keep their scheduled times however
+// late the machine takes them.
+func (c *Clock) waitFor(ctx context.Context, due, extra time.Duration) error {
 	for {
-		ahead := due - t.c.Elapsed()
+		ahead := time.Duration(float64(due-c.Elapsed())/c.speed) + extra
 		if ahead <= 0 {
-			break
+			return ctx.Err()
 		}
-		wait := time.Duration(float64(ahead) / t.c.speed)
-		timer := time.NewTimer(max(wait, 100*time.Microsecond))
+		timer := time.NewTimer(max(ahead, 100*time.Microsecond))
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			return clock.Stamp{}, ctx.Err()
+			return ctx.Err()
 		case <-timer.C:
 		}
+		if c.Elapsed() >= due {
+			// The extra delay was part of this wait.
+			return ctx.Err()
+		}
 	}
-	if err := ctx.Err(); err != nil {
-		return clock.Stamp{}, err
-	}
-	t.next = t.next.Add(t.interval)
-	return t.c.stamp(due), nil
 }

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gridedge/gridedge/edge/agent"
+	"github.com/gridedge/gridedge/edge/clock"
 	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/shared/wire"
 )
@@ -59,6 +62,26 @@ const (
 
 // Power returns the four channels' active power in W at t.
 func (h Household) Power(t time.Time) (mains, kitchen, laundry, heater float64) {
+	l := h.loads(t)
+	return l.mains, l.kettle + l.oven, l.washer + l.fridge, l.heater
+}
+
+// Appliances are the household's appliance channels, in order; each
+// reports its on/off state (quantity state: 1 on, 0 off).
+var Appliances = []string{"kettle", "oven", "washer", "fridge", "water_heater"}
+
+// States returns the appliances' on/off states at t, in Appliances order.
+func (h Household) States(t time.Time) [5]bool {
+	l := h.loads(t)
+	return [5]bool{l.kettle > 0, l.oven > 0, l.washer > 0, l.fridge > 0, l.heater > 0}
+}
+
+// loads is the household's power draw at one instant, per appliance.
+type loads struct {
+	kettle, oven, washer, fridge, heater, mains float64
+}
+
+func (h Household) loads(t time.Time) loads {
 	t = t.UTC()
 	day := uint64(t.Unix() / 86400)
 	sod := time.Duration(t.Unix()%86400)*time.Second + time.Duration(t.Nanosecond()) // time of day, UTC
@@ -120,33 +143,45 @@ func (h Household) Power(t time.Time) (mains, kitchen, laundry, heater float64) 
 		waterHeater = 3000
 	}
 
-	kitchen = kettle + oven
-	laundry = washer + fridge
-	heater = waterHeater
 	noise := (h.unit(kNoise, uint64(t.UnixNano())) - 0.5) * 10
-	mains = math.Max(0, base+kitchen+laundry+heater+noise)
-	return mains, kitchen, laundry, heater
+	return loads{kettle: kettle, oven: oven, washer: washer, fridge: fridge, heater: waterHeater,
+		mains: math.Max(0, base+(kettle+oven)+(washer+fridge)+waterHeater+noise)}
 }
 
 // householdSensor reports one channel of a Household at the sampler's
 // scheduled time. The mains channel also integrates its power into an
-// energy counter (Wh).
+// energy counter (Wh); an appliance channel reports its on/off state.
 type householdSensor struct {
 	h       Household
 	channel string
-	energy  float64
-	last    time.Time
-	lastP   float64
+	// appliance is the index in Appliances, or -1 for a power channel.
+	appliance int
+	// at is the true time of a sample stamp (nil: its wall time). A
+	// simulated meter booting without a clock stamps from 1970 until it
+	// syncs; its loads still follow the true time.
+	at func(clock.Stamp) time.Time
+	// The energy counter at the newest sample (last) and the one before
+	// (prev), with the power there: a reversed pair asks for the newer
+	// sample first.
+	energy, prevEnergy float64
+	last, prev         time.Time
+	lastP, prevP       float64
 }
 
-func newHouseholdSensor(h Household, channel string) (*householdSensor, error) {
+func newHouseholdSensor(h Household, channel string, at func(clock.Stamp) time.Time) (*householdSensor, error) {
+	s := &householdSensor{h: h, channel: channel, appliance: -1, at: at}
 	switch channel {
 	case "mains", "sub1", "sub2", "sub3":
 	default:
-		return nil, fmt.Errorf("household profile has channels mains, sub1, sub2, sub3, not %q", channel)
+		s.appliance = slices.Index(Appliances, channel)
+		if s.appliance < 0 {
+			return nil, fmt.Errorf("household profile has channels mains, sub1, sub2, sub3 and %s, not %q",
+				strings.Join(Appliances, ", "), channel)
+		}
 	}
 	// Meters are installed with some history on the counter.
-	return &householdSensor{h: h, channel: channel, energy: math.Round(1e6 * h.unit(kEnergy))}, nil
+	s.energy = math.Round(1e6 * h.unit(kEnergy))
+	return s, nil
 }
 
 func (s *householdSensor) Sense(ctx context.Context) ([]sensor.Value, error) {
@@ -155,19 +190,50 @@ func (s *householdSensor) Sense(ctx context.Context) ([]sensor.Value, error) {
 		return nil, errors.New("household sensor needs the sample time")
 	}
 	t := time.Unix(0, st.WallNs)
+	if s.at != nil {
+		t = s.at(st)
+	}
+	if s.appliance >= 0 {
+		v := 0.0
+		if s.h.States(t)[s.appliance] {
+			v = 1
+		}
+		return []sensor.Value{{Quantity: wire.Quantity_QUANTITY_STATE, Value: v}}, nil
+	}
 	mains, kitchen, laundry, heater := s.h.Power(t)
-	p := map[string]float64{"mains": mains, "sub1": kitchen, "sub2": laundry, "sub3": heater}[s.channel]
+	p := mains
+	switch s.channel {
+	case "sub1":
+		p = kitchen
+	case "sub2":
+		p = laundry
+	case "sub3":
+		p = heater
+	}
 	out := []sensor.Value{{Quantity: wire.Quantity_QUANTITY_ACTIVE_POWER, Value: p}}
 	if s.channel == "mains" {
-		if !s.last.IsZero() {
-			// Left Riemann sum over the sampling interval: what a meter
-			// sampling at this rate would count.
-			s.energy += s.lastP * t.Sub(s.last).Hours()
-		}
-		s.last, s.lastP = t, p
-		out = append(out, sensor.Value{Quantity: wire.Quantity_QUANTITY_ENERGY, Value: s.energy})
+		out = append(out, sensor.Value{Quantity: wire.Quantity_QUANTITY_ENERGY, Value: s.integrate(t, p)})
 	}
 	return out, nil
+}
+
+// integrate returns the energy counter at t: a left Riemann sum over the
+// samples, what a meter sampling at this rate would count. A sample older
+// than the newest (the second of a reversed pair) is counted from the one
+// before, so the counter never goes backwards in time.
+func (s *householdSensor) integrate(t time.Time, p float64) float64 {
+	switch {
+	case s.last.IsZero():
+	case t.After(s.last):
+		s.prev, s.prevP, s.prevEnergy = s.last, s.lastP, s.energy
+		s.energy += s.lastP * t.Sub(s.last).Hours()
+	case !s.prev.IsZero() && t.After(s.prev):
+		return s.prevEnergy + s.prevP*t.Sub(s.prev).Hours()
+	default:
+		return s.energy
+	}
+	s.last, s.lastP = t, p
+	return s.energy
 }
 
 func (s *householdSensor) String() string { return "sim-household:" + s.channel }
@@ -197,7 +263,7 @@ func HouseholdDriver() sensor.Driver {
 			if o.Seed == 0 {
 				o.Seed = 1
 			}
-			return newHouseholdSensor(NewHousehold(o.Seed, o.Meter), cfg.Channel)
+			return newHouseholdSensor(NewHousehold(o.Seed, o.Meter), cfg.Channel, nil)
 		},
 	}
 }

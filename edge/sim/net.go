@@ -4,9 +4,70 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 )
+
+// portsPerSource is how many meters one loopback source address serves
+// before another is added: below Linux's default ephemeral range
+// (32768–60999, 28,232 ports per source and destination pair) with room
+// for the broker's and the collector's own connections.
+const portsPerSource = 20_000
+
+// sourceAddrs returns the local addresses the meters connect from:
+// Config.SourceAddrs, or, for more meters than one address has ports
+// towards a loopback IPv4 broker, 127.0.0.1, 127.0.0.2, ... as many as
+// needed (the whole 127.0.0.0/8 is loopback on Linux). Otherwise none: the
+// kernel picks.
+func sourceAddrs(cfg Config) ([]netip.Addr, error) {
+	if len(cfg.SourceAddrs) > 0 {
+		return cfg.SourceAddrs, nil
+	}
+	if cfg.Meters <= portsPerSource {
+		return nil, nil
+	}
+	u, err := url.Parse(cfg.MQTTURL)
+	if err != nil {
+		return nil, fmt.Errorf("mqtt url: %w", err)
+	}
+	host := u.Hostname()
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		ips, lerr := net.LookupIP(host)
+		if lerr != nil || len(ips) == 0 {
+			return nil, nil
+		}
+		ip, _ = netip.AddrFromSlice(ips[0].To4())
+	}
+	if !ip.Is4() || !ip.IsLoopback() {
+		return nil, nil
+	}
+	n := (cfg.Meters + portsPerSource - 1) / portsPerSource
+	out := make([]netip.Addr, n)
+	for i := range out {
+		out[i] = netip.AddrFrom4([4]byte{127, 0, 0, byte(1 + i)})
+	}
+	return out, nil
+}
+
+// ParseSourceAddrs reads a comma-separated list of IP addresses.
+func ParseSourceAddrs(s string) ([]netip.Addr, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []netip.Addr
+	for _, f := range strings.Split(s, ",") {
+		a, err := netip.ParseAddr(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("source address %q: %v", f, err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
 
 // ReadCredentials reads a credentials file: one "<site>/<device_id>
 // <secret>" per line; blank lines and lines starting with '#' are skipped.

@@ -14,6 +14,7 @@ import (
 	_ "time/tzdata" // the replay file is in Europe/Paris; gateways may lack zoneinfo
 
 	"github.com/gridedge/gridedge/edge/agent"
+	"github.com/gridedge/gridedge/edge/clock"
 	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/shared/wire"
 )
@@ -171,12 +172,14 @@ type replaySensor struct {
 	hf    *HouseholdFile
 	index int
 	name  string
+	// at is the true time of a sample stamp (nil: its wall time).
+	at func(clock.Stamp) time.Time
 }
 
-func newReplaySensor(hf *HouseholdFile, channel string) (*replaySensor, error) {
+func newReplaySensor(hf *HouseholdFile, channel string, at func(clock.Stamp) time.Time) (*replaySensor, error) {
 	for i, c := range ReplayChannels {
 		if c == channel {
-			return &replaySensor{hf: hf, index: i, name: channel}, nil
+			return &replaySensor{hf: hf, index: i, name: channel, at: at}, nil
 		}
 	}
 	return nil, fmt.Errorf("replay profile has channels %v, not %q", ReplayChannels, channel)
@@ -187,7 +190,11 @@ func (s *replaySensor) Sense(ctx context.Context) ([]sensor.Value, error) {
 	if !ok {
 		return nil, errors.New("replay sensor needs the sample time")
 	}
-	row, ok := s.hf.At(time.Unix(0, st.WallNs))
+	t := time.Unix(0, st.WallNs)
+	if s.at != nil {
+		t = s.at(st)
+	}
+	row, ok := s.hf.At(t)
 	if !ok || math.IsNaN(row.Power[s.index]) {
 		return nil, nil // no row for this minute, or `?`: nothing to report
 	}

@@ -24,25 +24,53 @@ const DefaultTransitBound = 10 * time.Second
 // and batches without send times are left as the agent stamped them:
 // nothing relates their monotonic time to a known wall time.
 func Redate(b *wire.Batch, received time.Time, transit time.Duration) int {
-	if b.BootId == "" || b.BootId != b.SentBootId || b.SentMonoNs <= 0 {
+	rd := NewRedater(wire.BatchHeader{BootID: b.BootId, SentBootID: b.SentBootId, SentMonoNs: b.SentMonoNs}, received, transit)
+	if !rd.Active() {
 		return 0
 	}
-	recv := received.UnixNano()
-	bound := int64(transit)
 	n := 0
 	for _, r := range b.Readings {
-		if r.TimeQuality != wire.TimeQuality_TIME_QUALITY_ESTIMATED || r.MonoNs > b.SentMonoNs || r.MonoNs < 0 {
-			continue
+		if rd.Apply(r.TimeQuality, r.MonoNs, &r.WallNs, &r.TimeErrorNs) {
+			n++
 		}
-		if r.TimeErrorNs > 0 && r.TimeErrorNs <= bound {
-			continue // the agent's own bound is already as good
-		}
-		wall := recv - (b.SentMonoNs - r.MonoNs)
-		if wall < 0 {
-			continue // would predate the epoch: the inputs are inconsistent
-		}
-		r.WallNs, r.TimeErrorNs = wall, bound
-		n++
 	}
 	return n
+}
+
+// Redater applies Redate's rule to one batch's readings one at a time, for
+// callers that scan a batch (wire.ScanBatch) instead of decoding it.
+type Redater struct {
+	active         bool
+	recv, sentMono int64
+	bound          int64
+}
+
+// NewRedater prepares the rule for a batch with header h received at
+// received.
+func NewRedater(h wire.BatchHeader, received time.Time, transit time.Duration) Redater {
+	return Redater{
+		active:   h.BootID != "" && h.BootID == h.SentBootID && h.SentMonoNs > 0,
+		recv:     received.UnixNano(),
+		sentMono: h.SentMonoNs,
+		bound:    int64(transit),
+	}
+}
+
+// Active reports whether the batch can have readings to re-date at all.
+func (rd Redater) Active() bool { return rd.active }
+
+// Apply re-dates one reading in place and reports whether it did.
+func (rd Redater) Apply(q wire.TimeQuality, monoNs int64, wallNs, errNs *int64) bool {
+	if !rd.active || q != wire.TimeQuality_TIME_QUALITY_ESTIMATED || monoNs > rd.sentMono || monoNs < 0 {
+		return false
+	}
+	if *errNs > 0 && *errNs <= rd.bound {
+		return false // the agent's own bound is already as good
+	}
+	wall := rd.recv - (rd.sentMono - monoNs)
+	if wall < 0 {
+		return false // would predate the epoch: the inputs are inconsistent
+	}
+	*wallNs, *errNs = wall, rd.bound
+	return true
 }

@@ -36,7 +36,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		switch {
 		case err == nil:
 			for i := range recs {
-				if err := w.process(recs[i].Offset, recs[i].Value, false); err != nil {
+				if err := w.process(recs[i].Offset, recs[i].Key, recs[i].Value); err != nil {
 					return err
 				}
 				w.next = recs[i].Offset + 1
@@ -60,9 +60,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
-// process applies one record. replayHeld is set when a held record is
-// released.
-func (w *Worker) process(offset int64, value []byte, replayHeld bool) error {
+// process applies one record; key is its device (intake keys records by
+// the device of their topic, which a data batch must match).
+func (w *Worker) process(offset int64, key, value []byte) error {
 	w.c.Records++
 	rec, err := intake.DecodeRecord(value)
 	if err != nil {
@@ -74,20 +74,15 @@ func (w *Worker) process(offset int64, value []byte, replayHeld bool) error {
 	case intake.KindStatus:
 		return w.applyStatus(rec)
 	case intake.KindData:
-		b, err := wire.DecodeBatch(rec.Payload)
-		if err != nil {
-			w.c.Malformed++
-			w.log.Error("readings log batch skipped", "offset", offset, "err", err)
-			return nil
-		}
-		d := w.dev(b.DeviceId)
-		if err := w.loadInfo(b.DeviceId, d); err != nil {
+		device := w.intern(key)
+		d := w.dev(device)
+		if err := w.loadInfo(device, d); err != nil {
 			return err
 		}
-		if !replayHeld && w.hold(d, offset, rec) {
+		if w.hold(d, offset, rec) {
 			return nil
 		}
-		return w.applyBatch(offset, rec, b, d)
+		return w.applyBatch(offset, rec, device, d)
 	}
 	return nil
 }
@@ -131,11 +126,7 @@ func (w *Worker) release(force bool) error {
 		d.held = nil
 		w.heldCount -= len(held)
 		for _, h := range held {
-			b, err := wire.DecodeBatch(h.rec.Payload)
-			if err != nil {
-				continue
-			}
-			if err := w.applyBatch(h.offset, h.rec, b, d); err != nil {
+			if err := w.applyBatch(h.offset, h.rec, name, d); err != nil {
 				return err
 			}
 		}
@@ -164,32 +155,68 @@ func (w *Worker) applyStatus(rec intake.Record) error {
 	return nil
 }
 
-func (w *Worker) applyBatch(offset int64, rec intake.Record, b *wire.Batch, d *devState) error {
+// intern returns the worker's copy of a device or channel name, so names
+// read from records allocate once, not per reading.
+func (w *Worker) intern(b []byte) string {
+	if s, ok := w.names[string(b)]; ok {
+		return s
+	}
+	if len(w.names) >= maxNames {
+		clear(w.names) // a bound against hostile name churn; names re-intern
+	}
+	s := string(b)
+	w.names[s] = s
+	return s
+}
+
+// maxNames bounds the interned names of a worker.
+const maxNames = 1 << 20
+
+func (w *Worker) applyBatch(offset int64, rec intake.Record, device string, d *devState) error {
+	w.views = w.views[:0]
+	h, err := wire.ScanBatch(rec.Payload, func(r *wire.ReadingView) error {
+		w.views = append(w.views, *r)
+		return nil
+	})
+	if err == nil && h.DeviceID != device {
+		err = fmt.Errorf("batch of device %q under key %q", h.DeviceID, device)
+	}
+	if err != nil {
+		// Intake validated it: a record of another build, or damage.
+		w.c.Malformed++
+		w.log.Error("readings log batch skipped", "offset", offset, "err", err)
+		return nil
+	}
 	received := time.Unix(0, rec.ReceivedNs)
-	w.c.Redated += uint64(intake.Redate(b, received, w.cfg.Transit))
-	set := d.sets[b.SeqEpoch]
+	rd := intake.NewRedater(h, received, w.cfg.Transit)
+	set := d.sets[h.SeqEpoch]
 	if set == nil {
 		set = new(dedup.Set)
-		d.sets[b.SeqEpoch] = set
+		d.sets[h.SeqEpoch] = set
 	}
 	w.eng.Advance(rec.ReceivedNs)
 	w.readings = w.readings[:0]
 	var stored, dups uint64
-	for _, r := range b.Readings {
+	for i := range w.views {
+		r := &w.views[i]
 		if !set.Add(r.Seq) {
 			dups++
 			continue
 		}
+		if rd.Apply(r.TimeQuality, r.MonoNs, &r.WallNs, &r.TimeErrorNs) {
+			w.c.Redated++
+		}
 		stored++
-		w.readings = append(w.readings, window.Reading{Device: b.DeviceId, Channel: r.Channel, Quantity: r.Quantity,
-			TimeNs: r.WallNs, Value: r.Value, Quality: r.TimeQuality, SeqEpoch: b.SeqEpoch, Seq: r.Seq})
-		w.addRaw(b.DeviceId, b.SeqEpoch, r, rec.ReceivedNs, d)
+		channel := w.intern(r.Channel)
+		w.readings = append(w.readings, window.Reading{Device: device, Channel: channel, Quantity: r.Quantity,
+			TimeNs: r.WallNs, Value: r.Value, Quality: r.TimeQuality, SeqEpoch: h.SeqEpoch, Seq: r.Seq})
+		w.addRaw(device, channel, h.SeqEpoch, r, rec.ReceivedNs, d)
 	}
 	for i := range w.readings {
 		w.eng.Apply(&w.readings[i])
 	}
 	if stored > 0 {
-		d.setsDirty[b.SeqEpoch] = true
+		d.setsDirty[h.SeqEpoch] = true
 	}
 	// Readings below the pre-restart high-water mark were counted before.
 	if offset >= w.high || stored > 0 {
@@ -218,11 +245,11 @@ func (w *Worker) applyBatch(offset int64, rec intake.Record, b *wire.Batch, d *d
 
 // addRaw appends a new reading to its series' open block, sealing the block
 // when full or when the reading is too far in time from its first.
-func (w *Worker) addRaw(device string, epoch uint64, r *wire.Reading, receivedNs int64, d *devState) {
-	k := seriesKey{device, r.Channel, r.Quantity}
+func (w *Worker) addRaw(device, channel string, epoch uint64, r *wire.ReadingView, receivedNs int64, d *devState) {
+	k := seriesKey{device, channel, r.Quantity}
 	if !d.series[k] {
 		d.series[k] = true
-		d.info.Series = append(d.info.Series, store.SeriesID{Channel: r.Channel, Quantity: r.Quantity})
+		d.info.Series = append(d.info.Series, store.SeriesID{Channel: channel, Quantity: r.Quantity})
 	}
 	p := seriesblock.Point{TimeNs: r.WallNs, Value: r.Value, ErrNs: r.TimeErrorNs, Quality: int32(r.TimeQuality),
 		Epoch: epoch, Seq: r.Seq, ReceivedNs: receivedNs}

@@ -113,6 +113,8 @@ type Worker struct {
 	commits    uint64
 	heldCount  int
 	readings   []window.Reading
+	views      []wire.ReadingView
+	names      map[string]string
 	c          Stats // owned by Run
 	mu         sync.Mutex
 	stats      Stats // published copy of c
@@ -146,7 +148,7 @@ func New(cfg Config) (*Worker, error) {
 		cfg.Logger = slog.Default()
 	}
 	w := &Worker{cfg: cfg, log: cfg.Logger.With("partition", cfg.Partition),
-		devs: map[string]*devState{}, blocks: map[seriesKey]*openBlock{}}
+		devs: map[string]*devState{}, blocks: map[seriesKey]*openBlock{}, names: map[string]string{}}
 	st, err := cfg.Store.LoadPartition(cfg.Partition, func(device string, epoch uint64, b []byte) error {
 		s := new(dedup.Set)
 		if err := s.Decode(b); err != nil {

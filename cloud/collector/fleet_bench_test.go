@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +26,7 @@ var (
 	fleetDevices  = flag.Int("fleet.devices", 50_000, "BenchmarkFleet: devices")
 	fleetReadings = flag.Int("fleet.readings", 2_000, "BenchmarkFleet: readings per device (4 channels at 1 Hz)")
 	fleetIdle     = flag.Duration("fleet.idle", 10*time.Second, "BenchmarkFleet: idle period measured")
+	fleetHeap     = flag.String("fleet.heap", "", "BenchmarkFleet: write a heap profile of the idle collector to this file")
 )
 
 // procStat reads this process's CPU time, bytes written to storage and
@@ -137,6 +139,16 @@ func BenchmarkFleet(b *testing.B) {
 		runtime.GC()
 		debug.FreeOSMemory()
 		_, _, rss := procStat(b)
+		if *fleetHeap != "" {
+			f, err := os.Create(*fleetHeap)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := pprof.WriteHeapProfile(f); err != nil {
+				b.Fatal(err)
+			}
+			f.Close()
+		}
 		b.ReportMetric(100*(cpu1-cpu0).Seconds()/fleetIdle.Seconds(), "idle-%core")
 		b.ReportMetric(float64(w1-w0)/fleetIdle.Seconds(), "idle-written-B/s")
 		b.ReportMetric(float64(rss)/(1<<20), "RSS-MiB")

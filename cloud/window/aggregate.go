@@ -25,7 +25,7 @@ func (e *Engine) add(si int32, joinCol int8, r *Reading, had bool, prevMax int64
 		w.add(p, r, s.needPts)
 		if !w.dirty {
 			w.dirty = true
-			e.dps[s.dp].dirtyOpen = true
+			e.setDirtyOpen(s.dp)
 		}
 		return
 	}
@@ -51,7 +51,7 @@ func (e *Engine) add(si int32, joinCol int8, r *Reading, had bool, prevMax int64
 			continue
 		}
 		w.dirty = true
-		e.dps[s.dp].dirtyOpen = true
+		e.setDirtyOpen(s.dp)
 		if p.spec.Window.Kind != Sliding {
 			s.cur = w
 		}

@@ -359,7 +359,10 @@ func (e *Engine) restoreDevice(data []byte) error {
 	}
 	for _, dpi := range d.dps {
 		dp := &e.dps[dpi]
-		dp.nextEvent, dp.dirtyOpen = r.i(), r.t()
+		dp.nextEvent = r.i()
+		if r.t() {
+			e.setDirtyOpen(dpi)
+		}
 		nd := r.n(4)
 		for range nd {
 			if dp.derived == nil {

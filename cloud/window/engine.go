@@ -56,6 +56,9 @@ type Engine struct {
 	// until TakeOutput, so a backlog re-fires each window once.
 	pending     []pendingRefire
 	pendingSess []int32
+	// idleCand lists the device-pipelines with dirtyOpen set (idleSpare is
+	// the other buffer Advance swaps with).
+	idleCand, idleSpare []int32
 	// dirtyDevs lists the devices changed since the last TakeDelta.
 	dirtyDevs []int32
 	stats     Stats

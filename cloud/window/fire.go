@@ -138,6 +138,15 @@ func (e *Engine) advance(dpi int32, wm int64) {
 	}
 }
 
+// setDirtyOpen records that a device-pipeline has windows changed since
+// their last emission, making it a candidate for provisional results.
+func (e *Engine) setDirtyOpen(dpi int32) {
+	if dp := &e.dps[dpi]; !dp.dirtyOpen {
+		dp.dirtyOpen = true
+		e.idleCand = append(e.idleCand, dpi)
+	}
+}
+
 // Advance moves the processing-time clock to nowNs (it never goes back) and
 // emits provisional results for open windows of devices silent for longer
 // than their pipeline's idle timeout.
@@ -150,16 +159,24 @@ func (e *Engine) Advance(nowNs int64) {
 		return
 	}
 	e.nextIdleScan = e.now + max(e.minIdle/16, 1)
-	for dpi := range e.dps {
+	// Only device-pipelines with windows changed since their last emission
+	// are candidates: an idle fleet whose windows all fired costs nothing.
+	cand := e.idleCand
+	e.idleCand = e.idleSpare[:0]
+	for _, dpi := range cand {
 		dp := &e.dps[dpi]
 		p := e.pipes[dp.pipe]
-		if !dp.dirtyOpen || p.idle <= 0 || e.now-e.devs[dp.dev].lastSeen < p.idle {
+		if !dp.dirtyOpen {
+			continue
+		}
+		if p.idle <= 0 || e.now-e.devs[dp.dev].lastSeen < p.idle {
+			e.idleCand = append(e.idleCand, dpi)
 			continue
 		}
 		dp.dirtyOpen = false
 		e.markDirty(dp.dev)
 		if p.spec.Window.Kind == Session {
-			e.provisionalSessions(int32(dpi), p)
+			e.provisionalSessions(dpi, p)
 			continue
 		}
 		e.fired = e.fired[:0]
@@ -175,10 +192,11 @@ func (e *Engine) Advance(nowNs int64) {
 		if len(p.derived) > 0 {
 			slices.Sort(e.fired)
 			for _, start := range slices.Compact(e.fired) {
-				e.derive(int32(dpi), start, true)
+				e.derive(dpi, start, true)
 			}
 		}
 	}
+	e.idleSpare = cand[:0]
 }
 
 // derive recomputes the derived series of a device-pipeline for the window

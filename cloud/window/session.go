@@ -70,8 +70,8 @@ func (e *Engine) addSession(si int32, p *pipe, col int8, r *Reading, wm int64) {
 		ss.unsorted = true
 	}
 	ss.pts = append(ss.pts, jp)
+	e.setDirtyOpen(s.dp)
 	dp := &e.dps[s.dp]
-	dp.dirtyOpen = true
 	dp.nextEvent = min(dp.nextEvent, rt+gap)
 	if ss.pending {
 		return

@@ -7,15 +7,20 @@ import (
 	"github.com/gridedge/gridedge/cloud/store"
 )
 
-// evictAfter is how many commits an open block stays in memory without a
-// new reading; it is saved already, so dropping it only starts a new block
-// for the series' next reading.
-const evictAfter = 30
+// evictAfter is how many commit intervals an open block stays in memory
+// without a new reading; it is saved already, so dropping it only starts a
+// new block for the series' next reading. Eviction runs every evictEvery
+// intervals.
+const (
+	evictAfter = 30
+	evictEvery = 10
+)
 
 // commit stores everything produced since the last commit with the offset
 // to resume from, in one synced batch. It writes nothing when nothing
 // changed.
 func (w *Worker) commit() error {
+	w.cycles++
 	w.eng.Advance(w.cfg.Now().UnixNano())
 	out := w.eng.TakeOutput()
 	w.pending.Results = append(w.pending.Results, out.Results...)
@@ -115,8 +120,11 @@ func (w *Worker) putBlock(b *store.Batch, k seriesKey, ob *openBlock) {
 // evict drops saved open blocks of series without a recent reading, so
 // memory follows the active series, not every series ever seen.
 func (w *Worker) evict() {
+	if w.cycles%evictEvery != 0 {
+		return
+	}
 	for k, ob := range w.blocks {
-		if !ob.dirty && w.commits-ob.lastUse > evictAfter {
+		if !ob.dirty && w.cycles-ob.lastUse > evictAfter {
 			delete(w.blocks, k)
 		}
 	}

@@ -269,5 +269,5 @@ func (w *Worker) addRaw(device, channel string, epoch uint64, r *wire.ReadingVie
 		w.blocks[k] = ob
 	}
 	_ = ob.enc.Append(p) // never full: sealed at BlockPoints < seriesblock.MaxPoints
-	ob.dirty, ob.lastUse = true, w.commits
+	ob.dirty, ob.lastUse = true, w.cycles
 }

@@ -70,7 +70,7 @@ type openBlock struct {
 	enc     seriesblock.Encoder
 	first   seriesblock.Point
 	dirty   bool
-	lastUse uint64 // commit number of the last reading appended
+	lastUse uint64 // commit interval (cycles) of the last reading appended
 }
 
 // sealedBlock is a full block not yet saved.
@@ -111,6 +111,7 @@ type Worker struct {
 	pending    window.Output
 	dirtyAny   bool
 	commits    uint64
+	cycles     uint64 // commit intervals, with or without a write
 	heldCount  int
 	readings   []window.Reading
 	views      []wire.ReadingView

@@ -21,10 +21,10 @@ import (
 	"github.com/gridedge/gridedge/edge/clock"
 	"github.com/gridedge/gridedge/edge/config"
 	"github.com/gridedge/gridedge/edge/sdnotify"
-	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/edge/sim"
 	"github.com/gridedge/gridedge/hardware/host"
 	hwregistry "github.com/gridedge/gridedge/hardware/registry"
+	"github.com/gridedge/gridedge/hardware/sensor"
 )
 
 // version is set at build time: -ldflags "-X main.version=v1.2.3".

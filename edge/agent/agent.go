@@ -17,7 +17,7 @@ import (
 	"github.com/gridedge/gridedge/edge/clock"
 	"github.com/gridedge/gridedge/edge/config"
 	"github.com/gridedge/gridedge/edge/publish"
-	"github.com/gridedge/gridedge/edge/sensor"
+	"github.com/gridedge/gridedge/hardware/sensor"
 	"github.com/gridedge/gridedge/shared/wire"
 )
 

@@ -17,8 +17,8 @@ import (
 
 	"github.com/gridedge/gridedge/edge/clock"
 	"github.com/gridedge/gridedge/edge/config"
-	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/edge/status"
+	"github.com/gridedge/gridedge/hardware/sensor"
 	"github.com/gridedge/gridedge/shared/mqtttest"
 	"github.com/gridedge/gridedge/shared/topic"
 	"github.com/gridedge/gridedge/shared/wire"

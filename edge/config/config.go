@@ -15,7 +15,7 @@ import (
 
 	"github.com/gridedge/gridedge/edge/buffer"
 	"github.com/gridedge/gridedge/edge/publish"
-	"github.com/gridedge/gridedge/edge/sensor"
+	"github.com/gridedge/gridedge/hardware/sensor"
 	"github.com/gridedge/gridedge/shared/topic"
 	"github.com/gridedge/gridedge/shared/wire"
 )

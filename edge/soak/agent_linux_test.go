@@ -20,8 +20,8 @@ import (
 	"github.com/gridedge/gridedge/edge/agent"
 	"github.com/gridedge/gridedge/edge/buffer"
 	"github.com/gridedge/gridedge/edge/config"
-	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/edge/status"
+	"github.com/gridedge/gridedge/hardware/sensor"
 	"github.com/gridedge/gridedge/shared/mqtttest"
 	"github.com/gridedge/gridedge/shared/wire"
 )

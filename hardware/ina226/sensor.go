@@ -6,9 +6,9 @@ import (
 
 	"periph.io/x/conn/v3/physic"
 
-	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/hardware/internal/drv"
 	"github.com/gridedge/gridedge/hardware/internal/shunt"
+	"github.com/gridedge/gridedge/hardware/sensor"
 	"github.com/gridedge/gridedge/shared/wire"
 )
 

@@ -10,10 +10,10 @@ import (
 
 	"periph.io/x/conn/v3/i2c"
 
-	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/hardware/ds3231"
 	"github.com/gridedge/gridedge/hardware/ina226"
 	"github.com/gridedge/gridedge/hardware/modbus"
+	"github.com/gridedge/gridedge/hardware/sensor"
 )
 
 // Options say where to look.

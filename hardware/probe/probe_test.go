@@ -14,8 +14,8 @@ import (
 	"periph.io/x/conn/v3/i2c"
 	"periph.io/x/conn/v3/physic"
 
-	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/hardware/modbus"
+	"github.com/gridedge/gridedge/hardware/sensor"
 )
 
 // fakeI2C is a bus with register-file devices; other addresses NACK.

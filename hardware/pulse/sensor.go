@@ -12,9 +12,9 @@ import (
 
 	"periph.io/x/conn/v3/gpio"
 
-	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/hardware/internal/drv"
 	"github.com/gridedge/gridedge/hardware/internal/state"
+	"github.com/gridedge/gridedge/hardware/sensor"
 	"github.com/gridedge/gridedge/shared/wire"
 )
 

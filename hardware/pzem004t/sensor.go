@@ -7,9 +7,9 @@ import (
 
 	"periph.io/x/conn/v3/physic"
 
-	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/hardware/internal/drv"
 	"github.com/gridedge/gridedge/hardware/modbus"
+	"github.com/gridedge/gridedge/hardware/sensor"
 	"github.com/gridedge/gridedge/shared/wire"
 )
 

@@ -9,7 +9,7 @@ import (
 	"periph.io/x/conn/v3/i2c"
 	"periph.io/x/conn/v3/i2c/i2ctest"
 
-	"github.com/gridedge/gridedge/edge/sensor"
+	"github.com/gridedge/gridedge/hardware/sensor"
 )
 
 func TestRegister(t *testing.T) {

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/hardware/internal/drv"
 	"github.com/gridedge/gridedge/hardware/modbus"
+	"github.com/gridedge/gridedge/hardware/sensor"
 	"github.com/gridedge/gridedge/shared/wire"
 )
 

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/hardware/modbus"
+	"github.com/gridedge/gridedge/hardware/sensor"
 )
 
 // SerialOptions are the line options every Modbus meter channel has; driver

@@ -21,7 +21,7 @@ import (
 	"github.com/gridedge/gridedge/edge/clock"
 	"github.com/gridedge/gridedge/edge/config"
 	"github.com/gridedge/gridedge/edge/sdnotify"
-	"github.com/gridedge/gridedge/edge/sim"
+	"github.com/gridedge/gridedge/edge/sim/household"
 	"github.com/gridedge/gridedge/hardware/host"
 	hwregistry "github.com/gridedge/gridedge/hardware/registry"
 	"github.com/gridedge/gridedge/hardware/sensor"
@@ -152,7 +152,7 @@ func checkConfig(cfg config.Config, path string, stdout, stderr io.Writer) int {
 func registry() *sensor.Registry {
 	r := sensor.NewRegistry()
 	hwregistry.Register(r)
-	r.Register(sim.HouseholdDriver())
+	r.Register(household.Driver())
 	return r
 }
 

@@ -162,9 +162,22 @@ func Load(path string) (Config, error) {
 	}
 	cfg, err := Parse(data)
 	if err != nil {
-		return Config{}, fmt.Errorf("config %s: %w", path, err)
+		return Config{}, eachLine("config "+path, err)
 	}
 	return cfg, nil
+}
+
+// eachLine prefixes every problem in err (one per line) with prefix, so
+// each line stands alone in a log.
+func eachLine(prefix string, err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var errs []error
+		for _, e := range j.Unwrap() {
+			errs = append(errs, eachLine(prefix, e))
+		}
+		return errors.Join(errs...)
+	}
+	return fmt.Errorf("%s: %w", prefix, err)
 }
 
 // Placeholder marks the values of the shipped configuration that the

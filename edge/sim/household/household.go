@@ -260,17 +260,34 @@ func Driver() sensor.Driver {
 		Name:    "sim-household",
 		Summary: "simulated household meter (channels mains, sub1..sub3); options: meter, seed",
 		New: func(cfg sensor.Config, _ sensor.Env) (sensor.Sensor, error) {
-			var o struct {
-				Meter int   `yaml:"meter"`
-				Seed  int64 `yaml:"seed"`
-			}
-			if err := cfg.DecodeOptions(&o); err != nil {
+			m, err := parse(cfg)
+			if err != nil {
 				return nil, err
 			}
-			if o.Seed == 0 {
-				o.Seed = 1
-			}
-			return NewSensor(New(o.Seed, o.Meter), cfg.Channel, nil)
+			return NewSensor(m, cfg.Channel, nil)
+		},
+		Check: func(cfg sensor.Config) error {
+			_, err := parse(cfg)
+			return err
 		},
 	}
+}
+
+// parse decodes the options and checks the channel name.
+func parse(cfg sensor.Config) (Model, error) {
+	var o struct {
+		Meter int   `yaml:"meter"`
+		Seed  int64 `yaml:"seed"`
+	}
+	if err := cfg.DecodeOptions(&o); err != nil {
+		return Model{}, err
+	}
+	if o.Seed == 0 {
+		o.Seed = 1
+	}
+	m := New(o.Seed, o.Meter)
+	if _, err := NewSensor(m, cfg.Channel, nil); err != nil {
+		return Model{}, fmt.Errorf("name: %w", err)
+	}
+	return m, nil
 }

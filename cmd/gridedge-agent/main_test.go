@@ -190,3 +190,23 @@ channels: [{name: a, driver: ina219}]
 		t.Fatalf("stderr:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// With nothing to scan (no I²C bus, no serial port) probe says so and exits
+// non-zero instead of printing nothing.
+func TestProbeReportsNothingFound(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"probe", "-i2c", ""}, &out, &errOut); code != 1 {
+		t.Fatalf("exit %d, want 1; stdout %s", code, out.String())
+	}
+	for _, want := range []string{
+		"serial: none probed (give -serial /dev/ttyUSB0 to look for Modbus meters)\n",
+		"probe: scanned no I²C buses and no serial ports: 0 device(s) found\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out.String())
+		}
+	}
+	if got := errOut.String(); got != "probe: no device found\n" {
+		t.Errorf("stderr = %q", got)
+	}
+}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"io"
 	"net/http"
 	"os"
@@ -131,5 +133,36 @@ func TestBinaryServesAndStopsOnSIGTERM(t *testing.T) {
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+}
+
+// A bad flag is reported once, on one line, without the usage text.
+func TestBadFlagPrintedOnce(t *testing.T) {
+	if os.Getenv(mainArgsEnv) != "" {
+		t.Skip("child")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMainProcess$")
+	cmd.Env = append(os.Environ(), mainArgsEnv+"=-mqtt-ulr tcp://x:1")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Fatalf("err = %v, want exit 2", err)
+	}
+	want := "gridedge-collector: flag provided but not defined: -mqtt-ulr (gridedge-collector -h lists the flags)\n"
+	if stderr.String() != want {
+		t.Fatalf("stderr:\n%s\nwant:\n%s", stderr.String(), want)
+	}
+}
+
+func TestHelpPrintsUsage(t *testing.T) {
+	var out strings.Builder
+	_, _, err := parseFlags([]string{"-h"}, &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("err = %v, want flag.ErrHelp", err)
+	}
+	if !strings.HasPrefix(out.String(), "Usage: gridedge-collector [flags]") || !strings.Contains(out.String(), "-mqtt-url") {
+		t.Fatalf("usage:\n%s", out.String())
 	}
 }

@@ -42,11 +42,13 @@ demo: build ## collector + embedded broker + 20 simulated meters; API on http://
 	    $$(for i in $$(seq 1 20); do printf 'sim/sim-%04d ' $$i; done); }
 	@echo "gridedge demo: dashboard and API on http://$(DEMO_HTTP)/  (Ctrl-C stops)"
 	@echo "  try: curl -s 'http://$(DEMO_HTTP)/api/v1/devices' ; curl -s 'http://$(DEMO_HTTP)/api/v1/windows?device=sim-0001&channel=mains&size=1m'"
-	@trap 'kill 0' INT TERM EXIT; \
-	$(BIN)/gridedge-collector -embedded-broker $(DEMO_MQTT) -mqtt-url tcp://$(DEMO_MQTT) -http-addr $(DEMO_HTTP) -data-dir $(DEMO_DIR)/collector & \
+	@$(BIN)/gridedge-collector -embedded-broker $(DEMO_MQTT) -mqtt-url tcp://$(DEMO_MQTT) -http-addr $(DEMO_HTTP) -data-dir $(DEMO_DIR)/collector & collector=$$!; \
+	sim=; \
+	stop() { trap - INT TERM; kill -TERM $$sim $$collector 2>/dev/null; wait; echo "gridedge demo: stopped"; exit 0; }; \
+	trap stop INT TERM; \
 	sleep 2; \
-	$(BIN)/gridedge-sim -mqtt-url tcp://$(DEMO_MQTT) -credentials $(DEMO_CREDS) -meters 20 -speed 60 -duration 24h -data-dir $(DEMO_DIR)/sim & \
-	wait
+	$(BIN)/gridedge-sim -mqtt-url tcp://$(DEMO_MQTT) -credentials $(DEMO_CREDS) -meters 20 -speed 60 -duration 24h -data-dir $(DEMO_DIR)/sim & sim=$$!; \
+	wait $$collector; status=$$?; kill -TERM $$sim 2>/dev/null; wait; exit $$status
 
 deps: ## install test dependencies (Mosquitto, qemu-user-static) when missing
 	@bash .ci/install-deps

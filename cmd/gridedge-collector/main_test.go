@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gridedge/gridedge/shared/poll"
 )
 
 func TestFlagsOverrideFile(t *testing.T) {
@@ -104,30 +106,18 @@ func TestBinaryServesAndStopsOnSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	var addr string
-	deadline := time.Now().Add(60 * time.Second)
-	for addr == "" {
-		if b, err := os.ReadFile(addrFile); err == nil {
-			addr = strings.TrimSpace(string(b))
-		} else if time.Now().After(deadline) {
-			t.Fatal("no address file")
-		} else {
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	for {
+	addr := poll.For(t, 60*time.Second, "the address file", func() (string, error) {
+		b, err := os.ReadFile(addrFile)
+		return strings.TrimSpace(string(b)), err
+	}, func(a string) bool { return a != "" })
+	poll.For(t, 60*time.Second, "/healthz to answer 200", func() (int, error) {
 		resp, err := http.Get("http://" + addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
+		if err != nil {
+			return 0, err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not healthy: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}, func(code int) bool { return code == http.StatusOK })
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

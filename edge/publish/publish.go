@@ -49,17 +49,21 @@ type Config struct {
 
 // Stats are the publisher's counters.
 type Stats struct {
-	Connected     bool
-	Connects      uint64 // successful connections
-	Batches       uint64 // batches published (first sends and resends)
-	Sent          uint64 // readings published for the first time
-	Resent        uint64 // readings published again after an ack timeout
-	Acked         uint64 // readings deleted from the buffer on an ack
-	Acks          uint64 // ack messages accepted
-	BadAcks       uint64 // ack messages rejected (malformed, wrong device)
-	PublishErrors uint64 // publishes that failed or timed out
-	BacklogSent   uint64 // readings first sent as backlog replay (a subset of Sent)
-	InFlight      int    // batches sent and not yet fully acked
+	Connected bool
+	Connects  uint64 // successful connections
+	// ConnectFailures counts connection attempts that failed (refused,
+	// TLS handshake or authentication failed, timed out, ack subscription
+	// refused).
+	ConnectFailures uint64
+	Batches         uint64 // batches published (first sends and resends)
+	Sent            uint64 // readings published for the first time
+	Resent          uint64 // readings published again after an ack timeout
+	Acked           uint64 // readings deleted from the buffer on an ack
+	Acks            uint64 // ack messages accepted
+	BadAcks         uint64 // ack messages rejected (malformed, wrong device)
+	PublishErrors   uint64 // publishes that failed or timed out
+	BacklogSent     uint64 // readings first sent as backlog replay (a subset of Sent)
+	InFlight        int    // batches sent and not yet fully acked
 }
 
 // Option adjusts a Publisher.
@@ -119,6 +123,7 @@ type Publisher struct {
 
 	connected     atomic.Bool
 	connects      atomic.Uint64
+	connectFails  atomic.Uint64
 	batches       atomic.Uint64
 	sent          atomic.Uint64
 	resent        atomic.Uint64
@@ -218,7 +223,7 @@ func (p *Publisher) Heartbeat() time.Time {
 // Stats returns the counters.
 func (p *Publisher) Stats() Stats {
 	return Stats{
-		Connected: p.connected.Load(), Connects: p.connects.Load(), Batches: p.batches.Load(),
+		Connected: p.connected.Load(), Connects: p.connects.Load(), ConnectFailures: p.connectFails.Load(), Batches: p.batches.Load(),
 		Sent: p.sent.Load(), Resent: p.resent.Load(), Acked: p.acked.Load(), Acks: p.ackCount.Load(),
 		BadAcks: p.badAcks.Load(), PublishErrors: p.publishErrors.Load(), InFlight: int(p.inFlightN.Load()),
 		BacklogSent: p.backlogSent.Load(),
@@ -387,6 +392,7 @@ func (p *Publisher) connectLoop(ctx context.Context, client mqtt.Client) {
 		done, err := wait(ctx, client.Connect(), p.o.connectTimeout+time.Second)
 		if !done || err != nil {
 			if ctx.Err() == nil {
+				p.connectFails.Add(1)
 				p.log.Warn("connect failed", "url", p.cfg.URL, "err", err, "retry_in_max", backoff)
 			}
 			client.Disconnect(0)
@@ -397,6 +403,9 @@ func (p *Publisher) connectLoop(ctx context.Context, client mqtt.Client) {
 		}
 		done, err = wait(ctx, client.Subscribe(p.ackTopic, 1, p.onAckMessage), p.o.connectTimeout)
 		if !done || err != nil {
+			if ctx.Err() == nil {
+				p.connectFails.Add(1)
+			}
 			p.log.Warn("subscribe to acks failed", "topic", p.ackTopic, "err", err)
 			client.Disconnect(0)
 			if !sleep() {

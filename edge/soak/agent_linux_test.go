@@ -23,6 +23,7 @@ import (
 	"github.com/gridedge/gridedge/edge/status"
 	"github.com/gridedge/gridedge/hardware/sensor"
 	"github.com/gridedge/gridedge/shared/mqtttest"
+	"github.com/gridedge/gridedge/shared/poll"
 	"github.com/gridedge/gridedge/shared/wire"
 )
 
@@ -274,17 +275,7 @@ func readProc(pid int) (procStats, error) {
 // waitStatus polls status.json until ok accepts it.
 func waitStatus(b *testing.B, dir string, within time.Duration, ok func(status.Snapshot) bool) status.Snapshot {
 	b.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		s, err := status.Read(dir)
-		if err == nil && ok(s) {
-			return s
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("agent status did not reach the expected state within %v: last %+v (err %v)", within, s, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	return poll.For(b, within, "the agent's status", func() (status.Snapshot, error) { return status.Read(dir) }, ok)
 }
 
 // BenchmarkAgentFootprint runs the agent with 8 channels at 1 Hz for

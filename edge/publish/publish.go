@@ -134,6 +134,7 @@ type Publisher struct {
 	inFlightN     atomic.Int64
 	backlogSent   atomic.Uint64
 	heartbeat     atomic.Int64 // unix ns of the send loop's last round
+	idle          atomic.Bool  // the send loop is waiting for work
 
 	runOnce sync.Once
 }
@@ -211,13 +212,19 @@ func (p *Publisher) Notify() {
 	}
 }
 
-// Heartbeat is when the send loop last went round (zero before Run). The
-// loop wakes at least every second, so an old heartbeat means it is stuck.
+// Heartbeat is when the send loop last went round (zero before Run), or
+// the present while it is idle, waiting for readings, acks or a deadline:
+// the loop sleeps as long as it has nothing to do, so only an old
+// heartbeat of a loop that is not waiting means it is stuck (in a publish).
 func (p *Publisher) Heartbeat() time.Time {
-	if ns := p.heartbeat.Load(); ns != 0 {
-		return time.Unix(0, ns)
+	ns := p.heartbeat.Load()
+	if ns == 0 {
+		return time.Time{}
 	}
-	return time.Time{}
+	if p.idle.Load() {
+		return time.Now()
+	}
+	return time.Unix(0, ns)
 }
 
 // Stats returns the counters.
@@ -497,20 +504,34 @@ func (s *sender) backlogFlights() int {
 	return n
 }
 
+// sendLoop sends, resends and applies acks. It sleeps until there is
+// something to do: a Notify (new readings, a new connection), an ack, the
+// earliest ack deadline of a batch in flight, or the next round of a
+// backlog replay. An idle agent's publisher does not wake.
 func (p *Publisher) sendLoop(ctx context.Context, client mqtt.Client) {
 	s := &sender{}
-	tick := time.NewTicker(min(p.cfg.AckTimeout/4, time.Second))
-	defer tick.Stop()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
 	for {
 		p.heartbeat.Store(time.Now().UnixNano())
+		var deadline <-chan time.Time
+		if d, ok := p.nextDeadline(s); ok {
+			timer.Reset(d)
+			deadline = timer.C
+		}
+		p.idle.Store(true)
 		select {
 		case <-ctx.Done():
+			p.idle.Store(false)
 			return
 		case ack := <-p.acks:
 			p.applyAck(s, ack)
 		case <-p.wake:
-		case <-tick.C:
+		case <-deadline:
 		}
+		p.idle.Store(false)
+		timer.Stop()
 		// Apply every queued ack before deciding what to send.
 		for drained := false; !drained; {
 			select {
@@ -530,6 +551,36 @@ func (p *Publisher) sendLoop(ctx context.Context, client mqtt.Client) {
 		p.sendNew(ctx, client, s)
 		p.inFlightN.Store(int64(len(s.flights)))
 	}
+}
+
+// nextDeadline is how long the send loop may sleep before it has work
+// nobody will wake it for: the earliest ack deadline of a batch in flight,
+// or the next round of a backlog replay. ok is false when it can sleep
+// until woken (nothing in flight, or not connected: the connection's
+// Notify wakes it).
+func (p *Publisher) nextDeadline(s *sender) (d time.Duration, ok bool) {
+	if !p.connected.Load() {
+		return 0, false
+	}
+	// The cadence of a backlog replay, and the retry interval of a resend
+	// that failed (its deadline has passed).
+	round := min(p.cfg.AckTimeout/4, time.Second)
+	if s.split != 0 {
+		return round, true
+	}
+	if len(s.flights) == 0 {
+		return 0, false
+	}
+	earliest := s.flights[0].sentAt
+	for _, f := range s.flights[1:] {
+		if f.sentAt.Before(earliest) {
+			earliest = f.sentAt
+		}
+	}
+	if d = time.Until(earliest.Add(p.cfg.AckTimeout)); d <= 0 {
+		d = round
+	}
+	return d, true
 }
 
 func (p *Publisher) applyAck(s *sender, ack *wire.Ack) {

@@ -75,11 +75,18 @@ func TestEveryYAMLFileParses(t *testing.T) {
 	}
 }
 
-func TestKubernetesManifests(t *testing.T) {
+// k8sManifests are the Kubernetes manifests (kustomization.yaml aside).
+func k8sManifests(t *testing.T) []string {
+	t.Helper()
 	paths, err := filepath.Glob("k8s/*.yaml")
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("no manifests: %v", err)
 	}
+	return slices.DeleteFunc(paths, func(p string) bool { return filepath.Base(p) == "kustomization.yaml" })
+}
+
+func TestKubernetesManifests(t *testing.T) {
+	paths := k8sManifests(t)
 	kinds := map[string]bool{}
 	for _, p := range paths {
 		for i, doc := range documents(t, p) {

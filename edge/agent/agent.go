@@ -114,6 +114,9 @@ type Agent struct {
 	// groups are the channels by schedule (interval), in configuration order.
 	groups []*group
 
+	// oldestSeq is the sequence number of the oldest buffered reading last
+	// seen (oldestUnsent starts its search there).
+	oldestSeq      atomic.Uint64
 	generated      atomic.Uint64
 	senseErrors    atomic.Uint64
 	appendErrors   atomic.Uint64
@@ -367,7 +370,7 @@ func (a *Agent) statusMessage() *wire.Status {
 		BufferedReadings: uint64(max(bs.Len, 0)), DroppedReadings: bs.Dropped, SummarisedReadings: bs.Summarised,
 		TimeZone: a.cfg.TimeZone, ChannelErrors: map[string]uint64{},
 	}
-	if rec, ok, err := a.buf.Oldest(); err == nil && ok {
+	if rec, ok, err := a.oldestUnsent(); err == nil && ok {
 		st.OldestUnsentWallNs = rec.Reading.WallNs
 	}
 	for _, ch := range a.channels {

@@ -141,3 +141,45 @@ func TestAHungSensorDoesNotHoldBackItsSchedule(t *testing.T) {
 	close(gate)
 	poll.Until(t, 30*time.Second, "a slow reading once released", func() bool { mu.Lock(); defer mu.Unlock(); return count["slow"] >= 1 })
 }
+
+// oldestUnsent follows the buffer's oldest reading as readings are acked
+// (deleted), starting each search where the previous one ended.
+func TestOldestUnsentFollowsDeletes(t *testing.T) {
+	cfg := groupConfig(t, "tcp://127.0.0.1:1", "  - {name: a, driver: fake}\n")
+	a, err := New(cfg, WithRegistry(registry()), WithClock(fixedClock{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if _, ok, err := a.oldestUnsent(); ok || err != nil {
+		t.Fatalf("empty buffer: ok %v, err %v", ok, err)
+	}
+	var rs []*wire.Reading
+	for i := range 5 {
+		rs = append(rs, &wire.Reading{Channel: "a", Quantity: wire.Quantity_QUANTITY_ACTIVE_POWER, Value: float64(i), WallNs: int64(i + 1), TimeQuality: wire.TimeQuality_TIME_QUALITY_SYNCED})
+	}
+	if err := a.buf.Append("boot-1", rs...); err != nil {
+		t.Fatal(err)
+	}
+	epoch := a.buf.SeqEpoch()
+	for _, step := range []struct {
+		del  []*wire.SeqRange
+		want int64 // WallNs of the oldest, 0 = none
+	}{
+		{nil, 1},
+		{[]*wire.SeqRange{{First: 1, Last: 2}}, 3},
+		{[]*wire.SeqRange{{First: 4, Last: 4}}, 3}, // a gap after the oldest
+		{[]*wire.SeqRange{{First: 3, Last: 3}}, 5},
+		{[]*wire.SeqRange{{First: 5, Last: 5}}, 0},
+	} {
+		if len(step.del) > 0 {
+			if _, err := a.buf.Delete(epoch, step.del...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rec, ok, err := a.oldestUnsent()
+		if err != nil || ok != (step.want != 0) || (ok && rec.Reading.WallNs != step.want) {
+			t.Fatalf("after deleting %v: oldest %v (ok %v, err %v), want wall %d", step.del, rec.Reading, ok, err, step.want)
+		}
+	}
+}

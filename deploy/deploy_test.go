@@ -174,7 +174,7 @@ func TestAgentConfigIsValid(t *testing.T) {
 		}
 		fields = append(fields, field)
 	}
-	if got, want := strings.Join(fields, " "), "device_id site mqtt.client_id mqtt.username mqtt.password"; got != want {
+	if got, want := strings.Join(fields, " "), "device_id site mqtt.username mqtt.password"; got != want {
 		t.Errorf("placeholders reported in %s, want %s", got, want)
 	}
 	filled := strings.ReplaceAll(string(data), config.Placeholder, "gw-0001")

@@ -150,7 +150,7 @@ buffer: {dir: /tmp/b}
 			`channels[1].options.edge: must be falling or rising, got "up"`,
 		}},
 		{"simulated channel", `channels: [{name: kitchen, driver: sim-household}]`, []string{
-			`channels[0].name: the household profile has channels mains, sub1, sub2, sub3, not "kitchen"`,
+			`channels[0].name: household profile has channels mains, sub1, sub2, sub3 and kettle, oven, washer, fridge, water_heater, not "kitchen"`,
 		}},
 	}
 	for _, tc := range cases {

@@ -74,7 +74,7 @@ func scanSeeds(t testing.TB) [][]byte {
 		bad(func(b *Batch) { b.Readings[0].Value = math.NaN() }),
 		bad(func(b *Batch) { b.Readings[0].TimeQuality = 0 }),
 		bad(func(b *Batch) { b.Readings[0].TimeErrorNs = -1 }),
-		append(bad(func(*Batch) {}), 0x08, 0x02), // schema_version 2 after the readings
+		append(bad(func(*Batch) {}), 0x08, 0x02),      // schema_version 2 after the readings
 		append(bad(func(*Batch) {}), 0x12, 0x01, 'z'), // device_id replaced after the readings
 		append(bad(func(*Batch) {}), 0x10, 0x01),      // device_id with a varint: an unknown field
 	}

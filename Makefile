@@ -9,7 +9,7 @@ EDGE_PKGS := ./edge/... ./hardware/... ./shared/... ./cmd/gridedge-agent
 TEST_TIMEOUT ?= 12m
 QEMU_TEST_TIMEOUT ?= 12m
 
-.PHONY: help build cross generate demo test test-native test-arm deps vet fmt-check fuzz bench soak load package clean
+.PHONY: help build cross generate demo test test-native test-arm deps vet fmt-check fuzz bench soak load package image image-push clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -42,11 +42,13 @@ demo: build ## collector + embedded broker + 20 simulated meters; API on http://
 	    $$(for i in $$(seq 1 20); do printf 'sim/sim-%04d ' $$i; done); }
 	@echo "gridedge demo: dashboard and API on http://$(DEMO_HTTP)/  (Ctrl-C stops)"
 	@echo "  try: curl -s 'http://$(DEMO_HTTP)/api/v1/devices' ; curl -s 'http://$(DEMO_HTTP)/api/v1/windows?device=sim-0001&channel=mains&size=1m'"
-	@trap 'kill 0' INT TERM EXIT; \
-	$(BIN)/gridedge-collector -embedded-broker $(DEMO_MQTT) -mqtt-url tcp://$(DEMO_MQTT) -http-addr $(DEMO_HTTP) -data-dir $(DEMO_DIR)/collector & \
+	@$(BIN)/gridedge-collector -embedded-broker $(DEMO_MQTT) -mqtt-url tcp://$(DEMO_MQTT) -http-addr $(DEMO_HTTP) -data-dir $(DEMO_DIR)/collector & collector=$$!; \
+	sim=; \
+	stop() { trap - INT TERM; kill -TERM $$sim $$collector 2>/dev/null; wait; echo "gridedge demo: stopped"; exit 0; }; \
+	trap stop INT TERM; \
 	sleep 2; \
-	$(BIN)/gridedge-sim -mqtt-url tcp://$(DEMO_MQTT) -credentials $(DEMO_CREDS) -meters 20 -speed 60 -duration 24h -data-dir $(DEMO_DIR)/sim & \
-	wait
+	$(BIN)/gridedge-sim -mqtt-url tcp://$(DEMO_MQTT) -credentials $(DEMO_CREDS) -meters 20 -speed 60 -duration 24h -data-dir $(DEMO_DIR)/sim & sim=$$!; \
+	wait $$collector; status=$$?; kill -TERM $$sim 2>/dev/null; wait; exit $$status
 
 deps: ## install test dependencies (Mosquitto, qemu-user-static) when missing
 	@bash .ci/install-deps
@@ -71,6 +73,15 @@ test-arm: ## edge, hardware and shared tests under qemu-user: armv6, armv7, arm6
 
 package: cross ## agent .deb packages for armhf (GOARM=6), arm64, amd64 into dist/
 	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) $(GO) run ./deploy/pkg -bin $(BIN) -out dist -version $(VERSION)
+
+REGISTRY ?= localhost:5000
+IMAGE = $(REGISTRY)/gridedge-collector:$(VERSION)
+image: ## the collector's container image $(REGISTRY)/gridedge-collector:$(VERSION) from deploy/Dockerfile (needs docker)
+	docker build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) -t $(IMAGE) .
+
+image-push: image ## push the image to REGISTRY (default localhost:5000) for deploy/k8s
+	docker push $(IMAGE)
+	@echo "pushed $(IMAGE): set newName: $(REGISTRY)/gridedge-collector and newTag: $(VERSION) in deploy/k8s/kustomization.yaml, then kubectl apply -k deploy/k8s/"
 
 FUZZTIME ?= 30s
 fuzz: ## run every fuzz target for FUZZTIME each

@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gridedge/gridedge/shared/mqtttest"
+	"github.com/gridedge/gridedge/shared/poll"
 )
 
 // TestShippedCollectorConnectsToShippedMosquitto starts Debian's Mosquitto
@@ -46,28 +48,25 @@ func TestShippedCollectorConnectsToShippedMosquitto(t *testing.T) {
 	}
 
 	t.Run("right password", func(t *testing.T) {
-		addr, logs, _ := runUnitCommand(t, execStart, bin, b.PlainPort(), name, "right-password")
-		waitHealth(t, addr, http.StatusOK, logs)
+		addr, _, _ := runUnitCommand(t, execStart, bin, b.PlainPort(), name, "right-password")
+		waitHealth(t, addr, http.StatusOK)
 		if !strings.Contains(b.Logs(), "u'collector'") {
 			t.Fatalf("Mosquitto did not see the collector's username:\n%s", b.Logs())
 		}
 	})
 	t.Run("wrong password", func(t *testing.T) {
 		addr, logs, _ := runUnitCommand(t, execStart, bin, b.PlainPort(), name, "wrong-password")
-		deadline := time.Now().Add(30 * time.Second)
-		for !strings.Contains(logs.String(), `level=ERROR msg="mqtt broker refused the connection"`) {
-			if time.Now().After(deadline) {
-				t.Fatalf("no refusal logged at ERROR:\n%s", logs.String())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		poll.For(t, 30*time.Second, "the refusal logged at ERROR", func() (string, error) { return logs.String(), nil },
+			func(l string) bool {
+				return strings.Contains(l, `level=ERROR msg="mqtt broker refused the connection"`)
+			})
 		if !strings.Contains(logs.String(), "connack_code=5") {
 			t.Fatalf("the broker's reason is missing:\n%s", logs.String())
 		}
 		if strings.Contains(logs.String(), "wrong-password") {
 			t.Fatalf("the password reached the log:\n%s", logs.String())
 		}
-		waitHealth(t, addr, http.StatusServiceUnavailable, logs)
+		waitHealth(t, addr, http.StatusServiceUnavailable)
 	})
 }
 
@@ -115,32 +114,26 @@ func runUnitCommand(t *testing.T, execStart, bin string, port int, credName, pas
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if raw, err := os.ReadFile(addrFile); err == nil && len(bytes.TrimSpace(raw)) > 0 {
-			return strings.TrimSpace(string(raw)), logs, cmd
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("collector's output:\n%s", logs.String())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("collector did not start:\n%s", logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	})
+	addr := poll.For(t, 60*time.Second, "the collector's address file", func() (string, error) {
+		raw, err := os.ReadFile(addrFile)
+		return string(bytes.TrimSpace(raw)), err
+	}, func(a string) bool { return a != "" })
+	return addr, logs, cmd
 }
 
-func waitHealth(t *testing.T, addr string, want int, logs *lockedBuffer) {
+func waitHealth(t *testing.T, addr string, want int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	poll.For(t, 30*time.Second, fmt.Sprintf("/healthz to answer %d", want), func() (int, error) {
 		resp, err := http.Get("http://" + addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == want {
-				return
-			}
+		if err != nil {
+			return 0, err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/healthz never answered %d:\n%s", want, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}, func(code int) bool { return code == want })
 }

@@ -75,11 +75,18 @@ func TestEveryYAMLFileParses(t *testing.T) {
 	}
 }
 
-func TestKubernetesManifests(t *testing.T) {
+// k8sManifests are the Kubernetes manifests (kustomization.yaml aside).
+func k8sManifests(t *testing.T) []string {
+	t.Helper()
 	paths, err := filepath.Glob("k8s/*.yaml")
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("no manifests: %v", err)
 	}
+	return slices.DeleteFunc(paths, func(p string) bool { return filepath.Base(p) == "kustomization.yaml" })
+}
+
+func TestKubernetesManifests(t *testing.T) {
+	paths := k8sManifests(t)
 	kinds := map[string]bool{}
 	for _, p := range paths {
 		for i, doc := range documents(t, p) {
@@ -147,15 +154,33 @@ func TestDockerfile(t *testing.T) {
 }
 
 // TestAgentConfigIsValid parses the shipped /etc/gridedge/agent.yaml with the
-// agent's own configuration loader.
+// agent's own configuration loader: as shipped it is refused for exactly its
+// CHANGE-ME placeholders (so an agent never starts as device "CHANGE-ME"),
+// and once they are filled in it is valid.
 func TestAgentConfigIsValid(t *testing.T) {
 	data, err := os.ReadFile("agent.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Parse(data)
+	_, err = config.Parse(data)
+	if err == nil {
+		t.Fatal("shipped agent.yaml with its placeholders accepted")
+	}
+	var fields []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		field, rest, _ := strings.Cut(l, " (line ")
+		if !strings.Contains(rest, "still the placeholder") {
+			t.Errorf("shipped agent.yaml rejected for something else than a placeholder: %s", l)
+		}
+		fields = append(fields, field)
+	}
+	if got, want := strings.Join(fields, " "), "device_id site mqtt.username mqtt.password"; got != want {
+		t.Errorf("placeholders reported in %s, want %s", got, want)
+	}
+	filled := strings.ReplaceAll(string(data), config.Placeholder, "gw-0001")
+	cfg, err := config.Parse([]byte(filled))
 	if err != nil {
-		t.Fatalf("shipped agent.yaml rejected: %v", err)
+		t.Fatalf("shipped agent.yaml with its placeholders filled in rejected: %v", err)
 	}
 	if !strings.HasPrefix(cfg.Buffer.Dir, "/var/lib/gridedge/") || !strings.HasPrefix(cfg.StateDir, "/var/lib/gridedge/") {
 		t.Errorf("buffer %q and state %q must be under /var/lib/gridedge, the unit's only writable path", cfg.Buffer.Dir, cfg.StateDir)

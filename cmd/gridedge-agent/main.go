@@ -15,16 +15,17 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/gridedge/gridedge/edge/agent"
 	"github.com/gridedge/gridedge/edge/clock"
 	"github.com/gridedge/gridedge/edge/config"
 	"github.com/gridedge/gridedge/edge/sdnotify"
-	"github.com/gridedge/gridedge/edge/sensor"
-	"github.com/gridedge/gridedge/edge/sim"
+	"github.com/gridedge/gridedge/edge/sim/household"
 	"github.com/gridedge/gridedge/hardware/host"
 	hwregistry "github.com/gridedge/gridedge/hardware/registry"
+	"github.com/gridedge/gridedge/hardware/sensor"
 )
 
 // version is set at build time: -ldflags "-X main.version=v1.2.3".
@@ -48,7 +49,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfgPath := fs.String("config", "/etc/gridedge/agent.yaml", "agent configuration `file` (YAML)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
-	checkOnly := fs.Bool("check", false, "validate the configuration (fields and driver names) and exit: 0 when valid")
+	checkOnly := fs.Bool("check", false, "validate the configuration (fields, placeholders, drivers and their options) without opening any bus, and exit: 0 when valid")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: gridedge-agent [-config FILE] [-log-level LEVEL]\n"+
 			"       gridedge-agent status [-config FILE] [-json]\n"+
@@ -127,18 +128,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// checkConfig reports unknown drivers, which only building the sensors
-// would otherwise reveal, without opening any bus.
+// checkConfig validates what only the drivers know, without opening any
+// bus: unknown drivers, unknown or malformed options, out-of-range values
+// (an I²C address the chip cannot have, a negative shunt), quantities a
+// driver cannot measure. Each problem is one line naming the field.
 func checkConfig(cfg config.Config, path string, stdout, stderr io.Writer) int {
-	known := map[string]bool{}
-	for _, n := range registry().Names() {
-		known[n] = true
-	}
+	reg := registry()
 	bad := false
-	for i, ch := range cfg.Channels {
-		if !known[ch.Driver] {
-			fmt.Fprintf(stderr, "config %s: channels[%d].driver: unknown driver %q (known: %v)\n", path, i, ch.Driver, registry().Names())
-			bad = true
+	for i, sc := range cfg.SensorConfigs() {
+		err := reg.Check(sc)
+		if err == nil {
+			continue
+		}
+		bad = true
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(stderr, "config %s: channels[%d].%s\n", path, i, line)
 		}
 	}
 	if bad {
@@ -152,7 +156,7 @@ func checkConfig(cfg config.Config, path string, stdout, stderr io.Writer) int {
 func registry() *sensor.Registry {
 	r := sensor.NewRegistry()
 	hwregistry.Register(r)
-	r.Register(sim.HouseholdDriver())
+	r.Register(household.Driver())
 	return r
 }
 

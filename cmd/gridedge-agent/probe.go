@@ -29,7 +29,8 @@ func probeCmd(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: gridedge-agent probe [-i2c BUSES] [-serial PORTS] [-max-addr N]\n\n"+
 			"Scans I²C buses (read-only) and serial lines for the metering hardware gridedge\n"+
-			"supports and prints what it finds with a sample reading.\n\nFlags:\n")
+			"supports and prints what it finds with a sample reading, then what it scanned.\n"+
+			"Exits 0 when something answered, 1 when nothing did or a bus could not be opened.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -47,11 +48,17 @@ func probeCmd(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		opts.I2CBuses = h.I2CBuses()
+		if len(opts.I2CBuses) == 0 {
+			fmt.Fprintln(stdout, "i2c: no I²C bus on this machine (no /dev/i2c-*: enable I²C, e.g. dtparam=i2c_arm=on in a Raspberry Pi's config.txt, and load i2c-dev)")
+		}
 	} else {
 		opts.I2CBuses = splitList(*i2c)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(opts.SerialPorts) == 0 {
+		fmt.Fprintln(stdout, "serial: none probed (give -serial /dev/ttyUSB0 to look for Modbus meters)")
+	}
 	if err := probe.Probe(ctx, h.Env("", log), opts, stdout); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

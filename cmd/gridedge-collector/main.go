@@ -81,7 +81,10 @@ type processOptions struct {
 // top of it, so flags override the file and the file overrides defaults.
 func parseFlags(args []string, out io.Writer) (collector.Config, processOptions, error) {
 	fs := flag.NewFlagSet("gridedge-collector", flag.ContinueOnError)
-	fs.SetOutput(out)
+	// A bad flag is returned and printed once by main, without the usage
+	// text; -h prints the usage.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	def := collector.DefaultConfig()
 	var (
 		configPath     = fs.String("config", "", "YAML configuration file (keys: mqtt_url, mqtt_credentials_file, client_id, share_group, http_addr, data_dir, embedded_broker, broker, window_sizes, out_of_orderness, site_tz, ack_timeout, ack_queue, deadletter_limit, partitions, readings_retention, results_retention, late_retention, deadletter_retention, log_retention, commit_interval, zone_grace, pipelines); flags override it")
@@ -110,12 +113,14 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 		logLevel       = fs.String("log-level", "info", "debug, info, warn or error")
 		httpAddrFile   = fs.String("http-addr-file", "", "write the bound HTTP address (host:port) to this file once listening; useful with -http-addr 127.0.0.1:0")
 	)
-	fs.Usage = func() {
-		fmt.Fprintln(out, "Usage: gridedge-collector [flags]\n\nReceives gridedge agent batches over MQTT, stores them durably (deduplicated),\nacknowledges them end to end and serves windows over HTTP.\n\nFlags:")
-		fs.PrintDefaults()
-	}
 	if err := fs.Parse(args); err != nil {
-		return collector.Config{}, processOptions{}, err
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(out, "Usage: gridedge-collector [flags]\n\nReceives gridedge agent batches over MQTT, stores them durably (deduplicated),\nacknowledges them end to end and serves windows over HTTP.\n\nFlags:")
+			fs.SetOutput(out)
+			fs.PrintDefaults()
+			return collector.Config{}, processOptions{}, err
+		}
+		return collector.Config{}, processOptions{}, fmt.Errorf("%w (gridedge-collector -h lists the flags)", err)
 	}
 	if fs.NArg() > 0 {
 		return collector.Config{}, processOptions{}, fmt.Errorf("unexpected argument %q (all settings are flags)", fs.Arg(0))

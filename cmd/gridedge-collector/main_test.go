@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"io"
 	"net/http"
 	"os"
@@ -10,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gridedge/gridedge/shared/poll"
 )
 
 func TestFlagsOverrideFile(t *testing.T) {
@@ -102,34 +106,53 @@ func TestBinaryServesAndStopsOnSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	var addr string
-	deadline := time.Now().Add(60 * time.Second)
-	for addr == "" {
-		if b, err := os.ReadFile(addrFile); err == nil {
-			addr = strings.TrimSpace(string(b))
-		} else if time.Now().After(deadline) {
-			t.Fatal("no address file")
-		} else {
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	for {
+	addr := poll.For(t, 60*time.Second, "the address file", func() (string, error) {
+		b, err := os.ReadFile(addrFile)
+		return strings.TrimSpace(string(b)), err
+	}, func(a string) bool { return a != "" })
+	poll.For(t, 60*time.Second, "/healthz to answer 200", func() (int, error) {
 		resp, err := http.Get("http://" + addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
+		if err != nil {
+			return 0, err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not healthy: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}, func(code int) bool { return code == http.StatusOK })
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+}
+
+// A bad flag is reported once, on one line, without the usage text.
+func TestBadFlagPrintedOnce(t *testing.T) {
+	if os.Getenv(mainArgsEnv) != "" {
+		t.Skip("child")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMainProcess$")
+	cmd.Env = append(os.Environ(), mainArgsEnv+"=-mqtt-ulr tcp://x:1")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Fatalf("err = %v, want exit 2", err)
+	}
+	want := "gridedge-collector: flag provided but not defined: -mqtt-ulr (gridedge-collector -h lists the flags)\n"
+	if stderr.String() != want {
+		t.Fatalf("stderr:\n%s\nwant:\n%s", stderr.String(), want)
+	}
+}
+
+func TestHelpPrintsUsage(t *testing.T) {
+	var out strings.Builder
+	_, _, err := parseFlags([]string{"-h"}, &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("err = %v, want flag.ErrHelp", err)
+	}
+	if !strings.HasPrefix(out.String(), "Usage: gridedge-collector [flags]") || !strings.Contains(out.String(), "-mqtt-url") {
+		t.Fatalf("usage:\n%s", out.String())
 	}
 }

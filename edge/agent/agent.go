@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,7 +16,7 @@ import (
 	"github.com/gridedge/gridedge/edge/clock"
 	"github.com/gridedge/gridedge/edge/config"
 	"github.com/gridedge/gridedge/edge/publish"
-	"github.com/gridedge/gridedge/edge/sensor"
+	"github.com/gridedge/gridedge/hardware/sensor"
 	"github.com/gridedge/gridedge/shared/wire"
 )
 
@@ -94,7 +93,6 @@ type channel struct {
 	cfg      sensor.Config
 	interval time.Duration
 	sensor   sensor.Sensor
-	ticker   Ticker
 	errors   atomic.Uint64
 	// agg summarises samples when the channel aggregates; nil otherwise.
 	agg *aggregator
@@ -113,7 +111,12 @@ type Agent struct {
 	buf      *buffer.Buffer
 	pub      *publish.Publisher
 	channels []*channel
+	// groups are the channels by schedule (interval), in configuration order.
+	groups []*group
 
+	// oldestSeq is the sequence number of the oldest buffered reading last
+	// seen (oldestUnsent starts its search there).
+	oldestSeq      atomic.Uint64
 	generated      atomic.Uint64
 	senseErrors    atomic.Uint64
 	appendErrors   atomic.Uint64
@@ -193,7 +196,7 @@ func New(cfg config.Config, opts ...Option) (*Agent, error) {
 			return nil, fmt.Errorf("agent: channels[%d]: %w", i, err)
 		}
 		iv := cfg.Channels[i].Every()
-		ch := &channel{cfg: sc, interval: iv, sensor: s, ticker: o.tickers(sc.Channel, iv)}
+		ch := &channel{cfg: sc, interval: iv, sensor: s}
 		if every := cfg.Channels[i].AggregateEvery(); every > 0 {
 			integrate := slices.Contains(sc.Quantities, wire.Quantity_QUANTITY_ENERGY)
 			if ch.agg, err = newAggregator(sc.Channel, every, integrate, env.StateDir); err != nil {
@@ -205,6 +208,7 @@ func New(cfg config.Config, opts ...Option) (*Agent, error) {
 		}
 		a.channels = append(a.channels, ch)
 	}
+	a.groups = groupBySchedule(a.channels, o.tickers)
 
 	pub, err := publish.New(publish.Config{
 		Site: cfg.Site, DeviceID: cfg.DeviceID, URL: cfg.MQTT.URL, ClientID: cfg.MQTT.ClientID,
@@ -292,10 +296,12 @@ func (a *Agent) run(ctx context.Context) error {
 		stopSamplers()
 	}()
 	var samplers sync.WaitGroup
-	for _, ch := range a.channels {
+	for _, g := range a.groups {
 		samplers.Add(1)
-		ch.beat.Store(time.Now().UnixNano())
-		go func() { defer samplers.Done(); a.sample(sampleCtx, ch) }()
+		for _, ch := range g.channels {
+			ch.beat.Store(time.Now().UnixNano())
+		}
+		go func() { defer samplers.Done(); a.sampleGroup(sampleCtx, g) }()
 	}
 	go func() { samplers.Wait(); a.markSamplingDone() }()
 
@@ -305,98 +311,6 @@ func (a *Agent) run(ctx context.Context) error {
 	wg.Wait()
 	closeErr := a.Close()
 	return errors.Join(pubErr, closeErr)
-}
-
-// sample runs one channel until its ticker ends or ctx is done.
-func (a *Agent) sample(ctx context.Context, ch *channel) {
-	log := a.log.With("channel", ch.cfg.Channel)
-	defer ch.done.Store(true)
-	var lastBoot string
-	if ch.agg != nil {
-		// The window open when sampling ends is summarised, not lost.
-		defer func() {
-			out, err := ch.agg.flush()
-			if err != nil {
-				log.Error("aggregate", "err", err)
-			}
-			a.appendReadings(log, ch, lastBoot, out)
-		}()
-	}
-	var lastLogged time.Time
-	for {
-		ch.beat.Store(time.Now().UnixNano())
-		st, err := ch.ticker.Next(ctx)
-		if err != nil {
-			if !errors.Is(err, ErrStopSampling) && ctx.Err() == nil {
-				log.Error("sampling schedule failed", "err", err)
-			}
-			return
-		}
-		ch.beat.Store(time.Now().UnixNano())
-		senseCtx, cancel := context.WithTimeout(withSampleTime(ctx, st), max(ch.interval, time.Second))
-		values, err := ch.sensor.Sense(senseCtx)
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			ch.errors.Add(1)
-			a.senseErrors.Add(1)
-			// One log line per channel per minute: a dead sensor must not
-			// flood the SD card.
-			if time.Since(lastLogged) > time.Minute {
-				log.Warn("sense failed", "sensor", ch.sensor.String(), "err", err, "errors", ch.errors.Load())
-				lastLogged = time.Now()
-			}
-		}
-		readings := make([]*wire.Reading, 0, len(values))
-		for _, v := range values {
-			if !ch.cfg.Wants(v.Quantity) {
-				continue
-			}
-			if math.IsNaN(v.Value) || math.IsInf(v.Value, 0) || v.Quantity == wire.Quantity_QUANTITY_UNSPECIFIED {
-				ch.errors.Add(1)
-				a.senseErrors.Add(1)
-				continue
-			}
-			readings = append(readings, &wire.Reading{
-				Channel: ch.cfg.Channel, Quantity: v.Quantity, Value: v.Value,
-				WallNs: st.WallNs, MonoNs: st.MonoNs, TimeQuality: st.Quality, TimeErrorNs: st.ErrorNs,
-			})
-		}
-		lastBoot = st.BootID
-		if ch.agg != nil {
-			if readings, err = ch.agg.add(st, readings); err != nil {
-				log.Error("aggregate", "err", err)
-			}
-		}
-		a.appendReadings(log, ch, st.BootID, readings)
-	}
-}
-
-// appendReadings buffers readings of one boot, counts them and tells the
-// publisher.
-func (a *Agent) appendReadings(log *slog.Logger, ch *channel, bootID string, readings []*wire.Reading) {
-	if len(readings) == 0 {
-		return
-	}
-	if err := a.buf.Append(bootID, readings...); err != nil {
-		lost := a.appendErrors.Add(uint64(len(readings)))
-		// At most one line a minute: a full disk must not also fill the log.
-		if now := time.Now().UnixNano(); now-a.appendLoggedAt.Load() > int64(time.Minute) {
-			a.appendLoggedAt.Store(now)
-			log.Error("buffer append failed: readings lost", "err", err, "readings", len(readings), "lost_so_far", lost)
-		}
-		return
-	}
-	a.generated.Add(uint64(len(readings)))
-	if a.o.hook != nil {
-		epoch := a.buf.SeqEpoch()
-		for _, r := range readings {
-			a.o.hook(a.cfg.DeviceID, epoch, r)
-		}
-	}
-	a.pub.Notify()
 }
 
 func (a *Agent) markSamplingDone() { a.samplersOnce.Do(func() { close(a.samplersDone) }) }
@@ -456,7 +370,7 @@ func (a *Agent) statusMessage() *wire.Status {
 		BufferedReadings: uint64(max(bs.Len, 0)), DroppedReadings: bs.Dropped, SummarisedReadings: bs.Summarised,
 		TimeZone: a.cfg.TimeZone, ChannelErrors: map[string]uint64{},
 	}
-	if rec, ok, err := a.buf.Oldest(); err == nil && ok {
+	if rec, ok, err := a.oldestUnsent(); err == nil && ok {
 		st.OldestUnsentWallNs = rec.Reading.WallNs
 	}
 	for _, ch := range a.channels {

@@ -17,9 +17,10 @@ import (
 
 	"github.com/gridedge/gridedge/edge/clock"
 	"github.com/gridedge/gridedge/edge/config"
-	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/edge/status"
+	"github.com/gridedge/gridedge/hardware/sensor"
 	"github.com/gridedge/gridedge/shared/mqtttest"
+	"github.com/gridedge/gridedge/shared/poll"
 	"github.com/gridedge/gridedge/shared/topic"
 	"github.com/gridedge/gridedge/shared/wire"
 )
@@ -182,18 +183,8 @@ func TestAgentEndToEnd(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	var snap status.Snapshot
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		snap, err = status.Read(a.cfg.StateDir)
-		if err == nil && snap.Acked == 120 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("status.json never showed 120 acked: %+v, %v", snap, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	snap := poll.For(t, 30*time.Second, "status.json to show 120 acked", func() (status.Snapshot, error) { return status.Read(a.cfg.StateDir) },
+		func(s status.Snapshot) bool { return s.Acked == 120 })
 	if snap.SenseErrors["broken"] != 60 || snap.Buffered != 0 || snap.DeviceID != "dev-1" || snap.ClockQuality != "synced" {
 		t.Fatalf("status.json %+v", snap)
 	}
@@ -290,17 +281,8 @@ func TestHealthyDetectsAStuckSampler(t *testing.T) {
 	go func() { done <- a.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	eventually := func(what string, cond func() bool) {
-		deadline := time.Now().Add(30 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	eventually("publisher running", func() bool { return !a.pub.Heartbeat().IsZero() })
-	eventually("finished channels done", func() bool { return a.channels[0].done.Load() && a.channels[1].done.Load() })
+	poll.Until(t, 30*time.Second, "publisher running", func() bool { return !a.pub.Heartbeat().IsZero() })
+	poll.Until(t, 30*time.Second, "finished channels done", func() bool { return a.channels[0].done.Load() && a.channels[1].done.Load() })
 	if err := a.Healthy(); err != nil {
 		t.Fatalf("healthy agent reported %v", err)
 	}

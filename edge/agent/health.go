@@ -6,8 +6,9 @@ import (
 )
 
 // publisherStall is how long the send loop may go without a round before
-// the agent counts as unhealthy. The loop wakes every second but can spend
-// up to 10 s per publish on a hung connection, for a few batches.
+// the agent counts as unhealthy. The loop sleeps while it has nothing to do
+// (then it is not stuck) but can spend up to 10 s per publish on a hung
+// connection, for a few batches.
 const publisherStall = 2 * time.Minute
 
 // Healthy reports whether every part of the pipeline is making progress:

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/gridedge/gridedge/edge/buffer"
 	"github.com/gridedge/gridedge/edge/status"
 )
 
@@ -30,7 +31,7 @@ func (a *Agent) Snapshot() status.Snapshot {
 		Dropped: st.Dropped, Summarised: st.Summarised, AppendErrors: st.AppendErrors,
 		SenseErrors: st.ChannelErrors, Quarantined: a.buf.Recovery().Quarantined, DiskFull: bs.DiskFull,
 	}
-	if rec, ok, err := a.buf.Oldest(); err == nil && ok {
+	if rec, ok, err := a.oldestUnsent(); err == nil && ok {
 		s.OldestUnsent = time.Unix(0, rec.Reading.WallNs).UTC()
 	}
 	return s
@@ -90,4 +91,19 @@ func (a *Agent) serveMetrics(ctx context.Context, addr string) (func() error, er
 func (a *Agent) MetricsAddr() string {
 	s, _ := a.metricsAddr.Load().(string)
 	return s
+}
+
+// oldestUnsent returns the oldest reading in the buffer. Sequence numbers
+// only grow and readings are only ever deleted, so the oldest can only move
+// forward: the search starts at the previous answer instead of the
+// buffer's start, where an LSM store steps over every reading deleted since
+// its last compaction (hundreds of thousands a day at 8 readings/s) on
+// each status update.
+func (a *Agent) oldestUnsent() (buffer.Record, bool, error) {
+	recs, err := a.buf.ReadRange(a.oldestSeq.Load(), ^uint64(0), 1)
+	if err != nil || len(recs) == 0 {
+		return buffer.Record{}, false, err
+	}
+	a.oldestSeq.Store(recs[0].Seq)
+	return recs[0], true, nil
 }

@@ -12,7 +12,7 @@ import (
 // channel stops sampling without counting an error.
 var ErrStopSampling = errors.New("agent: sampling schedule ended")
 
-// Ticker schedules one channel's samples.
+// Ticker schedules the samples of the channels that share an interval.
 type Ticker interface {
 	// Next blocks until the next sample is due and returns its stamp. It
 	// returns ctx.Err() when ctx is done and ErrStopSampling when the
@@ -20,8 +20,9 @@ type Ticker interface {
 	Next(ctx context.Context) (clock.Stamp, error)
 }
 
-// TickerFactory makes the ticker of a channel sampled every interval.
-type TickerFactory func(channel string, interval time.Duration) Ticker
+// TickerFactory makes the ticker of the channels sampled every interval
+// (one schedule per interval); channels are their names joined by commas.
+type TickerFactory func(channels string, interval time.Duration) Ticker
 
 // wallTicker fires at wall-clock multiples of the interval (10:00:00,
 // 10:00:10, ...), so readings of different channels and gateways line up,

@@ -1,10 +1,8 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"regexp"
@@ -15,9 +13,10 @@ import (
 
 	"github.com/gridedge/gridedge/edge/buffer"
 	"github.com/gridedge/gridedge/edge/publish"
-	"github.com/gridedge/gridedge/edge/sensor"
+	"github.com/gridedge/gridedge/hardware/sensor"
 	"github.com/gridedge/gridedge/shared/topic"
 	"github.com/gridedge/gridedge/shared/wire"
+	"github.com/gridedge/gridedge/shared/yamlpath"
 )
 
 // Defaults applied to fields left empty.
@@ -141,12 +140,12 @@ func (d Duration) String() string { return time.Duration(d).String() }
 // UnmarshalYAML accepts Go duration strings.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	var s string
-	if err := n.Decode(&s); err != nil {
-		return fmt.Errorf("line %d: want a duration like \"10s\"", n.Line)
+	if n.Kind != yaml.ScalarNode || n.Decode(&s) != nil {
+		return errors.New(`want a duration like "10s" or "1m30s"`)
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("line %d: duration %q: want a duration like \"10s\" or \"1m30s\"", n.Line, s)
+		return fmt.Errorf(`want a duration like "10s" or "1m30s", got %q`, s)
 	}
 	*d = Duration(v)
 	return nil
@@ -163,22 +162,53 @@ func Load(path string) (Config, error) {
 	}
 	cfg, err := Parse(data)
 	if err != nil {
-		return Config{}, fmt.Errorf("config %s: %w", path, err)
+		return Config{}, eachLine("config "+path, err)
 	}
 	return cfg, nil
 }
 
-// Parse decodes YAML, rejecting unknown fields, applies defaults and
-// validates the result.
+// eachLine prefixes every problem in err (one per line) with prefix, so
+// each line stands alone in a log.
+func eachLine(prefix string, err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var errs []error
+		for _, e := range j.Unwrap() {
+			errs = append(errs, eachLine(prefix, e))
+		}
+		return errors.Join(errs...)
+	}
+	return fmt.Errorf("%s: %w", prefix, err)
+}
+
+// Placeholder marks the values of the shipped configuration that the
+// installer must replace (device_id: CHANGE-ME). Parse rejects a
+// configuration that still contains it anywhere, naming each field.
+const Placeholder = "CHANGE-ME"
+
+// Parse decodes YAML, applies defaults and validates the result. Every
+// problem is reported on its own line naming the field by its YAML path
+// (channels[2].interval) and the line: unknown fields, values of the wrong
+// type, placeholders left from the shipped file, invalid values.
 func Parse(data []byte) (Config, error) {
-	var cfg Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil {
-		if errors.Is(err, io.EOF) {
+	root, err := yamlpath.Parse(data)
+	if err != nil {
+		if errors.Is(err, yamlpath.ErrEmpty) {
 			return Config{}, errors.New("empty configuration")
 		}
 		return Config{}, err
+	}
+	var cfg Config
+	if err := yamlpath.Decode(root, &cfg, ""); err != nil {
+		return Config{}, err
+	}
+	var placeholders []error
+	yamlpath.Scalars(root, "", func(path string, n *yaml.Node) {
+		if strings.Contains(n.Value, Placeholder) {
+			placeholders = append(placeholders, yamlpath.At(path, n, "still the placeholder %q: replace it with this installation's value", n.Value))
+		}
+	})
+	if len(placeholders) > 0 {
+		return Config{}, errors.Join(placeholders...)
 	}
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {

@@ -95,8 +95,17 @@ func TestErrorsNameTheField(t *testing.T) {
 		{"small quota", `buffer: {dir: /tmp/buf, quota_bytes: 1000}`, `buffer.quota_bytes: must be at least 8 MiB`},
 		{"unknown backend", `buffer: {dir: /tmp/buf, backend: rocksdb}`, `buffer.backend: buffer: unknown backend "rocksdb"`},
 		{"bad zone", `time_zone: Mars/Olympus`, `time_zone: unknown IANA time zone`},
-		{"bad duration", `sample_interval: soon`, `duration "soon"`},
-		{"unknown field", `buffer: {dir: /tmp/b, size: 3}`, `field size not found`},
+		{"bad duration", `sample_interval: soon`, `sample_interval (line 10): want a duration like "10s" or "1m30s", got "soon"`},
+		{"bad channel duration", `channels: [{name: a, driver: fake}, {name: b, driver: fake, interval: fast}]`,
+			`channels[1].interval (line 8): want a duration like "10s" or "1m30s", got "fast"`},
+		{"unknown field", `buffer: {dir: /tmp/b, size: 3}`, `buffer.size (line 9): unknown field; known: dir, sync_interval,`},
+		{"unknown field close to a known one", `mqtt: {uri: "tcp://127.0.0.1:1883"}`, `mqtt.uri (line 9): unknown field (did you mean "url"?); known: url, client_id,`},
+		{"unknown top-level field", `channel: [{name: a, driver: fake}]`, `channel (line 10): unknown field (did you mean "channels"?)`},
+		{"wrong type", `mqtt: {url: "tcp://x:1", max_batch_readings: many}`, `mqtt.max_batch_readings (line 9): want a whole number from`},
+		{"mapping for a list", `channels: {name: a}`, `channels (line 8): want a list, got a mapping`},
+		{"placeholder", `device_id: CHANGE-ME`, `device_id (line 9): still the placeholder "CHANGE-ME"`},
+		{"placeholder inside a value", `mqtt: {url: "tcp://127.0.0.1:1883", client_id: gridedge-CHANGE-ME}`, `mqtt.client_id (line 9): still the placeholder "gridedge-CHANGE-ME"`},
+		{"placeholder in driver options", `channels: [{name: a, driver: fake, options: {port: CHANGE-ME}}]`, `channels[0].options.port (line 8): still the placeholder`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -106,6 +115,11 @@ func TestErrorsNameTheField(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %q does not contain %q", err, tc.want)
+			}
+			for _, leak := range []string{"config.", "yaml:", "not found in type", "unmarshal"} {
+				if strings.Contains(err.Error(), leak) {
+					t.Errorf("error %q shows decoder internals (%q)", err, leak)
+				}
 			}
 		})
 	}

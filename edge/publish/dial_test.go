@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gridedge/gridedge/shared/mqtttest"
+	"github.com/gridedge/gridedge/shared/poll"
 )
 
 // A publisher with a dialer connects only through it, from the local
@@ -40,7 +41,7 @@ func TestDialerChoosesTheConnection(t *testing.T) {
 		return c, err
 	}
 	start(t, broker.URL(), b, Config{AckTimeout: time.Hour}, WithDialer(dial))
-	eventually(t, "all readings acked", func() bool { return col.hasAll(seqs) && b.Len() == 0 })
+	poll.Until(t, 45*time.Second, "all readings acked", func() bool { return col.hasAll(seqs) && b.Len() == 0 })
 	mu.Lock()
 	defer mu.Unlock()
 	if len(locals) == 0 {

@@ -49,17 +49,21 @@ type Config struct {
 
 // Stats are the publisher's counters.
 type Stats struct {
-	Connected     bool
-	Connects      uint64 // successful connections
-	Batches       uint64 // batches published (first sends and resends)
-	Sent          uint64 // readings published for the first time
-	Resent        uint64 // readings published again after an ack timeout
-	Acked         uint64 // readings deleted from the buffer on an ack
-	Acks          uint64 // ack messages accepted
-	BadAcks       uint64 // ack messages rejected (malformed, wrong device)
-	PublishErrors uint64 // publishes that failed or timed out
-	BacklogSent   uint64 // readings first sent as backlog replay (a subset of Sent)
-	InFlight      int    // batches sent and not yet fully acked
+	Connected bool
+	Connects  uint64 // successful connections
+	// ConnectFailures counts connection attempts that failed (refused,
+	// TLS handshake or authentication failed, timed out, ack subscription
+	// refused).
+	ConnectFailures uint64
+	Batches         uint64 // batches published (first sends and resends)
+	Sent            uint64 // readings published for the first time
+	Resent          uint64 // readings published again after an ack timeout
+	Acked           uint64 // readings deleted from the buffer on an ack
+	Acks            uint64 // ack messages accepted
+	BadAcks         uint64 // ack messages rejected (malformed, wrong device)
+	PublishErrors   uint64 // publishes that failed or timed out
+	BacklogSent     uint64 // readings first sent as backlog replay (a subset of Sent)
+	InFlight        int    // batches sent and not yet fully acked
 }
 
 // Option adjusts a Publisher.
@@ -119,6 +123,7 @@ type Publisher struct {
 
 	connected     atomic.Bool
 	connects      atomic.Uint64
+	connectFails  atomic.Uint64
 	batches       atomic.Uint64
 	sent          atomic.Uint64
 	resent        atomic.Uint64
@@ -129,6 +134,7 @@ type Publisher struct {
 	inFlightN     atomic.Int64
 	backlogSent   atomic.Uint64
 	heartbeat     atomic.Int64 // unix ns of the send loop's last round
+	idle          atomic.Bool  // the send loop is waiting for work
 
 	runOnce sync.Once
 }
@@ -206,19 +212,25 @@ func (p *Publisher) Notify() {
 	}
 }
 
-// Heartbeat is when the send loop last went round (zero before Run). The
-// loop wakes at least every second, so an old heartbeat means it is stuck.
+// Heartbeat is when the send loop last went round (zero before Run), or
+// the present while it is idle, waiting for readings, acks or a deadline:
+// the loop sleeps as long as it has nothing to do, so only an old
+// heartbeat of a loop that is not waiting means it is stuck (in a publish).
 func (p *Publisher) Heartbeat() time.Time {
-	if ns := p.heartbeat.Load(); ns != 0 {
-		return time.Unix(0, ns)
+	ns := p.heartbeat.Load()
+	if ns == 0 {
+		return time.Time{}
 	}
-	return time.Time{}
+	if p.idle.Load() {
+		return time.Now()
+	}
+	return time.Unix(0, ns)
 }
 
 // Stats returns the counters.
 func (p *Publisher) Stats() Stats {
 	return Stats{
-		Connected: p.connected.Load(), Connects: p.connects.Load(), Batches: p.batches.Load(),
+		Connected: p.connected.Load(), Connects: p.connects.Load(), ConnectFailures: p.connectFails.Load(), Batches: p.batches.Load(),
 		Sent: p.sent.Load(), Resent: p.resent.Load(), Acked: p.acked.Load(), Acks: p.ackCount.Load(),
 		BadAcks: p.badAcks.Load(), PublishErrors: p.publishErrors.Load(), InFlight: int(p.inFlightN.Load()),
 		BacklogSent: p.backlogSent.Load(),
@@ -387,6 +399,7 @@ func (p *Publisher) connectLoop(ctx context.Context, client mqtt.Client) {
 		done, err := wait(ctx, client.Connect(), p.o.connectTimeout+time.Second)
 		if !done || err != nil {
 			if ctx.Err() == nil {
+				p.connectFails.Add(1)
 				p.log.Warn("connect failed", "url", p.cfg.URL, "err", err, "retry_in_max", backoff)
 			}
 			client.Disconnect(0)
@@ -397,6 +410,9 @@ func (p *Publisher) connectLoop(ctx context.Context, client mqtt.Client) {
 		}
 		done, err = wait(ctx, client.Subscribe(p.ackTopic, 1, p.onAckMessage), p.o.connectTimeout)
 		if !done || err != nil {
+			if ctx.Err() == nil {
+				p.connectFails.Add(1)
+			}
 			p.log.Warn("subscribe to acks failed", "topic", p.ackTopic, "err", err)
 			client.Disconnect(0)
 			if !sleep() {
@@ -488,20 +504,34 @@ func (s *sender) backlogFlights() int {
 	return n
 }
 
+// sendLoop sends, resends and applies acks. It sleeps until there is
+// something to do: a Notify (new readings, a new connection), an ack, the
+// earliest ack deadline of a batch in flight, or the next round of a
+// backlog replay. An idle agent's publisher does not wake.
 func (p *Publisher) sendLoop(ctx context.Context, client mqtt.Client) {
 	s := &sender{}
-	tick := time.NewTicker(min(p.cfg.AckTimeout/4, time.Second))
-	defer tick.Stop()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
 	for {
 		p.heartbeat.Store(time.Now().UnixNano())
+		var deadline <-chan time.Time
+		if d, ok := p.nextDeadline(s); ok {
+			timer.Reset(d)
+			deadline = timer.C
+		}
+		p.idle.Store(true)
 		select {
 		case <-ctx.Done():
+			p.idle.Store(false)
 			return
 		case ack := <-p.acks:
 			p.applyAck(s, ack)
 		case <-p.wake:
-		case <-tick.C:
+		case <-deadline:
 		}
+		p.idle.Store(false)
+		timer.Stop()
 		// Apply every queued ack before deciding what to send.
 		for drained := false; !drained; {
 			select {
@@ -521,6 +551,36 @@ func (p *Publisher) sendLoop(ctx context.Context, client mqtt.Client) {
 		p.sendNew(ctx, client, s)
 		p.inFlightN.Store(int64(len(s.flights)))
 	}
+}
+
+// nextDeadline is how long the send loop may sleep before it has work
+// nobody will wake it for: the earliest ack deadline of a batch in flight,
+// or the next round of a backlog replay. ok is false when it can sleep
+// until woken (nothing in flight, or not connected: the connection's
+// Notify wakes it).
+func (p *Publisher) nextDeadline(s *sender) (d time.Duration, ok bool) {
+	if !p.connected.Load() {
+		return 0, false
+	}
+	// The cadence of a backlog replay, and the retry interval of a resend
+	// that failed (its deadline has passed).
+	round := min(p.cfg.AckTimeout/4, time.Second)
+	if s.split != 0 {
+		return round, true
+	}
+	if len(s.flights) == 0 {
+		return 0, false
+	}
+	earliest := s.flights[0].sentAt
+	for _, f := range s.flights[1:] {
+		if f.sentAt.Before(earliest) {
+			earliest = f.sentAt
+		}
+	}
+	if d = time.Until(earliest.Add(p.cfg.AckTimeout)); d <= 0 {
+		d = round
+	}
+	return d, true
 }
 
 func (p *Publisher) applyAck(s *sender, ack *wire.Ack) {

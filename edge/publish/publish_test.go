@@ -15,6 +15,7 @@ import (
 	"github.com/gridedge/gridedge/edge/buffer"
 	"github.com/gridedge/gridedge/edge/clock"
 	"github.com/gridedge/gridedge/shared/mqtttest"
+	"github.com/gridedge/gridedge/shared/poll"
 	"github.com/gridedge/gridedge/shared/topic"
 	"github.com/gridedge/gridedge/shared/wire"
 )
@@ -171,18 +172,6 @@ func (c *collector) hasAll(seqs []uint64) bool {
 	return true
 }
 
-// eventually polls cond for up to a generous deadline.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestBatchesArriveAndNothingDeletedWithoutAck(t *testing.T) {
 	broker := mqtttest.Start(t)
 	col := newCollector(t, broker.URL(), false)
@@ -191,7 +180,7 @@ func TestBatchesArriveAndNothingDeletedWithoutAck(t *testing.T) {
 	seqs = append(seqs, fill(t, b, "boot-b", 10)...)
 	p := start(t, broker.URL(), b, Config{MaxBatchReadings: 50, AckTimeout: time.Hour})
 
-	eventually(t, "all readings at the collector", func() bool { return col.hasAll(seqs) })
+	poll.Until(t, 45*time.Second, "all readings at the collector", func() bool { return col.hasAll(seqs) })
 	col.mu.Lock()
 	for _, bt := range col.batches {
 		if len(bt.Readings) > 50 || bt.DeviceId != device || bt.SeqEpoch != b.SeqEpoch() || bt.SentWallNs == 0 || bt.SentBootId != "boot-now" {
@@ -215,10 +204,10 @@ func TestAckDeletesExactlyTheAckedRanges(t *testing.T) {
 	b := newBuffer(t)
 	seqs := fill(t, b, "boot", 20)
 	p := start(t, broker.URL(), b, Config{AckTimeout: time.Hour})
-	eventually(t, "readings sent", func() bool { return col.hasAll(seqs) })
+	poll.Until(t, 45*time.Second, "readings sent", func() bool { return col.hasAll(seqs) })
 
 	col.ack(b.SeqEpoch(), &wire.SeqRange{First: seqs[0], Last: seqs[4]}, &wire.SeqRange{First: seqs[10], Last: seqs[10]})
-	eventually(t, "ack applied", func() bool { return p.Stats().Acks == 1 })
+	poll.Until(t, 45*time.Second, "ack applied", func() bool { return p.Stats().Acks == 1 })
 	left, err := b.Read(0, 100)
 	if err != nil {
 		t.Fatal(err)
@@ -245,12 +234,12 @@ func TestResendAfterAckTimeout(t *testing.T) {
 	b := newBuffer(t)
 	seqs := fill(t, b, "boot", 5)
 	p := start(t, broker.URL(), b, Config{AckTimeout: 300 * time.Millisecond})
-	eventually(t, "a resend", func() bool { return col.count(seqs[0]) >= 2 })
+	poll.Until(t, 45*time.Second, "a resend", func() bool { return col.count(seqs[0]) >= 2 })
 	if p.Stats().Resent == 0 {
 		t.Fatal("Resent not counted")
 	}
 	col.ack(b.SeqEpoch(), wire.RangesOf(seqs)...)
-	eventually(t, "buffer drained", func() bool { return b.Len() == 0 })
+	poll.Until(t, 45*time.Second, "buffer drained", func() bool { return b.Len() == 0 })
 }
 
 func TestBadAcksAreCountedAndIgnored(t *testing.T) {
@@ -259,16 +248,16 @@ func TestBadAcksAreCountedAndIgnored(t *testing.T) {
 	b := newBuffer(t)
 	seqs := fill(t, b, "boot", 5)
 	p := start(t, broker.URL(), b, Config{AckTimeout: time.Hour})
-	eventually(t, "readings sent", func() bool { return col.hasAll(seqs) })
+	poll.Until(t, 45*time.Second, "readings sent", func() bool { return col.hasAll(seqs) })
 
 	ackTopic := topic.For(site, device, topic.Ack)
 	col.client.Publish(ackTopic, 1, false, []byte("not protobuf \xff\xff")).WaitTimeout(5 * time.Second)
 	other, _ := wire.EncodeAck(&wire.Ack{DeviceId: "someone-else", SeqEpoch: b.SeqEpoch(), Ranges: wire.RangesOf(seqs)})
 	col.client.Publish(ackTopic, 1, false, other).WaitTimeout(5 * time.Second)
-	eventually(t, "bad acks counted", func() bool { return p.Stats().BadAcks == 2 })
+	poll.Until(t, 45*time.Second, "bad acks counted", func() bool { return p.Stats().BadAcks == 2 })
 	// An ack for another epoch is well-formed but deletes nothing.
 	col.ack(b.SeqEpoch()^1, wire.RangesOf(seqs)...)
-	eventually(t, "foreign-epoch ack processed", func() bool { return p.Stats().Acks == 1 })
+	poll.Until(t, 45*time.Second, "foreign-epoch ack processed", func() bool { return p.Stats().Acks == 1 })
 	if b.Len() != 5 {
 		t.Fatalf("bad acks deleted readings: len %d", b.Len())
 	}
@@ -294,7 +283,7 @@ func TestBrokerKilledMidStream(t *testing.T) {
 	broker.Restart()
 	appendSome(200)
 
-	eventually(t, "every reading acked and deleted", func() bool { return b.Len() == 0 })
+	poll.Until(t, 45*time.Second, "every reading acked and deleted", func() bool { return b.Len() == 0 })
 	if !col.hasAll(seqs) {
 		t.Fatal("buffer empty but the collector lacks readings: something was deleted without an ack")
 	}
@@ -355,18 +344,18 @@ func TestLiveFlowsWhileBacklogDrains(t *testing.T) {
 
 	// Live readings keep coming while the backlog replays at 300/s (≥ 4 s).
 	// (What is appended before the replay starts is backlog too.)
-	eventually(t, "backlog replay started", func() bool { return p.Stats().BacklogSent > 0 })
+	poll.Until(t, 45*time.Second, "backlog replay started", func() bool { return p.Stats().BacklogSent > 0 })
 	var live []uint64
 	for i := 0; i < 20; i++ {
 		live = append(live, fill(t, b, "boot-new", 1)...)
 		p.Notify()
-		eventually(t, "live reading delivered", func() bool { return col.count(live[len(live)-1]) > 0 })
+		poll.Until(t, 45*time.Second, "live reading delivered", func() bool { return col.count(live[len(live)-1]) > 0 })
 	}
 	// Every live reading arrived while backlog was still outstanding.
 	if col.hasAll(backlog) {
 		t.Fatal("backlog finished before live readings were delivered: live data was starved")
 	}
-	eventually(t, "backlog drained", func() bool { return b.Len() == 0 })
+	poll.Until(t, 45*time.Second, "backlog drained", func() bool { return b.Len() == 0 })
 	if !col.hasAll(backlog) || !col.hasAll(live) {
 		t.Fatal("readings missing at the collector")
 	}
@@ -390,10 +379,10 @@ func TestAckForUnsentReadingsDeletesOnlyWhatWasSent(t *testing.T) {
 	seqs := fill(t, b, "boot", 50)
 	// One batch of 10 in flight at a time.
 	p := start(t, broker.URL(), b, Config{AckTimeout: 2 * time.Second, MaxBatchReadings: 10}, WithMaxInFlight(1))
-	eventually(t, "first batch sent", func() bool { return col.hasAll(seqs[:10]) })
+	poll.Until(t, 45*time.Second, "first batch sent", func() bool { return col.hasAll(seqs[:10]) })
 	// A buggy collector acks everything, including 40 readings never sent.
 	col.ack(b.SeqEpoch(), &wire.SeqRange{First: seqs[0], Last: seqs[49]})
-	eventually(t, "ack applied", func() bool { return p.Stats().Acks == 1 })
+	poll.Until(t, 45*time.Second, "ack applied", func() bool { return p.Stats().Acks == 1 })
 	if p.Stats().Acked != 10 {
 		t.Fatalf("ack deleted %d readings, only 10 were sent", p.Stats().Acked)
 	}
@@ -402,7 +391,7 @@ func TestAckForUnsentReadingsDeletesOnlyWhatWasSent(t *testing.T) {
 	col.mu.Lock()
 	col.autoAck = true
 	col.mu.Unlock()
-	eventually(t, "the rest sent and acked", func() bool { return col.hasAll(seqs) && b.Len() == 0 })
+	poll.Until(t, 45*time.Second, "the rest sent and acked", func() bool { return col.hasAll(seqs) && b.Len() == 0 })
 }
 
 func TestSentRanges(t *testing.T) {
@@ -453,7 +442,7 @@ func TestBirthBeforeData(t *testing.T) {
 	b := newBuffer(t)
 	fill(t, b, "boot-1", 50) // a backlog is ready before the first connection
 	start(t, broker.URL(), b, Config{}, WithStatus(func() *wire.Status { return &wire.Status{TimeZone: "Europe/Paris"} }, time.Hour))
-	eventually(t, "a status and a batch", func() bool {
+	poll.Until(t, 45*time.Second, "a status and a batch", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.Contains(topics, topic.For(site, device, topic.Data)) && slices.Contains(topics, topic.For(site, device, topic.Status))

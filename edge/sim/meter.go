@@ -12,6 +12,7 @@ import (
 
 	"github.com/gridedge/gridedge/edge/agent"
 	"github.com/gridedge/gridedge/edge/clock"
+	"github.com/gridedge/gridedge/edge/sim/household"
 	"github.com/gridedge/gridedge/shared/wire"
 )
 
@@ -62,7 +63,7 @@ func (m *meterClock) tickers(born time.Duration, end time.Time, jitter Jitter, r
 		}
 		h := seed
 		for _, b := range []byte(channel) {
-			h = mix(h ^ uint64(b))
+			h = household.Mix(h ^ uint64(b))
 		}
 		return &ticker{m: m, next: first, interval: interval, end: end, jitter: jitter, reverse: reversedPairs,
 			rng: rand.New(rand.NewPCG(seed, h))}

@@ -19,7 +19,8 @@ import (
 	"github.com/gridedge/gridedge/edge/clock"
 	"github.com/gridedge/gridedge/edge/config"
 	"github.com/gridedge/gridedge/edge/publish"
-	"github.com/gridedge/gridedge/edge/sensor"
+	"github.com/gridedge/gridedge/edge/sim/household"
+	"github.com/gridedge/gridedge/hardware/sensor"
 	"github.com/gridedge/gridedge/shared/wire"
 )
 
@@ -417,7 +418,7 @@ func (r *run) newAgent(m *meter) (*agent.Agent, error) {
 		if r.hf != nil {
 			return newReplaySensor(r.hf, sc.Channel, at)
 		}
-		return newHouseholdSensor(NewHousehold(cfg.Seed, m.index), sc.Channel, at)
+		return household.NewSensor(household.New(cfg.Seed, m.index), sc.Channel, at)
 	}})
 	bufOpts := []buffer.Option{buffer.WithBadgerTuning(simBadger)}
 	if r.shared != nil {
@@ -425,7 +426,7 @@ func (r *run) newAgent(m *meter) (*agent.Agent, error) {
 	}
 	opts := []agent.Option{
 		agent.WithRegistry(reg), agent.WithClock(m.clk),
-		agent.WithTicker(m.clk.tickers(m.born, r.end, cfg.Jitter, cfg.ReversedPairs, mix(uint64(cfg.Seed)^uint64(m.index)<<20))),
+		agent.WithTicker(m.clk.tickers(m.born, r.end, cfg.Jitter, cfg.ReversedPairs, household.Mix(uint64(cfg.Seed)^uint64(m.index)<<20))),
 		agent.WithLogger(cfg.Logger), agent.WithVersion("gridedge-sim"),
 		agent.WithBufferOptions(bufOpts...),
 		agent.WithPublishOptions(
@@ -535,7 +536,7 @@ func (r *run) meterConfig(m *meter) config.Config {
 		c.Buffer.Dir = filepath.Join(cfg.DataDir, "buffers")
 	}
 	if cfg.States {
-		for _, a := range Appliances {
+		for _, a := range household.Appliances {
 			c.Channels = append(c.Channels, config.Channel{Name: a, Driver: "sim", Quantities: []string{"state"}})
 		}
 	}

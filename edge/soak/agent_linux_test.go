@@ -20,9 +20,10 @@ import (
 	"github.com/gridedge/gridedge/edge/agent"
 	"github.com/gridedge/gridedge/edge/buffer"
 	"github.com/gridedge/gridedge/edge/config"
-	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/edge/status"
+	"github.com/gridedge/gridedge/hardware/sensor"
 	"github.com/gridedge/gridedge/shared/mqtttest"
+	"github.com/gridedge/gridedge/shared/poll"
 	"github.com/gridedge/gridedge/shared/wire"
 )
 
@@ -40,6 +41,7 @@ var (
 	drainReplay  = flag.Int("soak.drain-replay", 0, "mqtt.replay_rate for BenchmarkDrain (0 = unlimited; the shipped example config says 200)")
 	collectorBin = flag.String("soak.collector-bin", "", "a built gridedge-collector to use (default: go build ./cmd/gridedge-collector)")
 	drainHours   = flag.Int("soak.drain-hours", 24, "hours of 8 channels at 1 Hz buffered before BenchmarkDrain starts the agent")
+	callgrind    = flag.String("soak.callgrind", "", "BenchmarkAgentFootprint: run the agent under valgrind's callgrind, report the CPU instructions it executes per reading (start-up excluded) and keep the profile (callgrind.out.*) in this `directory` for callgrind_annotate")
 )
 
 const (
@@ -140,6 +142,48 @@ type rig struct {
 	stateDir  string
 	bufferDir string
 	config    string
+	// callgrindOut, when set, runs the agent under callgrind writing here.
+	callgrindOut string
+}
+
+// callgrindControl runs callgrind_control with args against pid.
+func callgrindControl(b *testing.B, pid int, args ...string) {
+	b.Helper()
+	out, err := exec.Command("callgrind_control", append(args, strconv.Itoa(pid))...).CombinedOutput()
+	if err != nil {
+		b.Fatalf("callgrind_control %v: %v\n%s", args, err, out)
+	}
+}
+
+// callgrindInstructions reads the instructions (Ir) counted in the newest
+// callgrind dump next to out (callgrind numbers dumps out.1, out.2, ...).
+func callgrindInstructions(b *testing.B, out string) float64 {
+	b.Helper()
+	dumps, _ := filepath.Glob(out + "*")
+	var newest string
+	var newestMod time.Time
+	for _, d := range dumps {
+		if fi, err := os.Stat(d); err == nil && fi.ModTime().After(newestMod) {
+			newest, newestMod = d, fi.ModTime()
+		}
+	}
+	data, err := os.ReadFile(newest)
+	if err != nil {
+		b.Fatalf("callgrind dump: %v", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		for _, key := range []string{"totals: ", "summary: "} {
+			if v, ok := strings.CutPrefix(line, key); ok {
+				n, err := strconv.ParseFloat(strings.Fields(v)[0], 64)
+				if err != nil {
+					b.Fatalf("callgrind dump %s: %q: %v", newest, line, err)
+				}
+				return n
+			}
+		}
+	}
+	b.Fatalf("callgrind dump %s has no totals", newest)
+	return 0
 }
 
 // newRig writes the agent's configuration: the example config's defaults
@@ -214,8 +258,19 @@ func (r rig) startAgent(b *testing.B) *exec.Cmd {
 	if *agentExec != "" {
 		args = append([]string{*agentExec}, args...)
 	}
+	if r.callgrindOut != "" {
+		// Instrumentation starts switched off (start-up runs at near
+		// native speed); the benchmark switches it on for the measured
+		// window and dumps the counts at its end.
+		args = append([]string{"valgrind", "--tool=callgrind", "--instr-atstart=no", "--callgrind-out-file=" + r.callgrindOut}, args...)
+	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), agentConfigEnv+"="+r.config)
+	if r.callgrindOut != "" {
+		// Go's preemption signals (SIGURG) can trip callgrind's signal
+		// bookkeeping; goroutines still yield at every call.
+		cmd.Env = append(cmd.Env, "GODEBUG=asyncpreemptoff=1")
+	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		b.Fatalf("start the agent: %v", err)
@@ -274,17 +329,7 @@ func readProc(pid int) (procStats, error) {
 // waitStatus polls status.json until ok accepts it.
 func waitStatus(b *testing.B, dir string, within time.Duration, ok func(status.Snapshot) bool) status.Snapshot {
 	b.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		s, err := status.Read(dir)
-		if err == nil && ok(s) {
-			return s
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("agent status did not reach the expected state within %v: last %+v (err %v)", within, s, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	return poll.For(b, within, "the agent's status", func() (status.Snapshot, error) { return status.Read(dir) }, ok)
 }
 
 // BenchmarkAgentFootprint runs the agent with 8 channels at 1 Hz for
@@ -292,6 +337,12 @@ func waitStatus(b *testing.B, dir string, within time.Duration, ok func(status.S
 // It ignores b.N: run it with -benchtime=1x.
 func BenchmarkAgentFootprint(b *testing.B) {
 	r := newRig(b, 200, "")
+	if *callgrind != "" {
+		if err := os.MkdirAll(*callgrind, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		r.callgrindOut = filepath.Join(*callgrind, "callgrind.out")
+	}
 	cmd := r.startAgent(b)
 	pid := cmd.Process.Pid
 	// Warm-up: connected and acked, so start-up (Badger opening, the first
@@ -301,10 +352,20 @@ func BenchmarkAgentFootprint(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	if r.callgrindOut != "" {
+		callgrindControl(b, pid, "--instr=on")
+		first, err = status.Read(r.stateDir)
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
 	t0 := time.Now()
 	b.ResetTimer()
 	time.Sleep(*agentFor)
 	b.StopTimer()
+	if r.callgrindOut != "" {
+		callgrindControl(b, pid, "--dump")
+	}
 	p1, err := readProc(pid)
 	if err != nil {
 		b.Fatal(err)
@@ -327,6 +388,11 @@ func BenchmarkAgentFootprint(b *testing.B) {
 	b.ReportMetric(readings/wall.Seconds(), "readings/s")
 	b.ReportMetric(float64(last.Buffered), "buffered-at-end")
 	b.ReportMetric(mb(last.DiskBytes), "buffer-disk-MB")
+	if r.callgrindOut != "" {
+		// The status file is rewritten every status_interval: the readings
+		// count lags by up to that, over a window of minutes.
+		b.ReportMetric(callgrindInstructions(b, r.callgrindOut)/readings, "instructions/reading")
+	}
 }
 
 // BenchmarkDrain buffers -soak.drain-hours of 8 channels at 1 Hz (24 h =

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,9 +15,9 @@ import (
 	"periph.io/x/conn/v3/physic"
 	"periph.io/x/conn/v3/spi"
 
-	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/hardware/internal/drv"
 	"github.com/gridedge/gridedge/hardware/internal/state"
+	"github.com/gridedge/gridedge/hardware/sensor"
 	"github.com/gridedge/gridedge/shared/wire"
 )
 
@@ -57,35 +58,47 @@ type Options struct {
 
 // Driver is the registry entry.
 func Driver() sensor.Driver {
-	return sensor.Driver{Name: DriverName, Summary: "Analog Devices ADE7953 AC energy IC on SPI: V, A, W, var, VA, PF, Hz, Wh", New: NewSensor}
+	return sensor.Driver{Name: DriverName, Summary: "Analog Devices ADE7953 AC energy IC on SPI: V, A, W, var, VA, PF, Hz, Wh", New: NewSensor, Check: Check}
+}
+
+// Check validates a channel's configuration without opening the port, with
+// the rules NewSensor applies.
+func Check(cfg sensor.Config) error {
+	_, _, _, err := parse(cfg)
+	return err
 }
 
 type persisted struct {
 	EnergyWh float64 `json:"energy_wh"`
 }
 
-// NewSensor builds a channel's sensor from its configuration.
-func NewSensor(cfg sensor.Config, env sensor.Env) (sensor.Sensor, error) {
+// parse decodes and checks the options; every problem names its option.
+// It returns the quantities the calibration makes available and the
+// current input.
+func parse(cfg sensor.Config) (Options, []wire.Quantity, Channel, error) {
 	o := Options{PersistEverySeconds: 60}
 	if err := cfg.DecodeOptions(&o); err != nil {
-		return nil, err
+		return o, nil, 0, err
 	}
+	var p drv.Problems
 	offered := []wire.Quantity{wire.Quantity_QUANTITY_POWER_FACTOR, wire.Quantity_QUANTITY_FREQUENCY}
 	for _, c := range []struct {
+		name   string
 		perLSB float64
 		q      []wire.Quantity
 	}{
-		{o.VoltsPerLSB, []wire.Quantity{wire.Quantity_QUANTITY_VOLTAGE}},
-		{o.AmpsPerLSB, []wire.Quantity{wire.Quantity_QUANTITY_CURRENT}},
-		{o.WhPerLSB, []wire.Quantity{wire.Quantity_QUANTITY_ACTIVE_POWER, wire.Quantity_QUANTITY_ENERGY}},
-		{o.VARhPerLSB, []wire.Quantity{wire.Quantity_QUANTITY_REACTIVE_POWER}},
-		{o.VAhPerLSB, []wire.Quantity{wire.Quantity_QUANTITY_APPARENT_POWER}},
-		{o.WattsPerLSB, []wire.Quantity{wire.Quantity_QUANTITY_ACTIVE_POWER}},
-		{o.VARPerLSB, []wire.Quantity{wire.Quantity_QUANTITY_REACTIVE_POWER}},
-		{o.VAPerLSB, []wire.Quantity{wire.Quantity_QUANTITY_APPARENT_POWER}},
+		{"volts_per_lsb", o.VoltsPerLSB, []wire.Quantity{wire.Quantity_QUANTITY_VOLTAGE}},
+		{"amps_per_lsb", o.AmpsPerLSB, []wire.Quantity{wire.Quantity_QUANTITY_CURRENT}},
+		{"wh_per_lsb", o.WhPerLSB, []wire.Quantity{wire.Quantity_QUANTITY_ACTIVE_POWER, wire.Quantity_QUANTITY_ENERGY}},
+		{"varh_per_lsb", o.VARhPerLSB, []wire.Quantity{wire.Quantity_QUANTITY_REACTIVE_POWER}},
+		{"vah_per_lsb", o.VAhPerLSB, []wire.Quantity{wire.Quantity_QUANTITY_APPARENT_POWER}},
+		{"w_per_lsb", o.WattsPerLSB, []wire.Quantity{wire.Quantity_QUANTITY_ACTIVE_POWER}},
+		{"var_per_lsb", o.VARPerLSB, []wire.Quantity{wire.Quantity_QUANTITY_REACTIVE_POWER}},
+		{"va_per_lsb", o.VAPerLSB, []wire.Quantity{wire.Quantity_QUANTITY_APPARENT_POWER}},
 	} {
-		if c.perLSB < 0 {
-			return nil, fmt.Errorf("ade7953: calibration constants must be positive")
+		if c.perLSB < 0 || math.IsNaN(c.perLSB) || math.IsInf(c.perLSB, 0) {
+			p.Option(c.name, "calibration constants must be positive (or absent), got %v", c.perLSB)
+			continue
 		}
 		if c.perLSB > 0 {
 			for _, q := range c.q {
@@ -96,7 +109,7 @@ func NewSensor(cfg sensor.Config, env sensor.Env) (sensor.Sensor, error) {
 		}
 	}
 	if err := drv.CheckQuantities(cfg, offered...); err != nil {
-		return nil, fmt.Errorf("%w (a missing *_per_lsb calibration option disables its quantities)", err)
+		p.Add(fmt.Errorf("%w (a missing *_per_lsb calibration option disables its quantities)", err))
 	}
 	ch := ChannelA
 	switch strings.ToLower(o.Channel) {
@@ -104,7 +117,22 @@ func NewSensor(cfg sensor.Config, env sensor.Env) (sensor.Sensor, error) {
 	case "b":
 		ch = ChannelB
 	default:
-		return nil, fmt.Errorf("ade7953: channel %q is neither a nor b", o.Channel)
+		p.Option("channel", "must be a or b, got %q", o.Channel)
+	}
+	if o.SPIHz < 0 || physic.Frequency(o.SPIHz)*physic.Hertz > maxSPIFrequency {
+		p.Option("spi_hz", "must be 1..%d (0 = 1 MHz), got %d", int64(maxSPIFrequency/physic.Hertz), o.SPIHz)
+	}
+	if o.PersistEverySeconds < 0 {
+		p.Option("persist_every_s", "must be >= 0, got %d", o.PersistEverySeconds)
+	}
+	return o, offered, ch, p.Err()
+}
+
+// NewSensor builds a channel's sensor from its configuration.
+func NewSensor(cfg sensor.Config, env sensor.Env) (sensor.Sensor, error) {
+	o, offered, ch, err := parse(cfg)
+	if err != nil {
+		return nil, err
 	}
 	if env.OpenSPI == nil {
 		return nil, drv.Missing("SPI port")

@@ -14,7 +14,7 @@ import (
 	"periph.io/x/conn/v3/spi/spireg"
 	periphhost "periph.io/x/host/v3"
 
-	"github.com/gridedge/gridedge/edge/sensor"
+	"github.com/gridedge/gridedge/hardware/sensor"
 )
 
 // Host is this machine's buses. Create one per process with New.

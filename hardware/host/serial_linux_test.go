@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gridedge/gridedge/hardware/modbus"
+	"github.com/gridedge/gridedge/shared/poll"
 )
 
 // openPTY returns the master side of a pseudo-terminal and the path of its
@@ -145,15 +146,6 @@ func readFull(f *os.File, b []byte) (int, error) {
 // waitInput polls until the port has input queued (TIOCINQ / FIONREAD).
 func waitInput(t *testing.T, p *Port) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		n, err := unix.IoctlGetInt(p.fd, unix.TIOCINQ)
-		if err == nil && n > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no input arrived: %d, %v", n, err)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.For(t, 20*time.Second, "input queued on the port", func() (int, error) { return unix.IoctlGetInt(p.fd, unix.TIOCINQ) },
+		func(n int) bool { return n > 0 })
 }

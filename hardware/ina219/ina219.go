@@ -15,12 +15,10 @@ import (
 
 // Register map (datasheet table 2).
 const (
-	regConfig      byte = 0x00
-	regShunt       byte = 0x01
-	regBus         byte = 0x02
-	regPower       byte = 0x03
-	regCurrent     byte = 0x04
-	regCalibration byte = 0x05
+	regShunt   byte = 0x01
+	regBus     byte = 0x02
+	regPower   byte = 0x03
+	regCurrent byte = 0x04
 )
 
 // Configuration register fields (datasheet figure 19).
@@ -85,8 +83,7 @@ type PowerMonitor = shunt.PowerMonitor
 // Dev is one INA219.
 type Dev struct {
 	reg        regio.Dev
-	config     uint16
-	cal        uint16
+	regs       shunt.Registers
 	currentLSB float64 // A per count
 	convTime   time.Duration
 }
@@ -101,10 +98,11 @@ func New(bus i2c.Bus, opts *Opts) (*Dev, error) {
 		return nil, fmt.Errorf("ina219: address 0x%02x outside 0x40..0x4f", addr)
 	}
 	d := &Dev{reg: regio.Dev{I2C: i2c.Dev{Bus: bus, Addr: addr}, Chip: "ina219"}}
+	d.regs = shunt.Registers{Dev: &d.reg, ErrReset: ErrReset}
 	if err := d.configure(opts); err != nil {
 		return nil, err
 	}
-	if err := d.program(); err != nil {
+	if err := d.regs.Program(); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -149,7 +147,7 @@ func (d *Dev) configure(opts *Opts) error {
 	default:
 		return fmt.Errorf("ina219: samples %d is not a power of two in 1..128", opts.Samples)
 	}
-	d.config = brng | uint16(pga)<<cfgPGAShift | adc<<cfgBADCShift | adc<<cfgSADCShift | cfgModeContinue
+	d.regs.Config = brng | uint16(pga)<<cfgPGAShift | adc<<cfgBADCShift | adc<<cfgSADCShift | cfgModeContinue
 	d.convTime = 2 * time.Duration(samples) * adcTime12 // bus and shunt in turn
 
 	d.currentLSB = maxI / (1 << 15)
@@ -163,34 +161,21 @@ func (d *Dev) configure(opts *Opts) error {
 	if cal < 2 || cal > 0xFFFE {
 		return fmt.Errorf("ina219: calibration %v outside 2..65534: choose another max current for this shunt", cal)
 	}
-	d.cal = uint16(cal) &^ 1
+	d.regs.Calibration = uint16(cal) &^ 1
 	return nil
 }
 
-func (d *Dev) program() error {
-	if err := d.reg.Write16(regConfig, "configuration", d.config); err != nil {
-		return err
-	}
-	return d.reg.Write16(regCalibration, "calibration", d.cal)
-}
-
 // Calibration returns the programmed calibration register value.
-func (d *Dev) Calibration() uint16 { return d.cal }
+func (d *Dev) Calibration() uint16 { return d.regs.Calibration }
 
 // String is "ina219@bus:0xaddr".
 func (d *Dev) String() string { return d.reg.String() }
 
 // Sense reads one complete conversion into m.
 func (d *Dev) Sense(m *PowerMonitor) error {
-	cal, err := d.reg.Read16(regCalibration, "calibration")
+	err := d.regs.Verify()
 	if err != nil {
 		return err
-	}
-	if cal != d.cal {
-		if err := d.program(); err != nil {
-			return fmt.Errorf("%w: %w", ErrReset, err)
-		}
-		return fmt.Errorf("%s: %w (read 0x%04x, want 0x%04x)", d, ErrReset, cal, d.cal)
 	}
 	var bus uint16
 	const polls = 3

@@ -15,12 +15,10 @@ import (
 
 // Register map (datasheet table 2).
 const (
-	regConfig       byte = 0x00
 	regShunt        byte = 0x01
 	regBus          byte = 0x02
 	regPower        byte = 0x03
 	regCurrent      byte = 0x04
-	regCalibration  byte = 0x05
 	regMaskEnable   byte = 0x06
 	RegManufacturer byte = 0xFE
 	RegDieID        byte = 0xFF
@@ -89,8 +87,7 @@ type PowerMonitor = shunt.PowerMonitor
 // Dev is one INA226.
 type Dev struct {
 	reg        regio.Dev
-	config     uint16
-	cal        uint16
+	regs       shunt.Registers
 	currentLSB float64
 	convTime   time.Duration
 }
@@ -105,6 +102,7 @@ func New(bus i2c.Bus, opts *Opts) (*Dev, error) {
 		return nil, fmt.Errorf("ina226: address 0x%02x outside 0x40..0x4f", addr)
 	}
 	d := &Dev{reg: regio.Dev{I2C: i2c.Dev{Bus: bus, Addr: addr}, Chip: "ina226"}}
+	d.regs = shunt.Registers{Dev: &d.reg, ErrReset: ErrReset}
 	if err := d.configure(opts); err != nil {
 		return nil, err
 	}
@@ -119,7 +117,7 @@ func New(bus i2c.Bus, opts *Opts) (*Dev, error) {
 	if mfr != ManufacturerTI || die != DieID {
 		return nil, fmt.Errorf("%s: %w: manufacturer 0x%04x die 0x%04x, want 0x%04x 0x%04x", d, ErrNotINA226, mfr, die, ManufacturerTI, DieID)
 	}
-	if err := d.program(); err != nil {
+	if err := d.regs.Program(); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -144,7 +142,7 @@ func (d *Dev) configure(opts *Opts) error {
 	if avg < 0 {
 		return fmt.Errorf("ina226: samples %d not one of %v", opts.Samples, averages())
 	}
-	d.config = cfgReserved | uint16(avg)<<cfgAVGShift | ctDefault<<cfgVBUSCTShift | ctDefault<<cfgVSHCTShift | cfgModeContinue
+	d.regs.Config = cfgReserved | uint16(avg)<<cfgAVGShift | ctDefault<<cfgVBUSCTShift | ctDefault<<cfgVSHCTShift | cfgModeContinue
 	d.convTime = 2 * time.Duration(samples) * conversionTime
 
 	d.currentLSB = maxI / (1 << 15)
@@ -156,34 +154,21 @@ func (d *Dev) configure(opts *Opts) error {
 	if cal < 1 || cal > 0x7FFF {
 		return fmt.Errorf("ina226: calibration %v outside 1..32767: choose another max current for this shunt", cal)
 	}
-	d.cal = uint16(cal)
+	d.regs.Calibration = uint16(cal)
 	return nil
 }
 
-func (d *Dev) program() error {
-	if err := d.reg.Write16(regConfig, "configuration", d.config); err != nil {
-		return err
-	}
-	return d.reg.Write16(regCalibration, "calibration", d.cal)
-}
-
 // Calibration returns the programmed calibration register value.
-func (d *Dev) Calibration() uint16 { return d.cal }
+func (d *Dev) Calibration() uint16 { return d.regs.Calibration }
 
 // String is "ina226@bus:0xaddr".
 func (d *Dev) String() string { return d.reg.String() }
 
 // Sense reads one complete conversion into m.
 func (d *Dev) Sense(m *PowerMonitor) error {
-	cal, err := d.reg.Read16(regCalibration, "calibration")
+	err := d.regs.Verify()
 	if err != nil {
 		return err
-	}
-	if cal != d.cal {
-		if err := d.program(); err != nil {
-			return fmt.Errorf("%w: %w", ErrReset, err)
-		}
-		return fmt.Errorf("%s: %w (read 0x%04x, want 0x%04x)", d, ErrReset, cal, d.cal)
 	}
 	// Reading Mask/Enable clears CVRF, so each Sense waits for a
 	// conversion that completed after the previous one.

@@ -6,14 +6,15 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"time"
 
 	"periph.io/x/conn/v3/i2c"
 
-	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/hardware/ds3231"
 	"github.com/gridedge/gridedge/hardware/ina226"
 	"github.com/gridedge/gridedge/hardware/modbus"
+	"github.com/gridedge/gridedge/hardware/sensor"
 )
 
 // Options say where to look.
@@ -36,9 +37,15 @@ const (
 	lastAddr  = 0x77
 )
 
-// Probe scans what opts names and writes one line per device found, then a
-// summary per bus. It returns an error when a bus could not be opened or
-// ctx ended, after reporting everything it could.
+// ErrNothingFound is returned by Probe when it scanned everything it was
+// given without an error and found no device (or was given nothing to scan).
+var ErrNothingFound = errors.New("probe: no device found")
+
+// Probe scans what opts names and writes one line per device found, a
+// summary per bus, and a last line saying what was scanned and how many
+// devices answered. It returns an error when a bus could not be opened or
+// ctx ended, after reporting everything it could, and ErrNothingFound when
+// nothing answered anywhere.
 func Probe(ctx context.Context, env sensor.Env, opts Options, w io.Writer) error {
 	if opts.MaxModbusAddress <= 0 {
 		opts.MaxModbusAddress = 4
@@ -47,34 +54,56 @@ func Probe(ctx context.Context, env sensor.Env, opts Options, w io.Writer) error
 		opts.ModbusTimeout = 300 * time.Millisecond
 	}
 	var errs []error
+	found := 0
 	for _, name := range opts.I2CBuses {
-		if err := probeI2C(ctx, env, name, w); err != nil {
+		n, err := probeI2C(ctx, env, name, w)
+		found += n
+		if err != nil {
 			fmt.Fprintf(w, "i2c %s: %v\n", name, err)
 			errs = append(errs, err)
 		}
 	}
 	for _, port := range opts.SerialPorts {
-		if err := probeSerial(ctx, env, port, opts, w); err != nil {
+		n, err := probeSerial(ctx, env, port, opts, w)
+		found += n
+		if err != nil {
 			fmt.Fprintf(w, "serial %s: %v\n", port, err)
 			errs = append(errs, err)
 		}
 	}
+	fmt.Fprintf(w, "probe: scanned %s and %s: %d device(s) found\n",
+		listed("I²C bus", "I²C buses", opts.I2CBuses), listed("serial port", "serial ports", opts.SerialPorts), found)
+	if len(errs) == 0 && found == 0 {
+		return ErrNothingFound
+	}
 	return errors.Join(errs...)
 }
 
-func probeI2C(ctx context.Context, env sensor.Env, name string, w io.Writer) error {
+// listed is "no I²C buses", "I²C bus 1" or "I²C buses 1, 3".
+func listed(one, many string, names []string) string {
+	switch len(names) {
+	case 0:
+		return "no " + many
+	case 1:
+		return one + " " + names[0]
+	}
+	return many + " " + strings.Join(names, ", ")
+}
+
+// probeI2C returns how many addresses answered on the bus.
+func probeI2C(ctx context.Context, env sensor.Env, name string, w io.Writer) (int, error) {
 	if env.OpenI2C == nil {
-		return errors.New("this platform has no I2C")
+		return 0, errors.New("this platform has no I2C")
 	}
 	bus, err := env.OpenI2C(name)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer bus.Close()
 	found := 0
 	for addr := uint16(firstAddr); addr <= lastAddr; addr++ {
 		if err := ctx.Err(); err != nil {
-			return err
+			return found, err
 		}
 		var b [1]byte
 		if bus.Tx(addr, nil, b[:]) != nil {
@@ -89,7 +118,7 @@ func probeI2C(ctx context.Context, env sensor.Env, name string, w io.Writer) err
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "i2c %s: %d device(s) in 0x%02x-0x%02x\n", name, found, firstAddr, lastAddr)
-	return nil
+	return found, nil
 }
 
 func read16(d *i2c.Dev, reg byte) (uint16, error) {
@@ -157,16 +186,17 @@ type serialTry struct {
 	kind string // "pzem" (fixed point) or "sdm" (float)
 }
 
-func probeSerial(ctx context.Context, env sensor.Env, port string, opts Options, w io.Writer) error {
+// probeSerial returns how many (baud, address) pairs answered on the port.
+func probeSerial(ctx context.Context, env sensor.Env, port string, opts Options, w io.Writer) (int, error) {
 	if env.OpenSerial == nil {
-		return errors.New("this platform has no serial ports")
+		return 0, errors.New("this platform has no serial ports")
 	}
 	found := 0
 	seen := map[[2]int]bool{} // {baud, address} that answered in an earlier pass
 	for _, try := range []serialTry{{9600, "pzem"}, {9600, "sdm"}, {2400, "sdm"}} {
 		p, err := env.OpenSerial(port, try.baud)
 		if err != nil {
-			return err
+			return found, err
 		}
 		c := modbus.NewClient(p, modbus.WithBaud(try.baud), modbus.WithResponseTimeout(opts.ModbusTimeout), modbus.WithAttempts(1),
 			modbus.WithWildcardAddress(0xF8)) // PZEM general address: answered from the meter's own address
@@ -180,7 +210,7 @@ func probeSerial(ctx context.Context, env sensor.Env, port string, opts Options,
 		for _, addr := range addrs {
 			if err := ctx.Err(); err != nil {
 				p.Close()
-				return err
+				return found, err
 			}
 			if seen[[2]int{try.baud, int(addr)}] {
 				continue
@@ -192,11 +222,11 @@ func probeSerial(ctx context.Context, env sensor.Env, port string, opts Options,
 			}
 		}
 		if err := p.Close(); err != nil {
-			return err
+			return found, err
 		}
 	}
 	fmt.Fprintf(w, "serial %s: %d meter answer(s)\n", port, found)
-	return nil
+	return found, nil
 }
 
 // probeModbus asks one address and describes what answered, or "".

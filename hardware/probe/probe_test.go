@@ -14,8 +14,8 @@ import (
 	"periph.io/x/conn/v3/i2c"
 	"periph.io/x/conn/v3/physic"
 
-	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/hardware/modbus"
+	"github.com/gridedge/gridedge/hardware/sensor"
 )
 
 // fakeI2C is a bus with register-file devices; other addresses NACK.
@@ -135,6 +135,7 @@ func TestProbe(t *testing.T) {
 		"serial /dev/ttyUSB0 9600 baud addr 1  PZEM-004T v3  230.1 V 1.234 A 283.9 W 70000 Wh 50.0 Hz PF 1.00\n",
 		"serial /dev/ttyUSB0 9600 baud addr 3  Modbus device (not identified: exception 0x02)\n",
 		"serial /dev/ttyUSB0 2400 baud addr 2  Eastron SDM (float registers; SDM120 or SDM630)  phase 1 230.0 V\n",
+		"probe: scanned I²C buses 1, 9 and serial port /dev/ttyUSB0: 7 device(s) found\n",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q\n--- output ---\n%s", want, text)
@@ -145,5 +146,28 @@ func TestProbe(t *testing.T) {
 	}
 	if len(bus.writes) != 0 {
 		t.Errorf("probe wrote registers: %q", bus.writes)
+	}
+}
+
+// An empty bus and a silent line are scanned and reported, and the result
+// is ErrNothingFound, not success.
+func TestProbeNothingFound(t *testing.T) {
+	env := sensor.Env{
+		OpenI2C:    func(string) (i2c.BusCloser, error) { return &fakeI2C{}, nil },
+		OpenSerial: func(_ string, baud int) (sensor.SerialPort, error) { return &line{baud: baud}, nil },
+	}
+	var out bytes.Buffer
+	err := Probe(context.Background(), env, Options{I2CBuses: []string{"1"}, SerialPorts: []string{"/dev/ttyS0"}, MaxModbusAddress: 1, ModbusTimeout: time.Millisecond}, &out)
+	if !errors.Is(err, ErrNothingFound) {
+		t.Fatalf("err = %v, want ErrNothingFound", err)
+	}
+	want := "i2c 1: 0 device(s) in 0x03-0x77\nserial /dev/ttyS0: 0 meter answer(s)\nprobe: scanned I²C bus 1 and serial port /dev/ttyS0: 0 device(s) found\n"
+	if out.String() != want {
+		t.Fatalf("output:\n%s\nwant:\n%s", out.String(), want)
+	}
+	out.Reset()
+	if err := Probe(context.Background(), env, Options{}, &out); !errors.Is(err, ErrNothingFound) ||
+		out.String() != "probe: scanned no I²C buses and no serial ports: 0 device(s) found\n" {
+		t.Fatalf("nothing to scan: err = %v, output %q", err, out.String())
 	}
 }

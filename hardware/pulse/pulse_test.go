@@ -14,7 +14,8 @@ import (
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
 
-	"github.com/gridedge/gridedge/edge/sensor"
+	"github.com/gridedge/gridedge/hardware/sensor"
+	"github.com/gridedge/gridedge/shared/poll"
 	"github.com/gridedge/gridedge/shared/wire"
 )
 
@@ -92,13 +93,7 @@ func TestBadOpts(t *testing.T) {
 // handles each edge after the test's send returns.
 func waitFor(t *testing.T, s *Sensor, what string, cond func(Snapshot) bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond(s.Stats()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s: %+v", what, s.Stats())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.For(t, 20*time.Second, what, func() (Snapshot, error) { return s.Stats(), nil }, cond)
 }
 
 func TestSensorCountsPersistsAndResumes(t *testing.T) {

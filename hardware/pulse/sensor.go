@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -12,9 +13,9 @@ import (
 
 	"periph.io/x/conn/v3/gpio"
 
-	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/hardware/internal/drv"
 	"github.com/gridedge/gridedge/hardware/internal/state"
+	"github.com/gridedge/gridedge/hardware/sensor"
 	"github.com/gridedge/gridedge/shared/wire"
 )
 
@@ -43,7 +44,56 @@ var offered = []wire.Quantity{wire.Quantity_QUANTITY_ENERGY, wire.Quantity_QUANT
 
 // Driver is the registry entry.
 func Driver() sensor.Driver {
-	return sensor.Driver{Name: DriverName, Summary: "S0 / optical pulse counter on a GPIO: Wh from pulses, W from pulse interval", New: NewSensor}
+	return sensor.Driver{Name: DriverName, Summary: "S0 / optical pulse counter on a GPIO: Wh from pulses, W from pulse interval", New: NewSensor, Check: Check}
+}
+
+// Check validates a channel's configuration without opening the pin, with
+// the rules NewSensor applies.
+func Check(cfg sensor.Config) error {
+	_, _, err := parse(cfg)
+	return err
+}
+
+// parse decodes and checks the options; every problem names its option.
+func parse(cfg sensor.Config) (Options, *Opts, error) {
+	o := Options{PersistEverySeconds: 60}
+	if err := cfg.DecodeOptions(&o); err != nil {
+		return o, nil, err
+	}
+	var p drv.Problems
+	p.Add(drv.CheckQuantities(cfg, offered...))
+	if o.Pin == "" {
+		p.Option("pin", "required: the GPIO name, e.g. GPIO17")
+	}
+	opts := &Opts{ImpPerKWh: o.ImpPerKWh, MinSpacing: time.Duration(o.MinSpacingMS) * time.Millisecond}
+	switch strings.ToLower(o.Edge) {
+	case "", "falling":
+		opts.Edge = gpio.FallingEdge
+	case "rising":
+		opts.Edge = gpio.RisingEdge
+	default:
+		p.Option("edge", "must be falling or rising, got %q", o.Edge)
+	}
+	switch strings.ToLower(o.Pull) {
+	case "", "up":
+		opts.Pull = gpio.PullUp
+	case "down":
+		opts.Pull = gpio.PullDown
+	case "none":
+		opts.Pull = gpio.Float
+	default:
+		p.Option("pull", "must be up, down or none, got %q", o.Pull)
+	}
+	if o.ImpPerKWh < 0 || math.IsNaN(o.ImpPerKWh) || math.IsInf(o.ImpPerKWh, 0) {
+		p.Option("imp_per_kwh", "must be > 0 (0 = %v), got %v", DefaultImpPerKWh, o.ImpPerKWh)
+	}
+	if o.MinSpacingMS < 0 {
+		p.Option("min_spacing_ms", "must be >= 0 (0 = %v), got %d", DefaultMinSpacing, o.MinSpacingMS)
+	}
+	if o.PersistEverySeconds < 0 {
+		p.Option("persist_every_s", "must be >= 0, got %d", o.PersistEverySeconds)
+	}
+	return o, opts, p.Err()
 }
 
 type persisted struct {
@@ -53,35 +103,9 @@ type persisted struct {
 // NewSensor configures the pin and starts counting in the background until
 // Close.
 func NewSensor(cfg sensor.Config, env sensor.Env) (sensor.Sensor, error) {
-	o := Options{PersistEverySeconds: 60}
-	if err := cfg.DecodeOptions(&o); err != nil {
+	o, opts, err := parse(cfg)
+	if err != nil {
 		return nil, err
-	}
-	if err := drv.CheckQuantities(cfg, offered...); err != nil {
-		return nil, err
-	}
-	if o.Pin == "" {
-		return nil, errors.New(`pulse: option "pin" (GPIO name) is required`)
-	}
-	var edge gpio.Edge
-	switch strings.ToLower(o.Edge) {
-	case "", "falling":
-		edge = gpio.FallingEdge
-	case "rising":
-		edge = gpio.RisingEdge
-	default:
-		return nil, fmt.Errorf("pulse: edge %q is neither falling nor rising", o.Edge)
-	}
-	var pull gpio.Pull
-	switch strings.ToLower(o.Pull) {
-	case "", "up":
-		pull = gpio.PullUp
-	case "down":
-		pull = gpio.PullDown
-	case "none":
-		pull = gpio.Float
-	default:
-		return nil, fmt.Errorf("pulse: pull %q is not up, down or none", o.Pull)
 	}
 	if env.OpenGPIO == nil {
 		return nil, drv.Missing("GPIO")
@@ -94,8 +118,8 @@ func NewSensor(cfg sensor.Config, env sensor.Env) (sensor.Sensor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pulse: open %s: %w", o.Pin, err)
 	}
-	counter, err := New(pin, &Opts{ImpPerKWh: o.ImpPerKWh, Edge: edge, Pull: pull,
-		MinSpacing: time.Duration(o.MinSpacingMS) * time.Millisecond, Now: now})
+	opts.Now = now
+	counter, err := New(pin, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -7,9 +7,9 @@ import (
 
 	"periph.io/x/conn/v3/physic"
 
-	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/hardware/internal/drv"
 	"github.com/gridedge/gridedge/hardware/modbus"
+	"github.com/gridedge/gridedge/hardware/sensor"
 	"github.com/gridedge/gridedge/shared/wire"
 )
 
@@ -35,16 +35,35 @@ var offered = []wire.Quantity{
 
 // Driver is the registry entry.
 func Driver() sensor.Driver {
-	return sensor.Driver{Name: DriverName, Summary: "Peacefair PZEM-004T v3 AC meter on Modbus-RTU (9600 8N1): V, A, W, Wh, Hz, PF", New: NewSensor}
+	return sensor.Driver{Name: DriverName, Summary: "Peacefair PZEM-004T v3 AC meter on Modbus-RTU (9600 8N1): V, A, W, Wh, Hz, PF", New: NewSensor, Check: Check}
+}
+
+// Check validates a channel's configuration without opening the port, with
+// the rules NewSensor applies.
+func Check(cfg sensor.Config) error {
+	_, err := parse(cfg)
+	return err
+}
+
+// parse decodes and checks the options; every problem names its option.
+func parse(cfg sensor.Config) (Options, error) {
+	var o Options
+	if err := cfg.DecodeOptions(&o); err != nil {
+		return o, err
+	}
+	var p drv.Problems
+	p.Add(drv.CheckQuantities(cfg, offered...))
+	o.SerialOptions.Check(&p)
+	if _, err := New(nil, &Opts{Address: o.Address}); err != nil {
+		p.Option("address", "%v", err)
+	}
+	return o, p.Err()
 }
 
 // NewSensor builds a channel's sensor from its configuration.
 func NewSensor(cfg sensor.Config, env sensor.Env) (sensor.Sensor, error) {
-	var o Options
-	if err := cfg.DecodeOptions(&o); err != nil {
-		return nil, err
-	}
-	if err := drv.CheckQuantities(cfg, offered...); err != nil {
+	o, err := parse(cfg)
+	if err != nil {
 		return nil, err
 	}
 	c, port, err := drv.OpenModbus(env, o.SerialOptions, Baud, modbus.WithWildcardAddress(GeneralAddress))

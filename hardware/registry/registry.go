@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/hardware/ade7953"
 	"github.com/gridedge/gridedge/hardware/ds3231"
 	"github.com/gridedge/gridedge/hardware/ina219"
@@ -9,6 +8,7 @@ import (
 	"github.com/gridedge/gridedge/hardware/pulse"
 	"github.com/gridedge/gridedge/hardware/pzem004t"
 	"github.com/gridedge/gridedge/hardware/sdm"
+	"github.com/gridedge/gridedge/hardware/sensor"
 )
 
 // Register adds every hardware driver to r: ade7953, ina219, ina226, pulse,

@@ -9,7 +9,7 @@ import (
 	"periph.io/x/conn/v3/i2c"
 	"periph.io/x/conn/v3/i2c/i2ctest"
 
-	"github.com/gridedge/gridedge/edge/sensor"
+	"github.com/gridedge/gridedge/hardware/sensor"
 )
 
 func TestRegister(t *testing.T) {
@@ -20,13 +20,18 @@ func TestRegister(t *testing.T) {
 		t.Fatalf("Names = %v, want %v", got, want)
 	}
 	for _, d := range r.Drivers() {
-		if d.Summary == "" || d.New == nil {
-			t.Errorf("%s: missing summary or factory", d.Name)
+		if d.Summary == "" || d.New == nil || d.Check == nil {
+			t.Errorf("%s: missing summary, factory or checker", d.Name)
 		}
 		// Every driver rejects a misspelt option before touching hardware.
 		_, err := r.New(sensor.Config{Channel: "c", Driver: d.Name, Options: map[string]any{"no_such_option": 1}}, sensor.Env{})
 		if err == nil || !strings.Contains(err.Error(), "no_such_option") {
 			t.Errorf("%s: unknown option: err = %v", d.Name, err)
+		}
+		// Check (gridedge-agent -check) says the same without an Env.
+		if err := r.Check(sensor.Config{Channel: "c", Driver: d.Name, Options: map[string]any{"no_such_option": 1}}); err == nil ||
+			!strings.HasPrefix(err.Error(), "options.no_such_option: unknown field") {
+			t.Errorf("%s: Check of an unknown option: err = %v", d.Name, err)
 		}
 	}
 }

@@ -8,8 +8,8 @@ import (
 
 	"periph.io/x/conn/v3/physic"
 
-	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/hardware/modbus"
+	"github.com/gridedge/gridedge/hardware/sensor"
 	"github.com/gridedge/gridedge/hardware/serialtest"
 	"github.com/gridedge/gridedge/shared/wire"
 )

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/hardware/internal/drv"
 	"github.com/gridedge/gridedge/hardware/modbus"
+	"github.com/gridedge/gridedge/hardware/sensor"
 	"github.com/gridedge/gridedge/shared/wire"
 )
 
@@ -31,8 +31,8 @@ type Options struct {
 // Drivers are the registry entries for both models.
 func Drivers() []sensor.Driver {
 	return []sensor.Driver{
-		{Name: DriverSDM120, Summary: "Eastron SDM120 single-phase meter on Modbus-RTU: V, A, W, VA, var, PF, Hz, Wh", New: factory(SDM120)},
-		{Name: DriverSDM630, Summary: "Eastron SDM630 three-phase meter on Modbus-RTU, one phase or totals per channel", New: factory(SDM630)},
+		{Name: DriverSDM120, Summary: "Eastron SDM120 single-phase meter on Modbus-RTU: V, A, W, VA, var, PF, Hz, Wh", New: factory(SDM120), Check: checker(SDM120)},
+		{Name: DriverSDM630, Summary: "Eastron SDM630 three-phase meter on Modbus-RTU, one phase or totals per channel", New: factory(SDM630), Check: checker(SDM630)},
 	}
 }
 
@@ -42,32 +42,55 @@ func factory(model Model) sensor.Factory {
 	}
 }
 
-// NewSensor builds a channel's sensor for a meter of the given model.
-func NewSensor(model Model, cfg sensor.Config, env sensor.Env) (sensor.Sensor, error) {
+func checker(model Model) sensor.Checker {
+	return func(cfg sensor.Config) error {
+		_, _, err := parse(model, cfg)
+		return err
+	}
+}
+
+// parse decodes and checks the options; every problem names its option.
+func parse(model Model, cfg sensor.Config) (Options, *Opts, error) {
 	var o Options
 	if err := cfg.DecodeOptions(&o); err != nil {
-		return nil, err
+		return o, nil, err
 	}
-	if err := drv.CheckQuantities(cfg, Quantities()...); err != nil {
-		return nil, err
-	}
-	phase := 1
+	var p drv.Problems
+	p.Add(drv.CheckQuantities(cfg, Quantities()...))
+	o.SerialOptions.Check(&p)
+	opts := &Opts{Model: model, Address: o.Address, Phase: 1, Energy: o.Energy}
 	switch o.Phase {
 	case "", "1":
 	case "2":
-		phase = 2
+		opts.Phase = 2
 	case "3":
-		phase = 3
+		opts.Phase = 3
 	case "total":
-		phase = PhaseTotal
+		opts.Phase = PhaseTotal
 	default:
-		return nil, fmt.Errorf("%s: phase %q not 1, 2, 3 or total", model, o.Phase)
+		p.Option("phase", "must be 1, 2, 3 or total, got %q", o.Phase)
+	}
+	if err := p.Err(); err != nil {
+		return o, nil, err
+	}
+	// New does no I/O: it checks address, phase (per model) and energy.
+	if _, err := New(nil, opts); err != nil {
+		return o, nil, fmt.Errorf("options: %w", err)
+	}
+	return o, opts, nil
+}
+
+// NewSensor builds a channel's sensor for a meter of the given model.
+func NewSensor(model Model, cfg sensor.Config, env sensor.Env) (sensor.Sensor, error) {
+	o, opts, err := parse(model, cfg)
+	if err != nil {
+		return nil, err
 	}
 	c, port, err := drv.OpenModbus(env, o.SerialOptions, model.DefaultBaud())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", model, err)
 	}
-	dev, err := New(c, &Opts{Model: model, Address: o.Address, Phase: phase, Energy: o.Energy})
+	dev, err := New(c, opts)
 	if err != nil {
 		return nil, errors.Join(err, port.Close())
 	}

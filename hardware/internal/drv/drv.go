@@ -1,11 +1,12 @@
 package drv
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 
-	"github.com/gridedge/gridedge/edge/sensor"
+	"github.com/gridedge/gridedge/hardware/sensor"
 	"github.com/gridedge/gridedge/shared/wire"
 )
 
@@ -28,10 +29,30 @@ func CheckQuantities(cfg sensor.Config, offered ...wire.Quantity) error {
 		for i, o := range offered {
 			names[i] = o.Name()
 		}
-		return fmt.Errorf("driver %s cannot measure %s (it offers %s)", cfg.Driver, strings.Join(missing, ", "), strings.Join(names, ", "))
+		return fmt.Errorf("quantities: driver %s cannot measure %s (it offers %s)", cfg.Driver, strings.Join(missing, ", "), strings.Join(names, ", "))
 	}
 	return nil
 }
+
+// Problems collects what is wrong with a channel's configuration, one line
+// per problem naming the option ("options.address: …"), so a driver's Check
+// and its Factory report the same thing.
+type Problems struct{ errs []error }
+
+// Option records a problem with option name.
+func (p *Problems) Option(name, format string, args ...any) {
+	p.errs = append(p.errs, fmt.Errorf("options.%s: %s", name, fmt.Sprintf(format, args...)))
+}
+
+// Add records err when it is not nil.
+func (p *Problems) Add(err error) {
+	if err != nil {
+		p.errs = append(p.errs, err)
+	}
+}
+
+// Err joins the problems; nil when there are none.
+func (p *Problems) Err() error { return errors.Join(p.errs...) }
 
 // Values collects the values a channel wants.
 type Values struct {

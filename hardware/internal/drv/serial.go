@@ -1,12 +1,11 @@
 package drv
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/gridedge/gridedge/edge/sensor"
 	"github.com/gridedge/gridedge/hardware/modbus"
+	"github.com/gridedge/gridedge/hardware/sensor"
 )
 
 // SerialOptions are the line options every Modbus meter channel has; driver
@@ -22,12 +21,30 @@ type SerialOptions struct {
 	Attempts int `yaml:"attempts"`
 }
 
+// Check records problems with the line options.
+func (o SerialOptions) Check(p *Problems) {
+	if o.Port == "" {
+		p.Option("port", "required: the serial device, e.g. /dev/ttyUSB0")
+	}
+	if o.Baud < 0 || o.Baud > 4_000_000 {
+		p.Option("baud", "must be 1..4000000 (0 = the driver's default), got %d", o.Baud)
+	}
+	if o.TimeoutMS < 0 {
+		p.Option("timeout_ms", "must be >= 0 (0 = the default), got %d", o.TimeoutMS)
+	}
+	if o.Attempts < 0 || o.Attempts > 10 {
+		p.Option("attempts", "must be 0..10 (0 = the default), got %d", o.Attempts)
+	}
+}
+
 // OpenModbus opens o.Port and returns a Modbus client on it; closing the
 // returned port releases it.
 // Extra options (a wildcard address) are applied after the line options.
 func OpenModbus(env sensor.Env, o SerialOptions, defaultBaud int, extra ...modbus.Option) (*modbus.Client, sensor.SerialPort, error) {
-	if o.Port == "" {
-		return nil, nil, errors.New(`option "port" (serial device) is required`)
+	var p Problems
+	o.Check(&p)
+	if err := p.Err(); err != nil {
+		return nil, nil, err
 	}
 	if env.OpenSerial == nil {
 		return nil, nil, Missing("serial port")

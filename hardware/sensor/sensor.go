@@ -1,7 +1,6 @@
 package sensor
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"periph.io/x/conn/v3/spi"
 
 	"github.com/gridedge/gridedge/shared/wire"
+	"github.com/gridedge/gridedge/shared/yamlpath"
 )
 
 // Value is one measured quantity, in the quantity's base unit (W, Wh, V, A,
@@ -53,22 +53,20 @@ type Config struct {
 }
 
 // DecodeOptions decodes c.Options into v (a pointer to a struct with yaml
-// tags). Unknown keys are an error that names the key, so a typo in a
-// configuration file is reported instead of silently ignored.
+// tags). Unknown keys and values of the wrong type are errors, one line
+// each, that name the option ("options.adress: unknown field (did you mean
+// "address"?); known: bus, address, …"), so a typo in a configuration file
+// is reported instead of silently ignored. Registry.New and Registry.Check
+// add the channel and driver.
 func (c Config) DecodeOptions(v any) error {
 	if len(c.Options) == 0 {
 		return nil
 	}
-	raw, err := yaml.Marshal(c.Options)
-	if err != nil {
-		return fmt.Errorf("channel %q: driver %q options: %w", c.Channel, c.Driver, err)
+	var n yaml.Node
+	if err := n.Encode(c.Options); err != nil {
+		return fmt.Errorf("options: %w", err)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(v); err != nil && err != io.EOF {
-		return fmt.Errorf("channel %q: driver %q options: %w", c.Channel, c.Driver, err)
-	}
-	return nil
+	return yamlpath.Decode(&n, v, "options")
 }
 
 // Wants reports whether the channel asked for q (or asked for nothing, which
@@ -107,12 +105,21 @@ type Env struct {
 // Factory builds a sensor from its configuration.
 type Factory func(cfg Config, env Env) (Sensor, error)
 
+// Checker validates a channel's configuration (options, quantities) without
+// touching hardware, with the same rules the driver's Factory applies
+// before it opens a bus.
+type Checker func(cfg Config) error
+
 // Driver describes a registered driver.
 type Driver struct {
 	Name string
 	// Summary is one line for `gridedge-agent -h` and probe output.
 	Summary string
 	New     Factory
+	// Check validates a configuration without opening anything
+	// (`gridedge-agent -check`). Nil when the driver has nothing to check
+	// beyond what building it reveals.
+	Check Checker
 }
 
 // Registry maps driver names to factories. The zero value is not usable;
@@ -144,6 +151,22 @@ func (r *Registry) New(cfg Config, env Env) (Sensor, error) {
 		return nil, fmt.Errorf("channel %q: driver %s: %w", cfg.Channel, cfg.Driver, err)
 	}
 	return s, nil
+}
+
+// Check validates cfg with its driver's Checker, without opening any bus:
+// an unknown driver, unknown or malformed options, out-of-range values and
+// quantities the driver cannot measure are errors. Each problem is one line
+// naming the field within the channel ("options.address: …",
+// "quantities: …"); the caller names the channel.
+func (r *Registry) Check(cfg Config) error {
+	d, ok := r.drivers[cfg.Driver]
+	if !ok {
+		return fmt.Errorf("driver: unknown driver %q (known: %v)", cfg.Driver, r.Names())
+	}
+	if d.Check == nil {
+		return nil
+	}
+	return d.Check(cfg)
 }
 
 // Names lists the registered driver names, sorted.

@@ -1,4 +1,4 @@
-package sim
+package household
 
 import (
 	"context"
@@ -11,28 +11,29 @@ import (
 
 	"github.com/gridedge/gridedge/edge/agent"
 	"github.com/gridedge/gridedge/edge/clock"
-	"github.com/gridedge/gridedge/edge/sensor"
+	"github.com/gridedge/gridedge/hardware/sensor"
 	"github.com/gridedge/gridedge/shared/wire"
 )
 
-// Household is a synthetic home's load as a pure function of time: the same
+// Model is a synthetic home's load as a pure function of time: the same
 // seed, meter and instant always give the same watts, whatever order or
 // rate samples are taken in.
 //
 // Channels: sub1 is the kitchen (kettle, oven), sub2 the laundry and fridge
 // (washing machine, fridge compressor), sub3 the water heater; mains is
 // base load + the three sub-meters + a little noise.
-type Household struct {
+type Model struct {
 	seed uint64
 }
 
-// NewHousehold returns the model of meter number meter under seed.
-func NewHousehold(seed int64, meter int) Household {
-	return Household{seed: mix(uint64(seed)*0x9e3779b97f4a7c15 ^ uint64(meter))}
+// New returns the model of meter number meter under seed.
+func New(seed int64, meter int) Model {
+	return Model{seed: Mix(uint64(seed)*0x9e3779b97f4a7c15 ^ uint64(meter))}
 }
 
-// mix is SplitMix64's finaliser: a cheap, well-spread hash.
-func mix(x uint64) uint64 {
+// Mix is SplitMix64's finaliser: a cheap, well-spread hash (the simulator
+// derives its per-meter randomness with it too).
+func Mix(x uint64) uint64 {
 	x += 0x9e3779b97f4a7c15
 	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
 	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
@@ -40,10 +41,10 @@ func mix(x uint64) uint64 {
 }
 
 // unit returns a deterministic number in [0, 1) for the given keys.
-func (h Household) unit(keys ...uint64) float64 {
+func (h Model) unit(keys ...uint64) float64 {
 	x := h.seed
 	for _, k := range keys {
-		x = mix(x ^ k)
+		x = Mix(x ^ k)
 	}
 	return float64(x>>11) / (1 << 53)
 }
@@ -61,7 +62,7 @@ const (
 )
 
 // Power returns the four channels' active power in W at t.
-func (h Household) Power(t time.Time) (mains, kitchen, laundry, heater float64) {
+func (h Model) Power(t time.Time) (mains, kitchen, laundry, heater float64) {
 	l := h.loads(t)
 	return l.mains, l.kettle + l.oven, l.washer + l.fridge, l.heater
 }
@@ -71,7 +72,7 @@ func (h Household) Power(t time.Time) (mains, kitchen, laundry, heater float64) 
 var Appliances = []string{"kettle", "oven", "washer", "fridge", "water_heater"}
 
 // States returns the appliances' on/off states at t, in Appliances order.
-func (h Household) States(t time.Time) [5]bool {
+func (h Model) States(t time.Time) [5]bool {
 	l := h.loads(t)
 	return [5]bool{l.kettle > 0, l.oven > 0, l.washer > 0, l.fridge > 0, l.heater > 0}
 }
@@ -81,7 +82,7 @@ type loads struct {
 	kettle, oven, washer, fridge, heater, mains float64
 }
 
-func (h Household) loads(t time.Time) loads {
+func (h Model) loads(t time.Time) loads {
 	t = t.UTC()
 	day := uint64(t.Unix() / 86400)
 	sod := time.Duration(t.Unix()%86400)*time.Second + time.Duration(t.Nanosecond()) // time of day, UTC
@@ -148,11 +149,11 @@ func (h Household) loads(t time.Time) loads {
 		mains: math.Max(0, base+(kettle+oven)+(washer+fridge)+waterHeater+noise)}
 }
 
-// householdSensor reports one channel of a Household at the sampler's
+// householdSensor reports one channel of a Model at the sampler's
 // scheduled time. The mains channel also integrates its power into an
 // energy counter (Wh); an appliance channel reports its on/off state.
 type householdSensor struct {
-	h       Household
+	h       Model
 	channel string
 	// appliance is the index in Appliances, or -1 for a power channel.
 	appliance int
@@ -168,7 +169,12 @@ type householdSensor struct {
 	lastP, prevP       float64
 }
 
-func newHouseholdSensor(h Household, channel string, at func(clock.Stamp) time.Time) (*householdSensor, error) {
+// NewSensor returns the sensor for one channel of h: mains, sub1, sub2, sub3
+// (power; mains also energy) or an appliance of Appliances (its on/off
+// state). It reads the agent's scheduled sample time from the context
+// (agent.SampleTime); at, when not nil, maps a sample's stamp to the true
+// time the loads follow (a simulated meter without a clock).
+func NewSensor(h Model, channel string, at func(clock.Stamp) time.Time) (sensor.Sensor, error) {
 	s := &householdSensor{h: h, channel: channel, appliance: -1, at: at}
 	switch channel {
 	case "mains", "sub1", "sub2", "sub3":
@@ -239,31 +245,49 @@ func (s *householdSensor) integrate(t time.Time, p float64) float64 {
 func (s *householdSensor) String() string { return "sim-household:" + s.channel }
 func (s *householdSensor) Close() error   { return nil }
 
-// HouseholdDriver is the household profile as a sensor driver, so the real
+// Driver is the household profile as a sensor driver, so the real
 // gridedge-agent can run without hardware (demos, soak tests):
 //
 //	channels:
 //	  - {name: mains, driver: sim-household, interval: 10s, quantities: [active_power, energy], options: {meter: 1, seed: 1}}
 //	  - {name: sub1, driver: sim-household, options: {meter: 1}}
 //
-// Channel names must be mains, sub1, sub2 or sub3. The energy counter starts
-// from the model's initial value at each start (it is not persisted).
-func HouseholdDriver() sensor.Driver {
+// Channel names must be mains, sub1, sub2, sub3 or an appliance. The energy
+// counter starts from the model's initial value at each start (it is not
+// persisted).
+func Driver() sensor.Driver {
 	return sensor.Driver{
 		Name:    "sim-household",
 		Summary: "simulated household meter (channels mains, sub1..sub3); options: meter, seed",
 		New: func(cfg sensor.Config, _ sensor.Env) (sensor.Sensor, error) {
-			var o struct {
-				Meter int   `yaml:"meter"`
-				Seed  int64 `yaml:"seed"`
-			}
-			if err := cfg.DecodeOptions(&o); err != nil {
+			m, err := parse(cfg)
+			if err != nil {
 				return nil, err
 			}
-			if o.Seed == 0 {
-				o.Seed = 1
-			}
-			return newHouseholdSensor(NewHousehold(o.Seed, o.Meter), cfg.Channel, nil)
+			return NewSensor(m, cfg.Channel, nil)
+		},
+		Check: func(cfg sensor.Config) error {
+			_, err := parse(cfg)
+			return err
 		},
 	}
+}
+
+// parse decodes the options and checks the channel name.
+func parse(cfg sensor.Config) (Model, error) {
+	var o struct {
+		Meter int   `yaml:"meter"`
+		Seed  int64 `yaml:"seed"`
+	}
+	if err := cfg.DecodeOptions(&o); err != nil {
+		return Model{}, err
+	}
+	if o.Seed == 0 {
+		o.Seed = 1
+	}
+	m := New(o.Seed, o.Meter)
+	if _, err := NewSensor(m, cfg.Channel, nil); err != nil {
+		return Model{}, fmt.Errorf("name: %w", err)
+	}
+	return m, nil
 }

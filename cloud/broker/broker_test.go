@@ -10,6 +10,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/gridedge/gridedge/shared/poll"
 	"github.com/gridedge/gridedge/shared/topic"
 )
 
@@ -60,16 +61,11 @@ func TestSharedSubscriptionSplitsMessages(t *testing.T) {
 			t.Fatalf("publish %d: %v", i, tok.Error())
 		}
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	poll.Until(t, 30*time.Second, "every message delivered", func() bool {
 		mu.Lock()
-		done := total >= n
-		mu.Unlock()
-		if done || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		defer mu.Unlock()
+		return total >= n
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	seen := map[string]int{}

@@ -16,6 +16,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/gridedge/gridedge/cloud/store"
+	"github.com/gridedge/gridedge/shared/poll"
 	"github.com/gridedge/gridedge/shared/topic"
 	"github.com/gridedge/gridedge/shared/wire"
 )
@@ -129,13 +130,7 @@ func (a *agent) ackCount() int {
 // waitFor polls cond until it holds or the generous limit passes.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Until(t, waitLimit, what, cond)
 }
 
 // makeBatch returns readings first..first+n-1 of a device, one per second
@@ -238,13 +233,8 @@ func checkWindows(t *testing.T, httpAddr, device string, readings []*wire.Readin
 		}
 		return ""
 	}
-	deadline := time.Now().Add(waitLimit)
-	for d := diff(); d != ""; d = diff() {
-		if time.Now().After(deadline) {
-			t.Fatal(d)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	poll.For(t, waitLimit, fmt.Sprintf("%v windows equal to the readings", size),
+		func() (string, error) { return diff(), nil }, func(d string) bool { return d == "" })
 }
 
 var httpClient = &http.Client{Timeout: 10 * time.Second}

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gridedge/gridedge/shared/poll"
 )
 
 // collectorBin is the gridedge-collector binary built once for this test run.
@@ -257,20 +259,9 @@ func checkExactlyOnce(t testing.TB, c *collectorProc, truth []truthReading) {
 
 	// The workers commit after the acks, and a device's newest windows are
 	// served once idle: poll until the collector has caught up.
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		problems := exactlyOnceProblems(c, perDevice, truth)
-		if len(problems) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			for _, p := range problems {
-				t.Error(p)
-			}
-			return
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	poll.For(t, 90*time.Second, "every reading stored once and every window equal to the truth",
+		func() ([]string, error) { return exactlyOnceProblems(c, perDevice, truth), nil },
+		func(problems []string) bool { return len(problems) == 0 })
 }
 
 func exactlyOnceProblems(c *collectorProc, perDevice map[string]uint64, truth []truthReading) (problems []string) {

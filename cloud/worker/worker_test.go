@@ -14,6 +14,7 @@ import (
 	"github.com/gridedge/gridedge/cloud/readlog/local"
 	"github.com/gridedge/gridedge/cloud/store"
 	"github.com/gridedge/gridedge/cloud/window"
+	"github.com/gridedge/gridedge/shared/poll"
 	"github.com/gridedge/gridedge/shared/wire"
 )
 
@@ -101,17 +102,7 @@ func (r *rig) status(device string) {
 
 func (r *rig) waitFor(what string, cond func(Stats) bool) Stats {
 	r.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		s := r.wk.Stats()
-		if cond(s) {
-			return s
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("timed out waiting for %s: %+v", what, s)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	return poll.For(r.t, 30*time.Second, what, func() (Stats, error) { return r.wk.Stats(), nil }, cond)
 }
 
 // files lists the store's and log's files with size and modification time.

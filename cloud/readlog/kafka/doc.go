@@ -11,8 +11,11 @@
 // run in offset order. Records and bytes buffered and not yet acknowledged
 // are bounded (WithInflightBytes): Append blocks, honouring its context,
 // while the bound is reached. While the brokers are unreachable the producer
-// retries; a record it gives up on (WithDeliveryTimeout) fails its callback,
-// so the batch is not acknowledged and the agent resends it.
+// retries: appends stay unacknowledged (so are the devices' batches, which
+// the agents keep buffering) and complete once a broker answers, stored
+// once (the idempotent producer's retries are not duplicated). A record
+// never sent within WithDeliveryTimeout fails its callback instead; the
+// agent resends that batch.
 //
 // # Reading
 //

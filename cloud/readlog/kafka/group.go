@@ -72,11 +72,12 @@ func (l *Log) Join(group string, h Handler) (*Member, error) {
 		return out
 	}
 	opts := append(base,
-		kgo.ConsumerGroup(group),
+		kgo.ConsumerGroup(l.o.groupPrefix+group),
 		kgo.ConsumeTopics(l.o.topic),
 		kgo.DisableAutoCommit(),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.SessionTimeout(l.o.sessionTimeout),
+		kgo.HeartbeatInterval(l.o.sessionTimeout/3),
 		kgo.FetchMaxBytes(1), // it never polls; keep what a fetch could buffer minimal
 		kgo.FetchMaxPartitionBytes(1),
 		kgo.OnPartitionsAssigned(func(ctx context.Context, _ *kgo.Client, a map[string][]int32) {

@@ -75,7 +75,7 @@ func Open(ctx context.Context, opts ...Option) (*Log, error) {
 		return nil, fmt.Errorf("readlog/kafka: producer: %w", err)
 	}
 	l := &Log{o: o, prod: prod, adm: kadm.NewClient(prod), members: map[string]*Member{}, readers: map[*Reader]struct{}{}}
-	if l.n, err = l.ensureTopic(ctx); err != nil {
+	if l.n, err = l.EnsureTopic(ctx, o.topic, o.partitions); err != nil {
 		prod.Close()
 		return nil, err
 	}
@@ -113,48 +113,50 @@ func (o *settings) clientOpts() ([]kgo.Opt, error) {
 	return opts, nil
 }
 
-// ensureTopic returns the topic's partition count, creating the topic when
-// it is missing and allowed to.
-func (l *Log) ensureTopic(ctx context.Context) (int, error) {
+// EnsureTopic returns topic's partition count, creating it with partitions
+// (and the log's replication and retention) when it is missing and the log
+// may create topics. An existing topic with another count than a non-zero
+// partitions is refused.
+func (l *Log) EnsureTopic(ctx context.Context, topic string, partitions int) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	for {
-		td, err := l.adm.ListTopics(ctx, l.o.topic)
+		td, err := l.adm.ListTopics(ctx, topic)
 		if err != nil {
 			return 0, fmt.Errorf("readlog/kafka: brokers %s: %w", strings.Join(l.o.brokers, ","), err)
 		}
-		t, ok := td[l.o.topic]
+		t, ok := td[topic]
 		if ok && t.Err == nil {
 			n := len(t.Partitions)
-			if l.o.partitions != 0 && n != l.o.partitions {
+			if partitions != 0 && n != partitions {
 				return 0, fmt.Errorf("readlog/kafka: topic %s has %d partitions, configured %d: devices would change partition; configure %d (or use a new topic)",
-					l.o.topic, n, l.o.partitions, n)
+					topic, n, partitions, n)
 			}
 			return n, nil
 		}
 		if ok && !errors.Is(t.Err, kerr.UnknownTopicOrPartition) {
-			return 0, fmt.Errorf("readlog/kafka: topic %s: %w", l.o.topic, t.Err)
+			return 0, fmt.Errorf("readlog/kafka: topic %s: %w", topic, t.Err)
 		}
-		if !l.o.create || l.o.partitions == 0 {
-			return 0, fmt.Errorf("readlog/kafka: topic %s does not exist (create it, or give a partition count to have it created)", l.o.topic)
+		if !l.o.create || partitions == 0 {
+			return 0, fmt.Errorf("readlog/kafka: topic %s does not exist (create it, or give a partition count to have it created)", topic)
 		}
 		var cfg map[string]*string
 		if l.o.retention > 0 {
 			cfg = map[string]*string{"retention.ms": kadm.StringPtr(strconv.FormatInt(l.o.retention.Milliseconds(), 10))}
 		}
-		_, err = l.adm.CreateTopic(ctx, int32(l.o.partitions), l.o.replication, cfg, l.o.topic)
+		_, err = l.adm.CreateTopic(ctx, int32(partitions), l.o.replication, cfg, topic)
 		switch {
 		case err == nil:
-			l.o.log.Info("readings topic created", "topic", l.o.topic, "partitions", l.o.partitions)
-			return l.o.partitions, nil
+			l.o.log.Info("readings topic created", "topic", topic, "partitions", partitions)
+			return partitions, nil
 		case !errors.Is(err, kerr.TopicAlreadyExists):
-			return 0, fmt.Errorf("readlog/kafka: create topic %s: %w", l.o.topic, err)
+			return 0, fmt.Errorf("readlog/kafka: create topic %s: %w", topic, err)
 		}
 		// Another node created it meanwhile: list it again once the
 		// client's metadata is refreshed.
 		select {
 		case <-ctx.Done():
-			return 0, fmt.Errorf("readlog/kafka: topic %s: %w", l.o.topic, ctx.Err())
+			return 0, fmt.Errorf("readlog/kafka: topic %s: %w", topic, ctx.Err())
 		case <-time.After(metadataMinAge):
 		}
 	}
@@ -237,6 +239,7 @@ func (l *Log) Commit(group string, p int, offset int64) error {
 	if m != nil {
 		return m.commit(p, offset)
 	}
+	group = l.o.groupPrefix + group
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	var os kadm.Offsets
@@ -256,7 +259,7 @@ func (l *Log) Commit(group string, p int, offset int64) error {
 func (l *Log) Committed(ctx context.Context, group string) (map[int]int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	resp, err := l.adm.FetchOffsets(ctx, group)
+	resp, err := l.adm.FetchOffsets(ctx, l.o.groupPrefix+group)
 	if err == nil {
 		err = resp.Error()
 	}
@@ -268,6 +271,17 @@ func (l *Log) Committed(ctx context.Context, group string) (map[int]int64, error
 		out[int(p)] = o.At
 	}
 	return out, nil
+}
+
+// Publish produces value to partition 0 of another topic (dead letters,
+// for instance) with the log's producer; done reports the brokers'
+// acknowledgement.
+func (l *Log) Publish(ctx context.Context, topic string, key, value []byte, done func(error)) {
+	if l.closed.Load() {
+		done(readlog.ErrClosed)
+		return
+	}
+	l.prod.Produce(ctx, &kgo.Record{Topic: topic, Key: key, Value: value}, func(_ *kgo.Record, err error) { done(err) })
 }
 
 // Ping checks that a broker answers.

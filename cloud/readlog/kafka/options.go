@@ -27,6 +27,7 @@ type settings struct {
 	deliveryTimeout time.Duration
 	sessionTimeout  time.Duration
 	instanceID      string
+	groupPrefix     string
 	log             *slog.Logger
 }
 
@@ -41,6 +42,7 @@ func defaults() settings {
 		fetchBytes:      4 << 20,
 		deliveryTimeout: 30 * time.Second,
 		sessionTimeout:  10 * time.Second,
+		groupPrefix:     "gridedge-",
 		log:             slog.Default(),
 	}
 }
@@ -123,6 +125,10 @@ func WithSessionTimeout(d time.Duration) Option { return func(s *settings) { s.s
 // group.instance.id, e.g. the StatefulSet pod name): a member that restarts
 // within the session timeout gets its partitions back without a rebalance.
 func WithInstanceID(id string) Option { return func(s *settings) { s.instanceID = id } }
+
+// WithGroupPrefix is prepended to readlog group names to make Kafka group
+// ids (default "gridedge-": the workers commit as gridedge-workers).
+func WithGroupPrefix(p string) Option { return func(s *settings) { s.groupPrefix = p } }
 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.log = l } }

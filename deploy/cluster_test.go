@@ -51,6 +51,9 @@ func clusterDocs(t *testing.T) map[string]map[string]any {
 	}
 	out := map[string]map[string]any{}
 	for _, p := range paths {
+		if filepath.Base(p) == "kustomization.yaml" {
+			continue
+		}
 		for _, doc := range documents(t, p) {
 			name, _ := get(doc, "metadata", "name").(string)
 			if get(doc, "metadata", "namespace") != "gridedge" {
@@ -90,8 +93,11 @@ func TestClusterManifests(t *testing.T) {
 		if get(c, "readinessProbe", "httpGet", "path") != "/healthz" {
 			t.Errorf("%s: readiness must follow /healthz (MQTT and Kafka connections)", name)
 		}
-		if get(c, "livenessProbe") != nil {
-			t.Errorf("%s: no liveness probe: an outage of Kafka or the broker must not restart the pods", name)
+		if get(c, "livenessProbe", "tcpSocket", "port") != "http" {
+			t.Errorf("%s: liveness must be the HTTP port answering, not /healthz: an outage of Kafka or the broker must not restart the pods", name)
+		}
+		if get(c, "resources", "requests", "cpu") == nil || get(c, "resources", "limits", "memory") == nil {
+			t.Errorf("%s: needs a cpu request and a memory limit", name)
 		}
 		if get(c, "securityContext", "readOnlyRootFilesystem") != true || get(d, "spec", "template", "spec", "securityContext", "runAsNonRoot") != true {
 			t.Errorf("%s: must run as non-root with a read-only root filesystem", name)
@@ -103,6 +109,24 @@ func TestClusterManifests(t *testing.T) {
 	}
 	if args := strings.Join(strs(get(worker, "spec", "template", "spec", "containers", 0, "args")), " "); !strings.Contains(args, "-kafka-instance-id $(POD_NAME)") {
 		t.Errorf("worker args %q: the pod name must be its static group membership id", args)
+	}
+}
+
+func TestClusterKustomization(t *testing.T) {
+	k := documents(t, "k8s/cluster/kustomization.yaml")[0]
+	var res []string
+	for _, r := range k["resources"].([]any) {
+		res = append(res, r.(string))
+	}
+	paths, _ := filepath.Glob("k8s/cluster/[0-9]*.yaml")
+	for i := range paths {
+		paths[i] = filepath.Base(paths[i])
+	}
+	if strings.Join(res, ",") != strings.Join(paths, ",") {
+		t.Errorf("cluster kustomization resources %v, want %v", res, paths)
+	}
+	if get(k, "images", 0, "name") != "gridedge-collector" || get(k, "images", 0, "newTag") == "latest" {
+		t.Errorf("cluster kustomization must map the gridedge-collector image to a versioned registry image: %v", k["images"])
 	}
 }
 

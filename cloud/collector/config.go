@@ -95,6 +95,13 @@ type Config struct {
 	// keep the zone they were created with. Other devices do not wait.
 	// 0 disables.
 	ZoneGrace time.Duration `yaml:"zone_grace"`
+	// Role is what this process runs: all (the default: intake, the local
+	// readings log and its workers in one process), intake (MQTT to Kafka,
+	// stateless) or worker (a Kafka consumer-group member with its store and
+	// the API). See docs/deploy.md.
+	Role string `yaml:"role"`
+	// Kafka is the cluster's readings log, for the intake and worker roles.
+	Kafka KafkaConfig `yaml:"kafka"`
 }
 
 // DefaultConfig returns the configuration used for every field not set.
@@ -119,6 +126,8 @@ func DefaultConfig() Config {
 		Pipelines:           window.DefaultPipelines(),
 		CommitInterval:      time.Second,
 		ZoneGrace:           2 * time.Second,
+		Role:                RoleAll,
+		Kafka:               DefaultKafkaConfig(),
 	}
 }
 
@@ -185,7 +194,10 @@ func pipelinesSection(raw []byte) []byte {
 
 // Validate reports the first field that is wrong, naming it by its YAML key.
 func (c Config) Validate() error {
-	if c.MQTTURL == "" && c.EmbeddedBroker == "" {
+	if err := c.validateRole(); err != nil {
+		return err
+	}
+	if c.MQTTURL == "" && c.EmbeddedBroker == "" && c.Role != RoleWorker {
 		return errors.New("mqtt_url: required unless embedded_broker is set (e.g. tcp://127.0.0.1:1883)")
 	}
 	if c.MQTTURL != "" {

@@ -82,8 +82,12 @@ func (w *workers) newWorker(p int) (*worker.Worker, error) {
 	})
 }
 
-// open restores every partition's worker.
+// open restores every partition's worker. A nil *workers (the intake
+// role) has none.
 func (w *workers) open() error {
+	if w == nil {
+		return nil
+	}
 	for p := range w.ws {
 		wk, err := w.newWorker(p)
 		if err != nil {
@@ -97,6 +101,9 @@ func (w *workers) open() error {
 // run runs the workers and the retention job until ctx ends; each worker
 // commits what it has read before it stops.
 func (w *workers) run(ctx context.Context) error {
+	if w == nil {
+		return nil
+	}
 	var wg sync.WaitGroup
 	for p := range w.ws {
 		wg.Go(func() { w.runPartition(ctx, p) })
@@ -137,14 +144,18 @@ func (w *workers) runPartition(ctx context.Context, p int) {
 	}
 }
 
-func (w *workers) trim(ctx context.Context) {
-	r := store.Retention{Readings: w.cfg.ReadingsRetention, Results: w.cfg.ResultsRetention, Late: w.cfg.LateRetention,
-		DeadLetters: w.cfg.DeadLetterRetention, MaxDeadLetters: w.cfg.DeadLetterLimit}
+func (w *workers) trim(ctx context.Context) { runRetention(ctx, w.cfg, w.st, w.now, w.l) }
+
+// runRetention trims the store's data classes now and every trimEvery
+// until ctx ends.
+func runRetention(ctx context.Context, cfg Config, st *store.Store, now func() time.Time, l *slog.Logger) {
+	r := store.Retention{Readings: cfg.ReadingsRetention, Results: cfg.ResultsRetention, Late: cfg.LateRetention,
+		DeadLetters: cfg.DeadLetterRetention, MaxDeadLetters: cfg.DeadLetterLimit}
 	t := time.NewTicker(trimEvery)
 	defer t.Stop()
 	for {
-		if _, err := w.st.Trim(ctx, w.now(), r); err != nil && ctx.Err() == nil {
-			w.l.Warn("retention", "err", err)
+		if _, err := st.Trim(ctx, now(), r); err != nil && ctx.Err() == nil {
+			l.Warn("retention", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -168,10 +179,35 @@ func (w *workers) stats() []worker.Stats {
 
 // metrics exports the workers' and the log's counters.
 func (w *workers) metrics() []prometheus.Collector {
+	if w == nil {
+		return nil
+	}
+	return append(workerMetrics(w.stats),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gridedge_collector_lag_records", Help: "Readings-log records durable but not yet read by the workers."}, func() float64 {
+			st, ws := w.log.Stats(), w.stats()
+			var lag int64
+			for p, ps := range st.Partitions {
+				if p < len(ws) {
+					lag += max(ps.Durable-ws[p].Next, 0)
+				}
+			}
+			return float64(lag)
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gridedge_collector_log_bytes", Help: "Bytes of the readings log's segment files."}, func() float64 {
+			var b int64
+			for _, ps := range w.log.Stats().Partitions {
+				b += ps.Bytes
+			}
+			return float64(b)
+		}))
+}
+
+// workerMetrics exports counters summed over the workers stats returns.
+func workerMetrics(stats func() []worker.Stats) []prometheus.Collector {
 	sum := func(f func(worker.Stats) float64) func() float64 {
 		return func() float64 {
 			var t float64
-			for _, s := range w.stats() {
+			for _, s := range stats() {
 				t += f(s)
 			}
 			return t
@@ -199,22 +235,5 @@ func (w *workers) metrics() []prometheus.Collector {
 		gauge("gridedge_collector_window_open_windows", "Windows the engines hold open.", func(s worker.Stats) float64 { return float64(s.Engine.OpenWindows) }),
 		gauge("gridedge_collector_worker_held_records", "Records of new devices held for their status (zone).", func(s worker.Stats) float64 { return float64(s.Held) }),
 		gauge("gridedge_collector_worker_open_blocks", "Raw-reading blocks held in memory.", func(s worker.Stats) float64 { return float64(s.OpenBlocks) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gridedge_collector_lag_records", Help: "Readings-log records durable but not yet read by the workers."}, func() float64 {
-			st, ws := w.log.Stats(), w.stats()
-			var lag int64
-			for p, ps := range st.Partitions {
-				if p < len(ws) {
-					lag += max(ps.Durable-ws[p].Next, 0)
-				}
-			}
-			return float64(lag)
-		}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gridedge_collector_log_bytes", Help: "Bytes of the readings log's segment files."}, func() float64 {
-			var b int64
-			for _, ps := range w.log.Stats().Partitions {
-				b += ps.Bytes
-			}
-			return float64(b)
-		}),
 	}
 }

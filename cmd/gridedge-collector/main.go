@@ -55,7 +55,7 @@ func run(args []string, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: opts.logLevel}))
-	c, err := collector.New(cfg, collector.WithLogger(log))
+	c, err := newNode(cfg, collector.WithLogger(log))
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 	fs.Usage = func() {}
 	def := collector.DefaultConfig()
 	var (
-		configPath     = fs.String("config", "", "YAML configuration file (keys: mqtt_url, mqtt_credentials_file, client_id, share_group, http_addr, data_dir, embedded_broker, broker, window_sizes, out_of_orderness, site_tz, ack_timeout, ack_queue, deadletter_limit, partitions, readings_retention, results_retention, late_retention, deadletter_retention, log_retention, commit_interval, zone_grace, pipelines); flags override it")
+		configPath     = fs.String("config", "", "YAML configuration file (keys: role, kafka, mqtt_url, mqtt_credentials_file, client_id, share_group, http_addr, data_dir, embedded_broker, broker, window_sizes, out_of_orderness, site_tz, ack_timeout, ack_queue, deadletter_limit, partitions, readings_retention, results_retention, late_retention, deadletter_retention, log_retention, commit_interval, zone_grace, pipelines); flags override it")
 		mqttURL        = fs.String("mqtt-url", def.MQTTURL, "MQTT broker, tcp://host:port (default: the embedded broker when -embedded-broker is set); put credentials in -mqtt-credentials-file, not here")
 		mqttCredFile   = fs.String("mqtt-credentials-file", def.MQTTCredentialsFile, "file with GRIDEDGE_MQTT_USERNAME=... and GRIDEDGE_MQTT_PASSWORD=... lines (systemd LoadCredential or EnvironmentFile); without it those environment variables are used")
 		clientID       = fs.String("client-id", def.ClientID, "MQTT client id; must stay the same across restarts (the broker keeps the session under it) and differ between collectors (default: random, generated once and kept in the data directory)")
@@ -110,6 +110,18 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 		commitEvery    = fs.Duration("commit-interval", def.CommitInterval, "how often the windowing engine commits results and its checkpoint")
 		zoneGrace      = fs.Duration("zone-grace", def.ZoneGrace, "how long the windowing engine waits for a new device's status (its time zone) before applying its readings; 0 disables")
 		deadLetters    = fs.Int("deadletter-limit", def.DeadLetterLimit, "dead letters kept (rejected payloads, for diagnosis); the oldest are deleted beyond it")
+		role           = fs.String("role", def.Role, "what this process runs: all (intake, local log and workers in one process), intake (MQTT to Kafka, stateless) or worker (Kafka consumer-group member with its store and the API)")
+		kafkaBrokers   = fs.String("kafka-brokers", "", "comma-separated Kafka seed brokers host:port (roles intake and worker)")
+		kafkaTopic     = fs.String("kafka-topic", def.Kafka.Topic, "Kafka readings topic")
+		kafkaParts     = fs.Int("kafka-partitions", def.Kafka.Partitions, "partitions of the readings topic when this node creates it; an existing topic must have this many")
+		kafkaInstance  = fs.String("kafka-instance-id", def.Kafka.InstanceID, "static consumer-group membership id of a worker (e.g. the StatefulSet pod name): a restart within the session timeout keeps its partitions")
+		kafkaTLS       = fs.Bool("kafka-tls", false, "connect to Kafka over TLS")
+		kafkaTLSCA     = fs.String("kafka-tls-ca", "", "PEM CA bundle for the Kafka brokers' certificates (default: system roots)")
+		kafkaTLSCert   = fs.String("kafka-tls-cert", "", "PEM client certificate for Kafka (with -kafka-tls-key)")
+		kafkaTLSKey    = fs.String("kafka-tls-key", "", "PEM client key for Kafka")
+		kafkaSASL      = fs.String("kafka-sasl-mechanism", "", "Kafka SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+		kafkaSASLUser  = fs.String("kafka-sasl-username", "", "Kafka SASL username")
+		kafkaSASLFile  = fs.String("kafka-sasl-password-file", "", "file whose first line is the Kafka SASL password (default: GRIDEDGE_KAFKA_PASSWORD from the environment)")
 		logLevel       = fs.String("log-level", "info", "debug, info, warn or error")
 		httpAddrFile   = fs.String("http-addr-file", "", "write the bound HTTP address (host:port) to this file once listening; useful with -http-addr 127.0.0.1:0")
 	)
@@ -185,6 +197,30 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 			cfg.CommitInterval = *commitEvery
 		case "zone-grace":
 			cfg.ZoneGrace = *zoneGrace
+		case "role":
+			cfg.Role = *role
+		case "kafka-brokers":
+			cfg.Kafka.Brokers = splitList(*kafkaBrokers)
+		case "kafka-topic":
+			cfg.Kafka.Topic = *kafkaTopic
+		case "kafka-partitions":
+			cfg.Kafka.Partitions = *kafkaParts
+		case "kafka-instance-id":
+			cfg.Kafka.InstanceID = *kafkaInstance
+		case "kafka-tls":
+			cfg.Kafka.TLS = *kafkaTLS
+		case "kafka-tls-ca":
+			cfg.Kafka.TLSCA = *kafkaTLSCA
+		case "kafka-tls-cert":
+			cfg.Kafka.TLSCert = *kafkaTLSCert
+		case "kafka-tls-key":
+			cfg.Kafka.TLSKey = *kafkaTLSKey
+		case "kafka-sasl-mechanism":
+			cfg.Kafka.SASLMechanism = *kafkaSASL
+		case "kafka-sasl-username":
+			cfg.Kafka.SASLUsername = *kafkaSASLUser
+		case "kafka-sasl-password-file":
+			cfg.Kafka.SASLPasswordFile = *kafkaSASLFile
 		case "pipelines":
 			pipes, err := collector.LoadPipelines(*pipelinesPath)
 			if err != nil {
@@ -203,10 +239,43 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 		}
 		cfg.MQTTUsername, cfg.MQTTPassword = cred.Username, cred.Password
 	}
+	if cfg.Kafka.SASLPasswordFile == "" {
+		cfg.Kafka.SASLPassword = os.Getenv("GRIDEDGE_KAFKA_PASSWORD")
+	}
 	if err := cfg.Validate(); err != nil {
 		return collector.Config{}, processOptions{}, fmt.Errorf("configuration: %w", err)
 	}
 	return cfg, processOptions{logLevel: level, httpAddrFile: *httpAddrFile}, nil
+}
+
+// node is a collector process of any role.
+type node interface {
+	Run(ctx context.Context) error
+	HTTPAddr() string
+	MQTTURL() string
+	Close() error
+}
+
+// newNode builds the process cfg.Role names.
+func newNode(cfg collector.Config, opts ...collector.Option) (node, error) {
+	switch cfg.Role {
+	case collector.RoleIntake:
+		return collector.NewIntake(cfg, opts...)
+	case collector.RoleWorker:
+		return collector.NewWorker(cfg, opts...)
+	default:
+		return collector.New(cfg, opts...)
+	}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }
 
 func parseDurations(s string) ([]time.Duration, error) {

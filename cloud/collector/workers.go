@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gridedge/gridedge/cloud/readlog"
 	"github.com/gridedge/gridedge/cloud/readlog/local"
 	"github.com/gridedge/gridedge/cloud/store"
 	"github.com/gridedge/gridedge/cloud/window"
@@ -127,7 +128,19 @@ func (w *workers) runPartition(ctx context.Context, p int) {
 			w.mu.Unlock()
 			return
 		}
-		w.l.Error("partition worker failed; restarting it from its stored state", "partition", p, "err", err)
+		var te *readlog.TrimmedError
+		if errors.As(err, &te) {
+			// It fell behind log_retention: the records in between are
+			// gone (the log counts them as trimmed). Go on after them.
+			w.l.Error("readings deleted by the log's retention before the worker read them; continuing after them",
+				"partition", p, "from", te.Requested, "to", te.Available)
+			b := w.st.NewBatch(p)
+			b.SetOffset(te.Available)
+			err = b.Commit()
+		}
+		if err != nil {
+			w.l.Error("partition worker failed; restarting it from its stored state", "partition", p, "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return

@@ -258,26 +258,5 @@ func scanReading(b []byte, r *ReadingView) error {
 
 // validateView applies validateReading's rules to a view.
 func validateView(r *ReadingView) error {
-	c := r.Channel
-	if len(c) == 0 || len(c) > MaxChannelLen {
-		return fmt.Errorf("channel %q: must be 1..%d characters without / # + |", c, MaxChannelLen)
-	}
-	for _, ch := range c {
-		if ch == '/' || ch == '#' || ch == '+' || ch == '|' || ch == 0 {
-			return fmt.Errorf("channel %q: must be 1..%d characters without / # + |", c, MaxChannelLen)
-		}
-	}
-	if _, ok := Quantity_name[int32(r.Quantity)]; !ok || r.Quantity == Quantity_QUANTITY_UNSPECIFIED {
-		return fmt.Errorf("quantity %d unknown", r.Quantity)
-	}
-	if math.IsNaN(r.Value) || math.IsInf(r.Value, 0) {
-		return fmt.Errorf("value %v is not finite", r.Value)
-	}
-	if _, ok := TimeQuality_name[int32(r.TimeQuality)]; !ok || r.TimeQuality == TimeQuality_TIME_QUALITY_UNSPECIFIED {
-		return fmt.Errorf("time quality %d unknown", r.TimeQuality)
-	}
-	if r.TimeErrorNs < 0 {
-		return fmt.Errorf("negative time error %d", r.TimeErrorNs)
-	}
-	return nil
+	return validateFields(r.Channel, r.Quantity, r.Value, r.TimeQuality, r.TimeErrorNs)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 
 	"google.golang.org/protobuf/proto"
 )
@@ -78,20 +77,32 @@ func validateReading(r *Reading) error {
 	if r == nil {
 		return errors.New("nil reading")
 	}
-	if r.Channel == "" || len(r.Channel) > MaxChannelLen || strings.ContainsAny(r.Channel, "/#+|\x00") {
-		return fmt.Errorf("channel %q: must be 1..%d characters without / # + |", r.Channel, MaxChannelLen)
+	return validateFields(r.Channel, r.Quantity, r.Value, r.TimeQuality, r.TimeErrorNs)
+}
+
+// validateFields holds the reading rules DecodeBatch and ScanBatch share.
+func validateFields[S ~string | ~[]byte](channel S, q Quantity, v float64, tq TimeQuality, errNs int64) error {
+	bad := len(channel) == 0 || len(channel) > MaxChannelLen
+	for i := 0; i < len(channel) && !bad; i++ {
+		switch channel[i] {
+		case '/', '#', '+', '|', 0:
+			bad = true
+		}
 	}
-	if _, ok := Quantity_name[int32(r.Quantity)]; !ok || r.Quantity == Quantity_QUANTITY_UNSPECIFIED {
-		return fmt.Errorf("quantity %d unknown", r.Quantity)
+	if bad {
+		return fmt.Errorf("channel %q: must be 1..%d characters without / # + |", channel, MaxChannelLen)
 	}
-	if math.IsNaN(r.Value) || math.IsInf(r.Value, 0) {
-		return fmt.Errorf("value %v is not finite", r.Value)
+	if _, ok := Quantity_name[int32(q)]; !ok || q == Quantity_QUANTITY_UNSPECIFIED {
+		return fmt.Errorf("quantity %d unknown", q)
 	}
-	if _, ok := TimeQuality_name[int32(r.TimeQuality)]; !ok || r.TimeQuality == TimeQuality_TIME_QUALITY_UNSPECIFIED {
-		return fmt.Errorf("time quality %d unknown", r.TimeQuality)
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return fmt.Errorf("value %v is not finite", v)
 	}
-	if r.TimeErrorNs < 0 {
-		return fmt.Errorf("negative time error %d", r.TimeErrorNs)
+	if _, ok := TimeQuality_name[int32(tq)]; !ok || tq == TimeQuality_TIME_QUALITY_UNSPECIFIED {
+		return fmt.Errorf("time quality %d unknown", tq)
+	}
+	if errNs < 0 {
+		return fmt.Errorf("negative time error %d", errNs)
 	}
 	return nil
 }

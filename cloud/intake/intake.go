@@ -24,7 +24,14 @@ const (
 	ReasonInvalid        = "invalid"         // decodes, but violates the wire contract
 	ReasonDeviceMismatch = "device_mismatch" // batch.device_id is not the topic's device
 	ReasonTooLarge       = "too_large"       // larger than the log accepts
+	ReasonTimeRange      = "time_range"      // a reading time outside 1970..2116, which no window or query can represent
 )
+
+// Space says whether there is room to accept a payload; a non-nil error
+// (diskguard.ErrLowSpace) refuses it without a dead letter or an ack.
+type Space interface {
+	Check() error
+}
 
 // DeadLetters keeps rejected payloads.
 type DeadLetters interface {
@@ -55,6 +62,7 @@ func (e *RejectError) Unwrap() error { return e.Err }
 type Intake struct {
 	log      readlog.Log
 	dlq      DeadLetters
+	space    Space
 	logger   *slog.Logger
 	maxBytes int
 	m        struct {
@@ -70,6 +78,11 @@ type Option func(*Intake)
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(in *Intake) { in.logger = l } }
 
+// WithSpace makes intake refuse every payload (data and status) while
+// sp.Check fails: nothing is written, dead letters included, and nothing is
+// acknowledged, so agents keep their batches and resend them later.
+func WithSpace(sp Space) Option { return func(in *Intake) { in.space = sp } }
+
 // WithMaxPayload sets the largest payload accepted (default 1 MiB); larger
 // ones are dead-lettered as too_large.
 func WithMaxPayload(n int) Option { return func(in *Intake) { in.maxBytes = n } }
@@ -83,7 +96,7 @@ func New(lg readlog.Log, dlq DeadLetters, reg prometheus.Registerer, opts ...Opt
 	}
 	in.m.batches = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gridedge_collector_batches_total",
-		Help: "Data payloads received, by outcome (logged: durably in the readings log; deadletter; log_error: not acknowledged, the agent resends).",
+		Help: "Data payloads received, by outcome (logged: durably in the readings log; deadletter; log_error and disk_low: not acknowledged, the agent resends).",
 	}, []string{"outcome"})
 	in.m.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gridedge_collector_deadletters_total",
@@ -91,7 +104,7 @@ func New(lg readlog.Log, dlq DeadLetters, reg prometheus.Registerer, opts ...Opt
 	}, []string{"reason"})
 	in.m.statuses = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gridedge_collector_status_messages_total",
-		Help: "Status payloads received, by outcome (logged, rejected, empty).",
+		Help: "Status payloads received, by outcome (logged, rejected, empty, disk_low).",
 	}, []string{"outcome"})
 	in.m.readings = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "gridedge_collector_readings_logged_total",
@@ -107,7 +120,10 @@ func New(lg readlog.Log, dlq DeadLetters, reg prometheus.Registerer, opts ...Opt
 			return nil, fmt.Errorf("intake: register metrics: %w", err)
 		}
 	}
-	for _, r := range []string{ReasonBadTopic, ReasonMalformed, ReasonSchemaVersion, ReasonInvalid, ReasonDeviceMismatch, ReasonTooLarge} {
+	for _, o := range []string{"logged", "deadletter", "log_error", "disk_low"} {
+		in.m.batches.WithLabelValues(o)
+	}
+	for _, r := range []string{ReasonBadTopic, ReasonMalformed, ReasonSchemaVersion, ReasonInvalid, ReasonDeviceMismatch, ReasonTooLarge, ReasonTimeRange} {
 		in.m.deadLetters.WithLabelValues(r)
 	}
 	return in, nil
@@ -118,8 +134,15 @@ func New(lg readlog.Log, dlq DeadLetters, reg prometheus.Registerer, opts ...Opt
 // once the batch is durable in the log, with a *RejectError once the payload
 // is dead-lettered (never to be acknowledged), or with another error when
 // nothing is durable (do not acknowledge; the agent resends). It returns
-// before the append is durable.
+// before the append is durable. While the disk is below its reserve
+// (WithSpace) every payload fails with an error wrapping the space check's,
+// before it is even decoded.
 func (in *Intake) HandleData(ctx context.Context, topicName string, payload []byte, received time.Time, done func(Outcome, error)) {
+	if err := in.checkSpace(); err != nil {
+		in.m.batches.WithLabelValues("disk_low").Inc()
+		done(Outcome{}, fmt.Errorf("intake: %s: %w", topicName, err))
+		return
+	}
 	site, device, kind, err := topic.Parse(topicName)
 	if err == nil && kind != topic.Data {
 		err = fmt.Errorf("topic %q: kind %q is not %q", topicName, kind, topic.Data)
@@ -136,7 +159,11 @@ func (in *Intake) HandleData(ctx context.Context, topicName string, payload []by
 	// Scanned, not decoded: no allocation per reading (wire.ScanBatch
 	// accepts exactly what wire.DecodeBatch does).
 	seqs := make([]uint64, 0, 128)
+	var timeErr error
 	h, err := wire.ScanBatch(payload, func(r *wire.ReadingView) error {
+		if timeErr == nil {
+			timeErr = CheckTime(len(seqs), r)
+		}
 		seqs = append(seqs, r.Seq)
 		return nil
 	})
@@ -154,6 +181,10 @@ func (in *Intake) HandleData(ctx context.Context, topicName string, payload []by
 	if h.DeviceID != device {
 		done(out, in.reject(ReasonDeviceMismatch,
 			fmt.Errorf("batch device_id %q published on the topic of device %q", h.DeviceID, device), topicName, payload, received))
+		return
+	}
+	if timeErr != nil {
+		done(out, in.reject(ReasonTimeRange, timeErr, topicName, payload, received))
 		return
 	}
 	out.Readings = len(seqs)
@@ -179,6 +210,13 @@ func (in *Intake) HandleData(ctx context.Context, topicName string, payload []by
 	}
 }
 
+func (in *Intake) checkSpace() error {
+	if in.space == nil {
+		return nil
+	}
+	return in.space.Check()
+}
+
 func (in *Intake) reject(reason string, cause error, topicName string, payload []byte, received time.Time) error {
 	in.m.batches.WithLabelValues("deadletter").Inc()
 	in.m.deadLetters.WithLabelValues(reason).Inc()
@@ -199,6 +237,11 @@ func (in *Intake) reject(reason string, cause error, topicName string, payload [
 // are retained messages the broker would replay on every subscribe. done is
 // called once, as for HandleData.
 func (in *Intake) HandleStatus(ctx context.Context, topicName string, payload []byte, received time.Time, done func(error)) {
+	if err := in.checkSpace(); err != nil {
+		in.m.statuses.WithLabelValues("disk_low").Inc()
+		done(fmt.Errorf("intake: status %s: %w", topicName, err))
+		return
+	}
 	site, device, kind, err := topic.Parse(topicName)
 	if err == nil && kind != topic.Status {
 		err = fmt.Errorf("kind %q is not %q", kind, topic.Status)

@@ -20,6 +20,10 @@ type DeviceInfo struct {
 	LastSeen       time.Time `json:"last_seen"`
 	ReadingsStored uint64    `json:"readings_stored"`
 	Duplicates     uint64    `json:"duplicates"`
+	// Conflicts counts resent identities with other content; Flagged the
+	// readings stored flagged (future, implausible) and kept out of windows.
+	Conflicts uint64 `json:"conflicts,omitempty"`
+	Flagged   uint64 `json:"flagged,omitempty"`
 	// MaxEventNs is the newest reading time seen.
 	MaxEventNs int64 `json:"max_event_ns"`
 	// Channels lists the device's series, for retention and queries.

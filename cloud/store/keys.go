@@ -23,6 +23,7 @@ import (
 //	H pipe 0 dev 0 chan 0 qty(4) start(8) rev(4)    result, every revision (JSON)
 //	L dev 0 time(8) epoch(8) seq(8) pipe            late reading (JSON)
 //	x received(8) id(8)                             dead letter (JSON)
+//	c received(8) part(2) offset(8) index(4)        conflict: a resent identity with other content (JSON)
 const (
 	prefixMeta        = 'M'
 	prefixOffset      = 'O'
@@ -36,6 +37,7 @@ const (
 	prefixHistory     = 'H'
 	prefixLate        = 'L'
 	prefixDeadLetter  = 'x'
+	prefixConflict    = 'c'
 	prefixPing        = '~'
 	partitionKeyBytes = 2
 )

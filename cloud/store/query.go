@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"cmp"
 	"encoding/binary"
 	"encoding/json"
@@ -26,21 +27,69 @@ func (s *Store) Device(id string) (info DeviceInfo, ok bool, err error) {
 	return info, ok, nil
 }
 
-// Devices lists every device that has sent an accepted batch, by id.
-func (s *Store) Devices() ([]DeviceInfo, error) {
-	var out []DeviceInfo
-	err := s.scan([]byte{prefixDevice}, func(k, v []byte) error {
-		var info DeviceInfo
-		if err := json.Unmarshal(v, &info); err != nil {
-			return fmt.Errorf("decode %q: %w", k, err)
+// Devices calls fn, in device id order starting after the id after (""
+// from the first), for every device that has sent an accepted batch or a
+// status: info is nil for a device known only by its status, st nil for one
+// that never sent a status. It holds one device at a time. fn's error stops
+// the scan and is returned.
+func (s *Store) Devices(after string, fn func(id string, info *DeviceInfo, st *Status) error) error {
+	open := func(prefix byte) (*pebble.Iterator, error) {
+		lower := deviceKey(prefix, after)
+		if after != "" {
+			lower = append(lower, 0)
 		}
-		out = append(out, info)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("store: devices: %w", err)
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: []byte{prefix + 1}})
+		if err != nil {
+			return nil, fmt.Errorf("store: devices: %w", err)
+		}
+		it.First()
+		return it, nil
 	}
-	return out, nil
+	infos, err := open(prefixDevice)
+	if err != nil {
+		return err
+	}
+	defer infos.Close()
+	stats, err := open(prefixStatus)
+	if err != nil {
+		return err
+	}
+	defer stats.Close()
+	// A merge of the two id-ordered key ranges.
+	for infos.Valid() || stats.Valid() {
+		var id string
+		switch {
+		case !stats.Valid():
+			id = string(infos.Key()[1:])
+		case !infos.Valid():
+			id = string(stats.Key()[1:])
+		default:
+			id = min(string(infos.Key()[1:]), string(stats.Key()[1:]))
+		}
+		var info *DeviceInfo
+		var st *Status
+		if infos.Valid() && string(infos.Key()[1:]) == id {
+			info = new(DeviceInfo)
+			if err := json.Unmarshal(infos.Value(), info); err != nil {
+				return fmt.Errorf("store: decode device %s: %w", id, err)
+			}
+			infos.Next()
+		}
+		if stats.Valid() && string(stats.Key()[1:]) == id {
+			st = new(Status)
+			if err := json.Unmarshal(stats.Value(), st); err != nil {
+				return fmt.Errorf("store: decode status of %s: %w", id, err)
+			}
+			stats.Next()
+		}
+		if err := fn(id, info, st); err != nil {
+			return err
+		}
+	}
+	if err := errors.Join(infos.Error(), stats.Error()); err != nil {
+		return fmt.Errorf("store: devices: %w", err)
+	}
+	return nil
 }
 
 // Statuses returns the latest status of every device that sent one, by device id.
@@ -72,6 +121,8 @@ type Reading struct {
 	TimeQuality wire.TimeQuality
 	TimeErrorNs int64
 	Received    time.Time
+	// Flags say why a stored reading was kept out of the windows.
+	Flags Flags
 }
 
 // MaxBlockSpan bounds how far a block's readings lie from the time of its
@@ -115,10 +166,11 @@ func (s *Store) Readings(device, channel string, q wire.Quantity, from, to time.
 			if p.TimeNs < lo || p.TimeNs >= hi {
 				continue
 			}
+			quality, flags := UnpackQuality(p.Quality)
 			err := fn(Reading{
 				Device: device, Channel: channel, Quantity: q, Time: time.Unix(0, p.TimeNs).UTC(),
-				SeqEpoch: p.Epoch, Seq: p.Seq, Value: p.Value, TimeQuality: wire.TimeQuality(p.Quality),
-				TimeErrorNs: p.ErrNs, Received: time.Unix(0, p.ReceivedNs).UTC(),
+				SeqEpoch: p.Epoch, Seq: p.Seq, Value: p.Value, TimeQuality: quality,
+				TimeErrorNs: p.ErrNs, Received: time.Unix(0, p.ReceivedNs).UTC(), Flags: flags,
 			})
 			if err != nil {
 				return err
@@ -155,54 +207,4 @@ func (s *Store) Readings(device, channel string, q wire.Quantity, from, to time.
 
 func sortPoints(ps []seriesblock.Point) {
 	slices.SortStableFunc(ps, func(a, b seriesblock.Point) int { return cmp.Compare(a.TimeNs, b.TimeNs) })
-}
-
-// DeadLetter is a payload the collector could not accept, kept for diagnosis.
-type DeadLetter struct {
-	ID       uint64    `json:"id"`
-	Reason   string    `json:"reason"`
-	Detail   string    `json:"detail"`
-	Topic    string    `json:"topic"`
-	Received time.Time `json:"received"`
-	Payload  []byte    `json:"payload"` // raw bytes (base64 in JSON)
-}
-
-func deadLetterKey(received time.Time, id uint64) []byte {
-	k := binary.BigEndian.AppendUint64([]byte{prefixDeadLetter}, orderedTime(received.UnixNano()))
-	return binary.BigEndian.AppendUint64(k, id)
-}
-
-// PutDeadLetter durably records a rejected payload and returns its id.
-func (s *Store) PutDeadLetter(dl DeadLetter) (uint64, error) {
-	dl.ID = s.nextDLQ.Add(1)
-	dl.Received = dl.Received.UTC()
-	v, err := json.Marshal(dl)
-	if err != nil {
-		return 0, fmt.Errorf("store: dead letter: %w", err)
-	}
-	if err := s.db.Set(deadLetterKey(dl.Received, dl.ID), v, s.wo); err != nil {
-		return 0, fmt.Errorf("store: dead letter: %w", err)
-	}
-	return dl.ID, nil
-}
-
-// DeadLetters returns up to limit dead letters, newest first (limit 0 means 100).
-func (s *Store) DeadLetters(limit int) ([]DeadLetter, error) {
-	if limit <= 0 {
-		limit = 100
-	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixDeadLetter}, UpperBound: []byte{prefixDeadLetter + 1}})
-	if err != nil {
-		return nil, fmt.Errorf("store: dead letters: %w", err)
-	}
-	defer it.Close()
-	var out []DeadLetter
-	for it.Last(); it.Valid() && len(out) < limit; it.Prev() {
-		var dl DeadLetter
-		if err := json.Unmarshal(it.Value(), &dl); err != nil {
-			return nil, fmt.Errorf("store: decode dead letter: %w", err)
-		}
-		out = append(out, dl)
-	}
-	return out, it.Error()
 }

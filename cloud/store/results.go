@@ -147,9 +147,10 @@ type ResultQuery struct {
 	Limit    int
 }
 
-// Results returns the matching results ordered by device, channel,
-// quantity, window start (and revision, with History).
-func (s *Store) Results(q ResultQuery) ([]WindowResult, error) {
+// Results calls fn for the matching results (at most Limit, 0 meaning
+// 1000) ordered by device, channel, quantity, window start (and revision,
+// with History), one at a time. fn's error stops the scan and is returned.
+func (s *Store) Results(q ResultQuery, fn func(*WindowResult) error) error {
 	if q.Limit <= 0 {
 		q.Limit = 1000
 	}
@@ -179,17 +180,17 @@ func (s *Store) Results(q ResultQuery) ([]WindowResult, error) {
 	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
-		return nil, fmt.Errorf("store: results of %s: %w", q.Pipeline, err)
+		return fmt.Errorf("store: results of %s: %w", q.Pipeline, err)
 	}
 	defer it.Close()
-	var out []WindowResult
+	n := 0
 	// Within a series keys sort by start: seek to from, and leave the
 	// series at the first start past to.
-	for it.First(); it.Valid() && len(out) < q.Limit; {
+	for it.First(); it.Valid() && n < q.Limit; {
 		key := it.Key()
 		series, start, err := splitResultKey(key, q.History)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if start >= hi {
 			it.SeekGE(append(bytes.Clone(series), bytes.Repeat([]byte{0xff}, 13)...))
@@ -201,15 +202,18 @@ func (s *Store) Results(q ResultQuery) ([]WindowResult, error) {
 		}
 		var r WindowResult
 		if err := json.Unmarshal(it.Value(), &r); err != nil {
-			return nil, fmt.Errorf("store: decode result %q: %w", key, err)
+			return fmt.Errorf("store: decode result %q: %w", key, err)
 		}
-		out = append(out, r)
+		n++
+		if err := fn(&r); err != nil {
+			return err
+		}
 		it.Next()
 	}
 	if err := it.Error(); err != nil {
-		return nil, fmt.Errorf("store: results of %s: %w", q.Pipeline, err)
+		return fmt.Errorf("store: results of %s: %w", q.Pipeline, err)
 	}
-	return out, nil
+	return nil
 }
 
 // splitResultKey returns the series part of a result or history key and
@@ -234,8 +238,9 @@ type LateQuery struct {
 	Limit    int
 }
 
-// LateReadings returns a device's late readings in reading-time order.
-func (s *Store) LateReadings(q LateQuery) ([]LateReading, error) {
+// LateReadings calls fn for a device's late readings in reading-time order,
+// one at a time. fn's error stops the scan and is returned.
+func (s *Store) LateReadings(q LateQuery, fn func(*LateReading) error) error {
 	if q.Limit <= 0 {
 		q.Limit = 1000
 	}
@@ -246,23 +251,26 @@ func (s *Store) LateReadings(q LateQuery) ([]LateReading, error) {
 	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(prefix)})
 	if err != nil {
-		return nil, fmt.Errorf("store: late readings of %s: %w", q.Device, err)
+		return fmt.Errorf("store: late readings of %s: %w", q.Device, err)
 	}
 	defer it.Close()
-	var out []LateReading
-	for it.First(); it.Valid() && len(out) < q.Limit; it.Next() {
+	n := 0
+	for it.First(); it.Valid() && n < q.Limit; it.Next() {
 		k := it.Key()[len(prefix):]
 		if len(k) < 24 {
-			return nil, errBadKey
+			return errBadKey
 		}
 		if !q.To.IsZero() && timeFromOrdered(binary.BigEndian.Uint64(k)) >= q.To.UnixNano() {
 			break
 		}
 		var l LateReading
 		if err := json.Unmarshal(it.Value(), &l); err != nil {
-			return nil, fmt.Errorf("store: decode late reading: %w", err)
+			return fmt.Errorf("store: decode late reading: %w", err)
 		}
-		out = append(out, l)
+		n++
+		if err := fn(&l); err != nil {
+			return err
+		}
 	}
-	return out, it.Error()
+	return it.Error()
 }

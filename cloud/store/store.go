@@ -31,6 +31,10 @@ type Retention struct {
 	DeadLetters time.Duration // dead letters, by receive time
 	// MaxDeadLetters bounds the dead-letter area by count (0: 10,000).
 	MaxDeadLetters int
+	// Conflicts is the retention of the conflict area, by receive time;
+	// MaxConflicts bounds it by count (0: 10,000).
+	Conflicts    time.Duration
+	MaxConflicts int
 }
 
 // Option changes how a Store is opened.

@@ -14,6 +14,7 @@ import (
 type TrimStats struct {
 	Series      int // series (raw or result) whose old part was deleted
 	DeadLetters int // dead letters past the count bound (age is a range)
+	Conflicts   int // conflicts past the count bound
 }
 
 // Trim deletes, for each data class with a retention, everything older than
@@ -51,24 +52,31 @@ func (s *Store) Trim(ctx context.Context, now time.Time, r Retention) (TrimStats
 		}
 		st.Series += n
 	}
-	if r.DeadLetters > 0 {
-		cut := binary.BigEndian.AppendUint64([]byte{prefixDeadLetter}, orderedTime(now.Add(-r.DeadLetters).UnixNano()))
-		if err := b.DeleteRange([]byte{prefixDeadLetter}, cut, nil); err != nil {
+	for _, area := range []struct {
+		prefix byte
+		age    time.Duration
+		max    int
+		n      *int
+	}{{prefixDeadLetter, r.DeadLetters, r.MaxDeadLetters, &st.DeadLetters}, {prefixConflict, r.Conflicts, r.MaxConflicts, &st.Conflicts}} {
+		if area.age > 0 {
+			cut := binary.BigEndian.AppendUint64([]byte{area.prefix}, orderedTime(now.Add(-area.age).UnixNano()))
+			if err := b.DeleteRange([]byte{area.prefix}, cut, nil); err != nil {
+				return st, err
+			}
+		}
+		n, err := s.trimCount(b, area.prefix, area.max)
+		if err != nil {
 			return st, err
 		}
+		*area.n = n
 	}
-	n, err := s.trimDeadLetterCount(b, r.MaxDeadLetters)
-	if err != nil {
-		return st, err
-	}
-	st.DeadLetters = n
 	if b.Empty() {
 		return st, nil
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return st, fmt.Errorf("store: trim: %w", err)
 	}
-	for _, pfx := range []byte{prefixBlock, prefixResult, prefixHistory, prefixLate, prefixDeadLetter} {
+	for _, pfx := range []byte{prefixBlock, prefixResult, prefixHistory, prefixLate, prefixDeadLetter, prefixConflict} {
 		if err := s.db.Compact(ctx, []byte{pfx}, []byte{pfx + 1}, false); err != nil {
 			return st, fmt.Errorf("store: compact after trim: %w", err)
 		}
@@ -139,11 +147,14 @@ func seriesOf(prefix byte, key []byte) []byte {
 	}
 }
 
-func (s *Store) trimDeadLetterCount(b *pebble.Batch, max int) (int, error) {
+// trimCount deletes all but the newest max entries (0: 10,000) of an area
+// keyed by receive time (dead letters, conflicts) and returns how many it
+// deleted.
+func (s *Store) trimCount(b *pebble.Batch, prefix byte, max int) (int, error) {
 	if max <= 0 {
 		max = 10_000
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixDeadLetter}, UpperBound: []byte{prefixDeadLetter + 1}})
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefix}, UpperBound: []byte{prefix + 1}})
 	if err != nil {
 		return 0, err
 	}
@@ -151,10 +162,15 @@ func (s *Store) trimDeadLetterCount(b *pebble.Batch, max int) (int, error) {
 	kept := 0
 	for it.Last(); it.Valid(); it.Prev() {
 		if kept++; kept > max {
-			if err := b.DeleteRange([]byte{prefixDeadLetter}, append(bytes.Clone(it.Key()), 0), nil); err != nil {
+			cut := append(bytes.Clone(it.Key()), 0)
+			deleted := 0
+			for ; it.Valid(); it.Prev() {
+				deleted++
+			}
+			if err := b.DeleteRange([]byte{prefix}, cut, nil); err != nil {
 				return 0, err
 			}
-			return int(s.nextDLQ.Load()) - max, it.Error()
+			return deleted, it.Error()
 		}
 	}
 	return 0, it.Error()

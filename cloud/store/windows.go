@@ -69,21 +69,17 @@ func windowOf(r WindowResult, size time.Duration) Window {
 		Revision: uint64(r.Revision), Closed: !r.Provisional}
 }
 
-// Windows returns the matching windows ordered by channel, quantity and start.
-func (s *Store) Windows(q WindowQuery) ([]Window, error) {
-	rs, err := s.Results(ResultQuery{Pipeline: WindowPipeline(q.Size), Device: q.Device, Channel: q.Channel,
-		Quantity: q.Quantity, From: q.From, To: q.To, Limit: q.Limit})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Window, 0, len(rs))
-	for _, r := range rs {
+// Windows calls fn for the matching windows ordered by channel, quantity
+// and start, one at a time. fn's error stops the scan and is returned.
+func (s *Store) Windows(q WindowQuery, fn func(*Window) error) error {
+	return s.Results(ResultQuery{Pipeline: WindowPipeline(q.Size), Device: q.Device, Channel: q.Channel,
+		Quantity: q.Quantity, From: q.From, To: q.To, Limit: q.Limit}, func(r *WindowResult) error {
 		if q.Quantity != 0 && r.Quantity != q.Quantity.Name() {
-			continue
+			return nil
 		}
-		out = append(out, windowOf(r, q.Size))
-	}
-	return out, nil
+		w := windowOf(*r, q.Size)
+		return fn(&w)
+	})
 }
 
 // LatestWindows returns, for every series of the device, its n newest

@@ -20,6 +20,7 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/gridedge/gridedge/shared/diskfree"
 	"github.com/gridedge/gridedge/shared/wire"
 )
 
@@ -208,7 +209,7 @@ func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.log = l } 
 // ErrBadgerOn32Bit rather than open Badger where it loses data.
 func Open(dir, stateDir string, opts ...Option) (*Buffer, error) {
 	o := settings{syncInterval: time.Second, gcInterval: time.Minute, reserve: 1000, log: slog.Default(),
-		minFree: 64 << 20, freeBytes: freeBytes}
+		minFree: 64 << 20, freeBytes: diskfree.Available}
 	for _, opt := range opts {
 		opt(&o)
 	}

@@ -208,3 +208,49 @@ func (s *Store) Readings(device, channel string, q wire.Quantity, from, to time.
 func sortPoints(ps []seriesblock.Point) {
 	slices.SortStableFunc(ps, func(a, b seriesblock.Point) int { return cmp.Compare(a.TimeNs, b.TimeNs) })
 }
+
+// SeriesPoints calls fn with the stored points of one series whose time is
+// in [lo, hi], in no particular order, until fn returns false. Blocks are
+// chosen by their keys and headers, so only blocks whose time range meets
+// [lo, hi] are decoded. The worker uses it to compare a resent reading with
+// the one stored under its identity.
+func (s *Store) SeriesPoints(device, channel string, q wire.Quantity, lo, hi int64, fn func(seriesblock.Point) bool) error {
+	prefix := seriesPrefix(prefixBlock, device, channel, q)
+	lower := bytes.Clone(prefix)
+	if lo > math.MinInt64+int64(MaxBlockSpan) {
+		lower = binary.BigEndian.AppendUint64(lower, orderedTime(lo-int64(MaxBlockSpan)))
+	}
+	upper := prefixEnd(prefix)
+	if hi < math.MaxInt64 {
+		upper = binary.BigEndian.AppendUint64(bytes.Clone(prefix), orderedTime(hi+1))
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return fmt.Errorf("store: series points: %w", err)
+	}
+	defer it.Close()
+	more := true
+	for it.First(); it.Valid() && more; it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return fmt.Errorf("store: series points: %w", err)
+		}
+		info, err := seriesblock.ReadInfo(v)
+		if err != nil {
+			return fmt.Errorf("store: block of %s/%s: %w", device, channel, err)
+		}
+		if info.Points == 0 || info.MaxTime < lo || info.MinTime > hi {
+			continue
+		}
+		err = seriesblock.Decode(v, func(p seriesblock.Point) bool {
+			if p.TimeNs >= lo && p.TimeNs <= hi {
+				more = fn(p)
+			}
+			return more
+		})
+		if err != nil {
+			return fmt.Errorf("store: block of %s/%s: %w", device, channel, err)
+		}
+	}
+	return it.Error()
+}

@@ -20,6 +20,11 @@ const (
 // to resume from, in one synced batch. It writes nothing when nothing
 // changed.
 func (w *Worker) commit() error {
+	if w.cfg.CanWrite != nil && !w.cfg.CanWrite() {
+		// Below the disk's write floor: keep everything for a later
+		// commit (Run waits), or for the re-read after a restart.
+		return nil
+	}
 	w.cycles++
 	w.eng.Advance(w.cfg.Now().UnixNano())
 	out := w.eng.TakeOutput()
@@ -66,6 +71,12 @@ func (w *Worker) commit() error {
 			return err
 		}
 	}
+	for _, pc := range w.conflicts {
+		if err := b.PutConflict(pc.c, pc.offset, pc.index); err != nil {
+			b.Abandon()
+			return err
+		}
+	}
 	for _, sb := range w.sealed {
 		w.putBlock(b, sb.k, sb.ob)
 	}
@@ -89,6 +100,11 @@ func (w *Worker) commit() error {
 	clear(w.sealed)
 	w.sealed = w.sealed[:0]
 	w.status = w.status[:0]
+	clear(w.conflicts)
+	w.conflicts = w.conflicts[:0]
+	if time.Since(w.hourStart) >= time.Hour {
+		w.hourStart, w.keptThisHour = time.Now(), 0
+	}
 	w.eng.Recycle(w.pending)
 	w.pending = out
 	w.pending.Results, w.pending.Late = w.pending.Results[:0], w.pending.Late[:0]

@@ -27,8 +27,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	defer rd.Close()
 	w.lastCommit = time.Now()
+	w.hourStart = w.lastCommit
 	w.publish()
 	for {
+		if !w.waitForDisk(ctx) {
+			// Stopped while the disk was full: what was not committed is
+			// re-read from the log after the restart.
+			return nil
+		}
 		wait := w.cfg.CommitInterval - time.Since(w.lastCommit)
 		fctx, cancel := context.WithTimeout(ctx, max(wait, time.Millisecond))
 		recs, err := rd.Fetch(fctx, fetchMax)
@@ -58,6 +64,34 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// waitForDisk returns once the store may be written (true), or false when
+// ctx ends first. While the disk is below its write floor the worker
+// neither commits (the store's write-ahead log must never hit a full disk)
+// nor reads on (memory stays bounded); it looks again every commit
+// interval.
+func (w *Worker) waitForDisk(ctx context.Context) bool {
+	for w.cfg.CanWrite != nil && !w.cfg.CanWrite() {
+		if !w.diskWaiting {
+			w.diskWaiting = true
+			w.log.Error("disk below its write floor: worker commits held until space returns")
+		}
+		w.c.DiskWaits++
+		w.publish()
+		t := time.NewTimer(w.cfg.CommitInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+	}
+	if w.diskWaiting {
+		w.diskWaiting = false
+		w.log.Info("disk space back: worker commits resume")
+	}
+	return true
 }
 
 // process applies one record; key is its device (intake keys records by
@@ -196,11 +230,21 @@ func (w *Worker) applyBatch(offset int64, rec intake.Record, device string, d *d
 	}
 	w.eng.Advance(rec.ReceivedNs)
 	w.readings = w.readings[:0]
+	w.dups = w.dups[:0]
 	var stored, dups uint64
 	for i := range w.views {
 		r := &w.views[i]
+		if r.WallNs < intake.MinTimeNs || r.WallNs > intake.MaxTimeNs {
+			// Intake dead-letters such batches; only a migrated record can
+			// carry one. Never stored with a wrapped time.
+			w.c.TimeRange++
+			continue
+		}
 		if !set.Add(r.Seq) {
 			dups++
+			// Dated as its first copy was, to be compared with it.
+			rd.Apply(r.TimeQuality, r.MonoNs, &r.WallNs, &r.TimeErrorNs)
+			w.dups = append(w.dups, r)
 			continue
 		}
 		if rd.Apply(r.TimeQuality, r.MonoNs, &r.WallNs, &r.TimeErrorNs) {
@@ -208,12 +252,24 @@ func (w *Worker) applyBatch(offset int64, rec intake.Record, device string, d *d
 		}
 		stored++
 		channel := w.intern(r.Channel)
-		w.readings = append(w.readings, window.Reading{Device: device, Channel: channel, Quantity: r.Quantity,
-			TimeNs: r.WallNs, Value: r.Value, Quality: r.TimeQuality, SeqEpoch: h.SeqEpoch, Seq: r.Seq})
-		w.addRaw(device, channel, h.SeqEpoch, r, rec.ReceivedNs, d)
+		flags := w.flagsOf(r, rec.ReceivedNs)
+		if flags == 0 {
+			w.readings = append(w.readings, window.Reading{Device: device, Channel: channel, Quantity: r.Quantity,
+				TimeNs: r.WallNs, Value: r.Value, Quality: r.TimeQuality, SeqEpoch: h.SeqEpoch, Seq: r.Seq})
+		} else {
+			d.info.Flagged++
+		}
+		w.addRaw(device, channel, h.SeqEpoch, r, rec.ReceivedNs, flags, d)
 	}
 	for i := range w.readings {
 		w.eng.Apply(&w.readings[i])
+	}
+	if len(w.dups) > 0 {
+		w.conflictIndex = 0
+		ri := recordInfo{device: device, site: rec.Site, receivedNs: rec.ReceivedNs}
+		if err := w.checkDuplicates(offset, &ri, h.SeqEpoch, w.dups, d); err != nil {
+			return fmt.Errorf("worker %d: compare resent readings: %w", w.cfg.Partition, err)
+		}
 	}
 	if stored > 0 {
 		d.setsDirty[h.SeqEpoch] = true
@@ -245,13 +301,13 @@ func (w *Worker) applyBatch(offset int64, rec intake.Record, device string, d *d
 
 // addRaw appends a new reading to its series' open block, sealing the block
 // when full or when the reading is too far in time from its first.
-func (w *Worker) addRaw(device, channel string, epoch uint64, r *wire.ReadingView, receivedNs int64, d *devState) {
+func (w *Worker) addRaw(device, channel string, epoch uint64, r *wire.ReadingView, receivedNs int64, flags store.Flags, d *devState) {
 	k := seriesKey{device, channel, r.Quantity}
 	if !d.series[k] {
 		d.series[k] = true
 		d.info.Series = append(d.info.Series, store.SeriesID{Channel: channel, Quantity: r.Quantity})
 	}
-	p := seriesblock.Point{TimeNs: r.WallNs, Value: r.Value, ErrNs: r.TimeErrorNs, Quality: int32(r.TimeQuality),
+	p := seriesblock.Point{TimeNs: r.WallNs, Value: r.Value, ErrNs: r.TimeErrorNs, Quality: store.PackQuality(r.TimeQuality, flags),
 		Epoch: epoch, Seq: r.Seq, ReceivedNs: receivedNs}
 	ob := w.blocks[k]
 	if ob != nil {

@@ -42,13 +42,37 @@ type Config struct {
 	// MaxHeld bounds the readings held for devices waiting for their status
 	// (default 100,000); beyond it they are released with the configured zone.
 	MaxHeld int
-	Now     func() time.Time
-	Logger  *slog.Logger
+	// MaxFuture: a reading dated later than its batch's receive time plus
+	// this is stored flagged future and kept out of the windows, so it never
+	// advances its device's watermark (default DefaultMaxFuture).
+	MaxFuture time.Duration
+	// Limits are the plausibility ranges per quantity; a reading outside is
+	// stored flagged implausible and kept out of the windows (nil: none).
+	Limits Limits
+	// ConflictsPerHour bounds the conflicts kept per hour (default 1,000);
+	// beyond it they are only counted (Stats.ConflictsNotKept).
+	ConflictsPerHour int
+	// CanWrite, when set, is asked before each commit: while it is false
+	// (the disk is below its write floor) the worker neither commits nor
+	// reads on, and resumes by itself once it is true again.
+	CanWrite func() bool
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // Stats are a worker's counters.
 type Stats struct {
 	Records, Stored, Duplicates, Redated, Malformed uint64
+	// Future and Implausible count readings stored flagged (kept out of
+	// the windows); TimeRange readings outside 1970..2116 skipped (intake
+	// dead-letters such batches; only a migrated record can carry one).
+	Future, Implausible, TimeRange uint64
+	// Conflicts counts resent identities with other content,
+	// ConflictsNotKept those beyond ConflictsPerHour, Unverified resent
+	// estimated or corrected readings not found near their time.
+	Conflicts, ConflictsNotKept, Unverified uint64
+	// DiskWaits counts commit intervals spent waiting for disk space.
+	DiskWaits uint64
 	Commits, CommitBytes                            uint64
 	Next                                            int64 // next offset to read
 	Committed                                       int64 // offset stored with the last commit
@@ -116,7 +140,15 @@ type Worker struct {
 	readings   []window.Reading
 	views      []wire.ReadingView
 	names      map[string]string
-	c          Stats // owned by Run
+	dups       []*wire.ReadingView
+	conflicts  []pendingConflict
+	// conflictIndex numbers the conflicts of the record being applied;
+	// keptThisHour and hourStart bound the conflicts kept.
+	conflictIndex int
+	keptThisHour  int
+	hourStart     time.Time
+	diskWaiting   bool
+	c             Stats // owned by Run
 	mu         sync.Mutex
 	stats      Stats // published copy of c
 	lastCommit time.Time
@@ -144,6 +176,12 @@ func New(cfg Config) (*Worker, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.MaxFuture <= 0 {
+		cfg.MaxFuture = DefaultMaxFuture
+	}
+	if cfg.ConflictsPerHour <= 0 {
+		cfg.ConflictsPerHour = 1000
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

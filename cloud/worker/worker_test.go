@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ var t0 = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
 
 type rig struct {
 	t    *testing.T
+	cfg  Config
 	dir  string
 	log  *local.Log
 	st   *store.Store
@@ -37,7 +39,7 @@ func minutePipeline() window.Pipeline {
 		AllowedLateness: time.Hour, IdleTimeout: 30 * time.Second}
 }
 
-func newRig(t *testing.T, grace time.Duration) *rig {
+func newRig(t *testing.T, grace time.Duration, opts ...func(*Config)) *rig {
 	t.Helper()
 	r := &rig{t: t, dir: t.TempDir()}
 	var err error
@@ -51,21 +53,36 @@ func newRig(t *testing.T, grace time.Duration) *rig {
 	}
 	t.Cleanup(func() { r.log.Close() })
 	r.now.Store(t0.UnixNano())
-	if r.wk, err = New(Config{Partition: 0, Log: r.log, Store: r.st, Pipelines: []window.Pipeline{minutePipeline()},
-		CommitInterval: 5 * time.Millisecond, ZoneGrace: grace, Now: func() time.Time { return time.Unix(0, r.now.Load()) }}); err != nil {
+	cfg := Config{Partition: 0, Log: r.log, Store: r.st, Pipelines: []window.Pipeline{minutePipeline()},
+		CommitInterval: 5 * time.Millisecond, ZoneGrace: grace, Now: func() time.Time { return time.Unix(0, r.now.Load()) }}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	r.cfg = cfg
+	r.run()
+	return r
+}
+
+// run starts a worker restored from the stored state.
+func (r *rig) run() {
+	t := r.t
+	var err error
+	if r.wk, err = New(r.cfg); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.wk.Run(ctx) }()
+	var once sync.Once
 	r.stop = func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
 	}
 	t.Cleanup(r.stop)
-	return r
 }
 
 func (r *rig) append(kind intake.Kind, device string, payload []byte) {
@@ -160,19 +177,19 @@ func TestNewDevicesDoNotDelayAnExistingOne(t *testing.T) {
 		r.batch(fmt.Sprintf("new-%02d", d), 1, 10)
 	}
 	r.batch("old", 61, 120)
-	s := r.waitFor("the known device's later batch applied while the new ones wait",
-		func(s Stats) bool { return s.Stored == 180 })
+	// The known device's later batch is applied and its closed minutes
+	// committed while the new devices wait.
+	results := func() int {
+		n := 0
+		if err := r.st.Results(store.ResultQuery{Pipeline: "p1m", Device: "old"}, func(*store.WindowResult) error { n++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	s := r.waitFor("the known device's closed minutes stored", func(s Stats) bool { return s.Stored == 180 && results() >= 2 })
 	if s.Held != 30 {
 		t.Fatalf("%d records held, want the 30 new devices' batches", s.Held)
 	}
-	// Its closed minutes are committed while the new devices still wait.
-	r.waitFor("the known device's results committed", func(s Stats) bool {
-		res, err := r.st.Results(store.ResultQuery{Pipeline: "p1m", Device: "old"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(res) >= 2 && s.Held == 30
-	})
 	// Their statuses release them, each in its announced zone.
 	for d := range 30 {
 		r.status(fmt.Sprintf("new-%02d", d))

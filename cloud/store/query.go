@@ -2,10 +2,10 @@ package store
 
 import (
 	"bytes"
-	"errors"
 	"cmp"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"

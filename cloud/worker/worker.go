@@ -72,14 +72,14 @@ type Stats struct {
 	// estimated or corrected readings not found near their time.
 	Conflicts, ConflictsNotKept, Unverified uint64
 	// DiskWaits counts commit intervals spent waiting for disk space.
-	DiskWaits uint64
-	Commits, CommitBytes                            uint64
-	Next                                            int64 // next offset to read
-	Committed                                       int64 // offset stored with the last commit
-	Engine                                          window.Stats
-	Held                                            int
-	OpenBlocks                                      int
-	DedupClosedGaps                                 uint64
+	DiskWaits            uint64
+	Commits, CommitBytes uint64
+	Next                 int64 // next offset to read
+	Committed            int64 // offset stored with the last commit
+	Engine               window.Stats
+	Held                 int
+	OpenBlocks           int
+	DedupClosedGaps      uint64
 	// Ticks counts commit intervals that passed without a record (idle
 	// cycles); while it grows and Commits does not, the worker writes nothing.
 	Ticks uint64
@@ -129,19 +129,19 @@ type Worker struct {
 	sealed []sealedBlock
 	status []store.Status
 
-	next       int64 // next offset to read
-	high       int64 // offsets below were processed at least once before a restart
-	sinceSave  int
-	pending    window.Output
-	dirtyAny   bool
-	commits    uint64
-	cycles     uint64 // commit intervals, with or without a write
-	heldCount  int
-	readings   []window.Reading
-	views      []wire.ReadingView
-	names      map[string]string
-	dups       []*wire.ReadingView
-	conflicts  []pendingConflict
+	next      int64 // next offset to read
+	high      int64 // offsets below were processed at least once before a restart
+	sinceSave int
+	pending   window.Output
+	dirtyAny  bool
+	commits   uint64
+	cycles    uint64 // commit intervals, with or without a write
+	heldCount int
+	readings  []window.Reading
+	views     []wire.ReadingView
+	names     map[string]string
+	dups      []*wire.ReadingView
+	conflicts []pendingConflict
 	// conflictIndex numbers the conflicts of the record being applied;
 	// keptThisHour and hourStart bound the conflicts kept.
 	conflictIndex int
@@ -149,9 +149,9 @@ type Worker struct {
 	hourStart     time.Time
 	diskWaiting   bool
 	c             Stats // owned by Run
-	mu         sync.Mutex
-	stats      Stats // published copy of c
-	lastCommit time.Time
+	mu            sync.Mutex
+	stats         Stats // published copy of c
+	lastCommit    time.Time
 }
 
 // New restores partition cfg.Partition's state from the store.

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -182,9 +183,16 @@ func TestBadParametersAre400NamingTheParameter(t *testing.T) {
 		"/api/v1/results?pipeline=power_1m&history=maybe":                                     "history",
 		"/api/v1/results?pipeline=power_1m&from=noon":                                         "from",
 		"/api/v1/results?pipeline=power_1m&from=2026-11-23T10:00:00Z&to=2026-11-23T09:00:00Z": "to",
-		"/api/v1/late":                       "device",
-		"/api/v1/late?device=dev-1&to=later": "to",
-		"/api/v1/late?device=dev-1&limit=0":  "limit",
+		"/api/v1/late":                                                                "device",
+		"/api/v1/late?device=dev-1&to=later":                                          "to",
+		"/api/v1/late?device=dev-1&limit=0":                                           "limit",
+		"/api/v1/late?device=dev-1&from=3000-01-01T00:00:00Z":                         "from",
+		"/api/v1/readings?device=d&channel=m&quantity=energy&to=0001-01-01T00:00:01Z": "to",
+		"/api/v1/readings?device=d&channel=m&quantity=energy&limit=1000001":           "limit",
+		"/api/v1/deadletters?limit=10001":                                             "limit",
+		"/api/v1/conflicts?device=a/b":                                                "device",
+		"/api/v1/conflicts?limit=0":                                                   "limit",
+		"/api/v1/devices?after=a/b":                                                   "after",
 	} {
 		var e Error
 		get(t, srv, path, 400, &e)
@@ -197,10 +205,20 @@ func TestBadParametersAre400NamingTheParameter(t *testing.T) {
 func TestDeadLettersHealthMetricsIndex(t *testing.T) {
 	srv := fixture(t)
 	var out struct{ Deadletters []store.DeadLetter }
-	get(t, srv, "/api/v1/deadletters", 200, &out)
-	if len(out.Deadletters) != 1 || out.Deadletters[0].Reason != "malformed" || string(out.Deadletters[0].Payload) != "\x01\x02" {
+	body := get(t, srv, "/api/v1/deadletters", 200, &out)
+	if len(out.Deadletters) != 1 || out.Deadletters[0].Reason != "malformed" || out.Deadletters[0].Bytes != 2 {
 		t.Fatalf("dead letters %+v", out.Deadletters)
 	}
+	if strings.Contains(body, "payload") {
+		t.Fatalf("the dead-letter list carries payloads: %s", body)
+	}
+	var one store.DeadLetter
+	get(t, srv, fmt.Sprintf("/api/v1/deadletters/%d", out.Deadletters[0].ID), 200, &one)
+	if string(one.Payload) != "\x01\x02" || one.Reason != "malformed" {
+		t.Fatalf("dead letter by id: %+v", one)
+	}
+	get(t, srv, "/api/v1/deadletters/12345", 404, nil)
+	get(t, srv, "/api/v1/deadletters/x", 400, nil)
 	get(t, srv, "/healthz", 200, nil)
 	if body := get(t, srv, "/metrics", 200, nil); !strings.Contains(body, "gridedge_test_total") {
 		t.Fatalf("metrics page lacks the registry's metrics: %s", body)

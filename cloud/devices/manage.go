@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 
 	"golang.org/x/crypto/bcrypt"
@@ -150,25 +149,17 @@ func read(path string) ([]Entry, error) {
 // do not lose each other's changes), atomically (a reader never sees a torn
 // file).
 func update(path string, change func([]Entry) ([]Entry, error)) error {
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return fmt.Errorf("devices: %w", err)
+	err := atomicfile.Update(path, func(old []byte) ([]byte, error) {
+		entries, err := Parse(old)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-	}
-	unlock, err := lockFile(path + ".lock")
+		if entries, err = change(entries); err != nil {
+			return nil, err
+		}
+		return Format(entries), nil
+	})
 	if err != nil {
-		return fmt.Errorf("devices: lock %s: %w", path, err)
-	}
-	defer unlock()
-	entries, err := read(path)
-	if err != nil {
-		return err
-	}
-	entries, err = change(entries)
-	if err != nil {
-		return fmt.Errorf("devices: %w", err)
-	}
-	if err := atomicfile.Write(path, Format(entries)); err != nil {
 		return fmt.Errorf("devices: %w", err)
 	}
 	return nil

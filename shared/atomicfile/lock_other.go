@@ -1,6 +1,6 @@
 //go:build !unix
 
-package devices
+package atomicfile
 
 // lockFile is a no-op where advisory locks are not available: concurrent
 // commands may then lose each other's changes.

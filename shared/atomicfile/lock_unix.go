@@ -1,6 +1,6 @@
 //go:build unix
 
-package devices
+package atomicfile
 
 import (
 	"os"

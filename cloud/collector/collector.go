@@ -17,9 +17,12 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/gridedge/gridedge/cloud/api"
+	"github.com/gridedge/gridedge/cloud/apitoken"
 	"github.com/gridedge/gridedge/cloud/broker"
+	"github.com/gridedge/gridedge/cloud/diskguard"
 	"github.com/gridedge/gridedge/cloud/intake"
 	"github.com/gridedge/gridedge/cloud/mqttclient"
 	"github.com/gridedge/gridedge/cloud/readlog/local"
@@ -46,6 +49,7 @@ type Collector struct {
 	reg     *prometheus.Registry
 	store   *store.Store
 	rlog    *local.Log
+	disk    *diskguard.Guard
 	intake  *intake.Intake
 	workers *workers
 	broker  *broker.Broker
@@ -58,12 +62,14 @@ type Collector struct {
 	clientID string
 	keeper   *mqttclient.Keeper
 
-	inflight  chan *inflight
-	acks      chan ackJob
-	ready     chan struct{}
-	readyOnce sync.Once
-	connected atomic.Bool
-	running   atomic.Bool
+	inflight chan *inflight
+	// inflightBytes bounds the payload bytes of messages in inflight.
+	inflightBytes *semaphore.Weighted
+	acks          chan ackJob
+	ready         chan struct{}
+	readyOnce     sync.Once
+	connected     atomic.Bool
+	running       atomic.Bool
 
 	// handling guards the ack channel and the store against being closed
 	// under a message handler.
@@ -99,6 +105,7 @@ func New(cfg Config, opts ...Option) (*Collector, error) {
 	}
 	c.acks = make(chan ackJob, cfg.AckQueue)
 	c.inflight = make(chan *inflight, maxInflight)
+	c.inflightBytes = semaphore.NewWeighted(cfg.IntakeInflightBytes)
 	pipes := collectorPipelines(cfg)
 	if err := store.RefuseOldFormat(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("collector: %w", err)
@@ -113,12 +120,13 @@ func New(cfg Config, opts ...Option) (*Collector, error) {
 		st.Close()
 		return nil, fmt.Errorf("collector: %w", err)
 	}
-	c.workers = newWorkers(cfg, pipes, c.rlog, st, c.now, c.log)
+	c.disk = diskguard.New(cfg.DataDir, cfg.MinFreeBytes, diskguard.WithLogger(c.log))
+	c.workers = newWorkers(cfg, pipes, c.rlog, st, c.disk.CanWrite, c.now, c.log)
 	if err := c.registerMetrics(); err != nil {
 		c.closeResources()
 		return nil, err
 	}
-	c.intake, err = intake.New(c.rlog, st, c.reg, intake.WithLogger(c.log))
+	c.intake, err = intake.New(c.rlog, st, c.reg, intake.WithLogger(c.log), intake.WithSpace(c.disk))
 	if err != nil {
 		c.closeResources()
 		return nil, fmt.Errorf("collector: %w", err)
@@ -144,22 +152,48 @@ func New(cfg Config, opts ...Option) (*Collector, error) {
 			c.mqttCred.Username, c.mqttCred.Password = c.broker.CollectorCredentials()
 		}
 	}
+	apiOpts, err := apiAccess(cfg, c.log)
+	if err != nil {
+		c.closeResources()
+		return nil, fmt.Errorf("collector: %w", err)
+	}
 	c.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		c.closeResources()
 		return nil, fmt.Errorf("collector: http_addr %s: %w", cfg.HTTPAddr, err)
 	}
 	c.httpSrv = &http.Server{
-		Handler: api.New(st,
+		Handler: api.New(st, append(apiOpts,
 			api.WithGatherer(c.reg),
 			api.WithHealth(c.health),
 			api.WithLogger(c.log),
 			api.WithPipelines(pipelineNames(pipes)),
 			api.WithWindowSizes(cfg.WindowSizes),
-			api.WithDefaultTimeZone(cfg.SiteTZ)),
+			api.WithDefaultTimeZone(cfg.SiteTZ))...),
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
 	}
 	return c, nil
+}
+
+// apiAccess loads the API tokens, and says loudly when the API is served
+// to the network without them.
+func apiAccess(cfg Config, log *slog.Logger) ([]api.Option, error) {
+	host, _, _ := net.SplitHostPort(cfg.HTTPAddr)
+	if cfg.HTTPTokensFile == "" {
+		if !IsLoopback(host) {
+			log.Warn("http_allow_anonymous: the HTTP API is served WITHOUT authentication on a non-loopback address: "+
+				"anyone who reaches it can read every reading, window, status and dead letter; set http_tokens_file instead",
+				"http_addr", cfg.HTTPAddr)
+		}
+		return nil, nil
+	}
+	tk, err := apitoken.Load(cfg.HTTPTokensFile, log)
+	if err != nil {
+		return nil, fmt.Errorf("http_tokens_file: %w", err)
+	}
+	return []api.Option{api.WithTokens(tk)}, nil
 }
 
 // mqttIdentity settles the client id (configured, or generated and kept in
@@ -220,6 +254,9 @@ func (c *Collector) registerMetrics() error {
 	}, []string{"kind"})
 	cols := []prometheus.Collector{c.m.acks, c.m.connected, c.m.connLost, c.m.dispatched,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}
+	if c.disk != nil {
+		cols = append(cols, c.disk.Metrics()...)
+	}
 	for _, col := range append(cols, c.workers.metrics()...) {
 		if err := c.reg.Register(col); err != nil {
 			return fmt.Errorf("collector: register metrics: %w", err)
@@ -245,6 +282,9 @@ func (c *Collector) Store() *store.Store { return c.store }
 
 func (c *Collector) health() error {
 	if err := c.store.Ping(); err != nil {
+		return err
+	}
+	if err := c.disk.Health(); err != nil {
 		return err
 	}
 	if !c.connected.Load() {
@@ -407,6 +447,8 @@ func (c *Collector) onMessage(_ paho.Client, m paho.Message) {
 		f.kind = topic.Status
 	}
 	c.m.dispatched.WithLabelValues(string(f.kind)).Inc()
+	// Bounded by bytes as well as by count; the MQTT client waits.
+	_ = c.inflightBytes.Acquire(context.Background(), f.weight(c.cfg.IntakeInflightBytes))
 	c.inflight <- f
 	ctx := context.Background()
 	if f.kind == topic.Status {
@@ -422,13 +464,20 @@ func (c *Collector) onMessage(_ paho.Client, m paho.Message) {
 	})
 }
 
+// weight is the message's share of the in-flight byte bound (at most all
+// of it, so a payload larger than the bound is taken alone).
+func (f *inflight) weight(bound int64) int64 { return min(int64(len(f.m.Payload()))+256, bound) }
+
 // complete PUBACKs messages in arrival order and queues device acks.
 func (c *Collector) complete() {
 	for f := range c.inflight {
 		<-f.done
 		f.m.Ack()
+		c.inflightBytes.Release(f.weight(c.cfg.IntakeInflightBytes))
 		var rej *intake.RejectError
 		switch {
+		case errors.Is(f.err, diskguard.ErrLowSpace):
+			// Counted, and logged once per episode by the disk guard.
 		case f.kind == topic.Status:
 			if f.err != nil {
 				c.log.Debug("status not logged", "err", f.err)

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"net"
 	"net/url"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,7 +19,9 @@ import (
 	"github.com/gridedge/gridedge/cloud/broker"
 	"github.com/gridedge/gridedge/cloud/mqttclient"
 	"github.com/gridedge/gridedge/cloud/window"
+	"github.com/gridedge/gridedge/cloud/worker"
 	"github.com/gridedge/gridedge/shared/topic"
+	"github.com/gridedge/gridedge/shared/wire"
 )
 
 // Config is the collector's configuration. The YAML names are the keys of
@@ -43,8 +48,38 @@ type Config struct {
 	// ShareGroup is the shared-subscription group; collectors in one group
 	// split the devices' data between them.
 	ShareGroup string `yaml:"share_group"`
-	// HTTPAddr is the API listen address; port 0 picks a free port.
+	// HTTPAddr is the API listen address; port 0 picks a free port. A
+	// non-loopback address needs HTTPTokensFile, or HTTPAllowAnonymous.
 	HTTPAddr string `yaml:"http_addr"`
+	// HTTPTokensFile lists the bearer tokens of API clients (hashed;
+	// managed with `gridedge-collector tokens`). With it every route but
+	// /healthz needs a token.
+	HTTPTokensFile string `yaml:"http_tokens_file"`
+	// HTTPAllowAnonymous serves the API without tokens on a non-loopback
+	// address (logged at WARN at every start).
+	HTTPAllowAnonymous bool `yaml:"http_allow_anonymous"`
+	// MinFreeBytes is the free space kept on the data directory's file
+	// system: below it payloads are refused (not acknowledged, so agents
+	// keep them), below half of it workers hold their commits. 0 disables.
+	MinFreeBytes int64 `yaml:"min_free_bytes"`
+	// MemoryLimitBytes is the Go runtime's soft memory limit the command
+	// sets (debug.SetMemoryLimit) unless GOMEMLIMIT is set; 0 leaves it.
+	MemoryLimitBytes int64 `yaml:"memory_limit_bytes"`
+	// IntakeInflightBytes bounds the payload bytes taken from MQTT and not
+	// yet durable and acknowledged; the MQTT client waits beyond it.
+	IntakeInflightBytes int64 `yaml:"intake_inflight_bytes"`
+	// MaxFuture: readings dated later than their batch's receive time plus
+	// this are stored flagged future, counted, and kept out of the windows.
+	MaxFuture time.Duration `yaml:"max_future"`
+	// Plausibility overrides the plausibility range of quantities (by
+	// name, e.g. active_power: {min: -20000, max: 20000}); readings outside
+	// are stored flagged implausible, counted, and kept out of the windows.
+	// A range of {min: -.inf, max: .inf} turns a quantity's check off.
+	Plausibility map[string]PlausibleRange `yaml:"plausibility"`
+	// ConflictLimit bounds the conflict area (resent identities with other
+	// content), ConflictRetention its age.
+	ConflictLimit     int           `yaml:"conflict_limit"`
+	ConflictRetention time.Duration `yaml:"conflict_retention"`
 	// DataDir holds the readings log (log/) and the store (store/).
 	DataDir string `yaml:"data_dir"`
 	// EmbeddedBroker, when set, starts an MQTT broker listening there.
@@ -110,6 +145,12 @@ func DefaultConfig() Config {
 		Broker:              broker.DefaultConfig(),
 		ShareGroup:          "gridedge",
 		HTTPAddr:            "127.0.0.1:8080",
+		MinFreeBytes:        256 << 20,
+		MemoryLimitBytes:    1 << 30,
+		IntakeInflightBytes: 64 << 20,
+		MaxFuture:           worker.DefaultMaxFuture,
+		ConflictLimit:       10_000,
+		ConflictRetention:   30 * 24 * time.Hour,
 		DataDir:             "gridedge-collector-data",
 		WindowSizes:         []time.Duration{time.Minute},
 		OutOfOrderness:      10 * time.Second,
@@ -134,11 +175,18 @@ func DefaultConfig() Config {
 // LoadConfig reads a YAML file over DefaultConfig. Unknown keys are errors,
 // so a misspelt key is not silently ignored.
 func LoadConfig(path string) (Config, error) {
-	cfg := DefaultConfig()
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return cfg, fmt.Errorf("config: %w", err)
+		return DefaultConfig(), fmt.Errorf("config: %w", err)
 	}
+	return ParseConfig(raw, path)
+}
+
+// ParseConfig reads a YAML configuration over DefaultConfig; name is the
+// file's name in errors. It does not validate the result (Validate does).
+func ParseConfig(raw []byte, name string) (Config, error) {
+	path := name
+	cfg := DefaultConfig()
 	file := struct {
 		Config    `yaml:",inline"`
 		Pipelines yaml.Node `yaml:"pipelines"`
@@ -222,8 +270,29 @@ func (c Config) Validate() error {
 	if err := topic.ValidateSite(c.ShareGroup); err != nil {
 		return fmt.Errorf("share_group %q: must use A-Z a-z 0-9 . _ - only", c.ShareGroup)
 	}
-	if c.HTTPAddr == "" {
-		return errors.New("http_addr: required (host:port, port 0 picks a free one)")
+	if err := c.validateHTTP(); err != nil {
+		return err
+	}
+	if c.MinFreeBytes < 0 {
+		return fmt.Errorf("min_free_bytes: %d must not be negative (0 disables the reserve)", c.MinFreeBytes)
+	}
+	if c.MemoryLimitBytes != 0 && c.MemoryLimitBytes < 64<<20 {
+		return fmt.Errorf("memory_limit_bytes: %d is below 64 MiB (67108864); 0 leaves the Go default", c.MemoryLimitBytes)
+	}
+	if c.IntakeInflightBytes < 2<<20 {
+		return fmt.Errorf("intake_inflight_bytes: %d is below 2 MiB (2097152), the largest payload accepted", c.IntakeInflightBytes)
+	}
+	if c.MaxFuture < time.Second {
+		return fmt.Errorf("max_future: %v must be at least 1s", c.MaxFuture)
+	}
+	if _, err := c.Limits(); err != nil {
+		return err
+	}
+	if c.ConflictLimit < 1 {
+		return fmt.Errorf("conflict_limit: %d must be at least 1", c.ConflictLimit)
+	}
+	if c.ConflictRetention < 0 {
+		return fmt.Errorf("conflict_retention: %v must not be negative (0 keeps until conflict_limit)", c.ConflictRetention)
 	}
 	if c.DataDir == "" {
 		return errors.New("data_dir: required")
@@ -280,4 +349,67 @@ func (c Config) Validate() error {
 		return fmt.Errorf("zone_grace: %v is outside 0..1m", c.ZoneGrace)
 	}
 	return nil
+}
+
+// PlausibleRange is a quantity's plausibility range in the configuration.
+type PlausibleRange struct {
+	Min float64 `yaml:"min"`
+	Max float64 `yaml:"max"`
+}
+
+// Limits returns the plausibility ranges in force: worker.DefaultLimits
+// with the configured ones replacing theirs.
+func (c Config) Limits() (worker.Limits, error) {
+	lim := worker.DefaultLimits()
+	names := make([]string, 0, len(c.Plausibility))
+	for name := range c.Plausibility {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		r := c.Plausibility[name]
+		q, err := wire.ParseQuantity(name)
+		if err != nil {
+			return nil, fmt.Errorf("plausibility: %w", err)
+		}
+		if math.IsNaN(r.Min) || math.IsNaN(r.Max) || !(r.Min < r.Max) {
+			return nil, fmt.Errorf("plausibility: %s: min %v must be below max %v", name, r.Min, r.Max)
+		}
+		if math.IsInf(r.Min, -1) && math.IsInf(r.Max, 1) {
+			delete(lim, q)
+			continue
+		}
+		lim[q] = worker.Range{Min: r.Min, Max: r.Max}
+	}
+	return lim, nil
+}
+
+// validateHTTP checks http_addr and refuses a non-loopback address without
+// tokens, unless http_allow_anonymous says so.
+func (c Config) validateHTTP() error {
+	if c.HTTPAddr == "" {
+		return errors.New("http_addr: required (host:port, port 0 picks a free one)")
+	}
+	host, _, err := net.SplitHostPort(c.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http_addr %q: want host:port, e.g. 127.0.0.1:8080", c.HTTPAddr)
+	}
+	// An intake node serves only /healthz and /metrics, no data.
+	if c.Role != RoleIntake && !IsLoopback(host) && c.HTTPTokensFile == "" && !c.HTTPAllowAnonymous {
+		return fmt.Errorf("http_addr %q: not a loopback address, and no http_tokens_file: anyone who reaches it could read every "+
+			"reading; create tokens with `gridedge-collector tokens add -tokens-file FILE -role read NAME` and set "+
+			"http_tokens_file (-http-tokens-file), bind 127.0.0.1, or set http_allow_anonymous (-http-allow-anonymous) to serve it openly", c.HTTPAddr)
+	}
+	return nil
+}
+
+// IsLoopback reports whether host (of a listen address) binds only the
+// loopback interface: localhost or a loopback IP. An empty host binds
+// every interface.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

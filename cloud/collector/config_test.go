@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gridedge/gridedge/shared/wire"
 )
 
 func TestLoadConfigReadsDurationsAndRejectsUnknownKeys(t *testing.T) {
@@ -97,4 +99,76 @@ site_tz: Europe/Paris
 	if _, err := LoadPipelines(file); err == nil || !strings.Contains(err.Error(), "line 3") || !strings.Contains(err.Error(), file) {
 		t.Fatalf("pipelines file error %v, want its path and line 3", err)
 	}
+}
+
+func TestHTTPAddrOffLoopbackNeedsTokensOrTheFlag(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MQTTURL = "tcp://127.0.0.1:1883"
+	for addr, ok := range map[string]bool{"127.0.0.1:8080": true, "localhost:0": true, "[::1]:8080": true,
+		":8080": false, "0.0.0.0:8080": false, "192.0.2.10:8080": false, "[::]:8080": false} {
+		cfg.HTTPAddr, cfg.HTTPTokensFile, cfg.HTTPAllowAnonymous = addr, "", false
+		err := cfg.Validate()
+		if (err == nil) != ok {
+			t.Errorf("http_addr %s without tokens: %v", addr, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "http_tokens_file") {
+			t.Errorf("http_addr %s: %v; want directions naming http_tokens_file", addr, err)
+		}
+		cfg.HTTPTokensFile = "/etc/gridedge/api-tokens"
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("http_addr %s with tokens: %v", addr, err)
+		}
+		cfg.HTTPTokensFile, cfg.HTTPAllowAnonymous = "", true
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("http_addr %s with http_allow_anonymous: %v", addr, err)
+		}
+	}
+}
+
+func TestPlausibilityOverridesAndTurnsOff(t *testing.T) {
+	cfg, err := ParseConfig([]byte("mqtt_url: tcp://b:1883\nplausibility:\n  voltage: {min: 0, max: 500}\n  temperature: {min: -.inf, max: .inf}\n"), "c.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim, err := cfg.Limits()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := lim[wire.Quantity_QUANTITY_VOLTAGE]; r.Max != 500 {
+		t.Errorf("voltage range %+v, want max 500", r)
+	}
+	if _, ok := lim[wire.Quantity_QUANTITY_TEMPERATURE]; ok {
+		t.Error("temperature still checked after -.inf..inf")
+	}
+	if _, ok := lim[wire.Quantity_QUANTITY_ACTIVE_POWER]; !ok {
+		t.Error("active_power's default range lost")
+	}
+	for _, bad := range []string{"plausibility: {watts: {min: 0, max: 1}}", "plausibility: {voltage: {min: 5, max: 1}}", "plausibility: {voltage: {min: .nan, max: 1}}"} {
+		cfg, err := ParseConfig([]byte("mqtt_url: tcp://b:1883\n"+bad+"\n"), "c.yaml")
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), "plausibility") {
+			t.Errorf("%s: %v, want a plausibility error", bad, err)
+		}
+	}
+}
+
+// FuzzParseConfig: any file either fails with an error or yields a
+// configuration whose validation does not panic.
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte("mqtt_url: tcp://b:1883\nhttp_addr: 0.0.0.0:8080\nhttp_tokens_file: /t\nmin_free_bytes: 1\nmax_future: 10m\n"))
+	f.Add([]byte("plausibility:\n  voltage: {min: 0, max: 500}\npipelines:\n  - name: p\n    inputs: [{quantity: active_power}]\n    window: {kind: tumbling, size: 1m}\n    aggregations: [count]\n"))
+	f.Add([]byte("window_sizes: [1m, 15m]\npartitions: 0\nconflict_limit: -1\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		cfg, err := ParseConfig(raw, "fuzz.yaml")
+		if err != nil {
+			return
+		}
+		if err := cfg.Validate(); err == nil {
+			if _, err := cfg.Limits(); err != nil {
+				t.Fatalf("valid configuration with bad limits: %v", err)
+			}
+		}
+	})
 }

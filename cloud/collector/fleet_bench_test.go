@@ -76,7 +76,7 @@ func BenchmarkFleet(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		ws := newWorkers(cfg, collectorPipelines(cfg), lg, st, time.Now, testLogger(b))
+		ws := newWorkers(cfg, collectorPipelines(cfg), lg, st, nil, time.Now, testLogger(b))
 		if err := ws.open(); err != nil {
 			b.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/gridedge/gridedge/cloud/intake"
 	"github.com/gridedge/gridedge/cloud/readlog/kafka"
@@ -46,6 +47,7 @@ func NewIntake(cfg Config, opts ...Option) (*IntakeNode, error) {
 	}
 	c.acks = make(chan ackJob, cfg.AckQueue)
 	c.inflight = make(chan *inflight, maxInflight)
+	c.inflightBytes = semaphore.NewWeighted(cfg.IntakeInflightBytes)
 	kopts, err := kafkaOptions(cfg, c.log)
 	if err != nil {
 		return nil, fmt.Errorf("collector: %w", err)

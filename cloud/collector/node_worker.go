@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/gridedge/gridedge/cloud/api"
+	"github.com/gridedge/gridedge/cloud/diskguard"
 	"github.com/gridedge/gridedge/cloud/readlog"
 	"github.com/gridedge/gridedge/cloud/readlog/kafka"
 	"github.com/gridedge/gridedge/cloud/store"
@@ -42,6 +43,7 @@ type WorkerNode struct {
 	pipes []window.Pipeline
 	st    *store.Store
 	klog  *kafka.Log
+	disk  *diskguard.Guard
 
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -91,6 +93,11 @@ func NewWorker(cfg Config, opts ...Option) (*WorkerNode, error) {
 	if err != nil {
 		return nil, fmt.Errorf("collector: %w", err)
 	}
+	apiOpts, err := apiAccess(cfg, n.log)
+	if err != nil {
+		return nil, fmt.Errorf("collector: %w", err)
+	}
+	n.disk = diskguard.New(cfg.DataDir, cfg.MinFreeBytes, diskguard.WithLogger(n.log))
 	if n.st, err = store.Open(filepath.Join(cfg.DataDir, "store"), store.WithLogger(n.log)); err != nil {
 		return nil, fmt.Errorf("collector: %w", err)
 	}
@@ -108,6 +115,7 @@ func NewWorker(cfg Config, opts ...Option) (*WorkerNode, error) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gridedge_collector_worker_partitions",
 			Help: "Readings-topic partitions this worker owns."}, func() float64 { return float64(len(n.Owned())) }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cols = append(cols, n.disk.Metrics()...)
 	for _, col := range cols {
 		if err := n.reg.Register(col); err != nil {
 			n.Close()
@@ -119,14 +127,16 @@ func NewWorker(cfg Config, opts ...Option) (*WorkerNode, error) {
 		return nil, fmt.Errorf("collector: http_addr %s: %w", cfg.HTTPAddr, err)
 	}
 	n.httpSrv = &http.Server{
-		Handler: api.New(n.st,
+		Handler: api.New(n.st, append(apiOpts,
 			api.WithGatherer(n.reg),
 			api.WithHealth(n.health),
 			api.WithLogger(n.log),
 			api.WithPipelines(pipelineNames(n.pipes)),
 			api.WithWindowSizes(cfg.WindowSizes),
-			api.WithDefaultTimeZone(cfg.SiteTZ)),
+			api.WithDefaultTimeZone(cfg.SiteTZ))...),
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
 	}
 	return n, nil
 }
@@ -155,6 +165,9 @@ func (n *WorkerNode) Owned() []int {
 // node is in the group.
 func (n *WorkerNode) health() error {
 	if err := n.st.Ping(); err != nil {
+		return err
+	}
+	if err := n.disk.Health(); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -272,11 +285,12 @@ func (n *WorkerNode) stopAll() {
 func (n *WorkerNode) runPartition(ctx context.Context, p int, pr *partitionRun) {
 	defer close(pr.done)
 	for {
-		w, err := worker.New(worker.Config{
-			Partition: p, Log: n.klog, Store: n.st, Pipelines: n.pipes,
-			CommitInterval: n.cfg.CommitInterval, ZoneGrace: n.cfg.ZoneGrace,
-			Now: n.now, Logger: n.log,
-		})
+		wc, err := guardedWorkerConfig(n.cfg, n.cfg.Kafka.Partitions, n.disk.CanWrite)
+		var w *worker.Worker
+		if err == nil {
+			wc.Partition, wc.Log, wc.Store, wc.Pipelines, wc.Now, wc.Logger = p, n.klog, n.st, n.pipes, n.now, n.log
+			w, err = worker.New(wc)
+		}
 		if err == nil {
 			pr.mu.Lock()
 			pr.w = w

@@ -62,25 +62,46 @@ type workers struct {
 	pipes []window.Pipeline
 	log   *local.Log
 	st    *store.Store
-	now   func() time.Time
-	l     *slog.Logger
+	// canWrite tells workers whether the disk is above its write floor.
+	canWrite func() bool
+	now      func() time.Time
+	l        *slog.Logger
 
 	mu  sync.Mutex
 	ws  []*worker.Worker
 	err []error
 }
 
-func newWorkers(cfg Config, pipes []window.Pipeline, lg *local.Log, st *store.Store, now func() time.Time, l *slog.Logger) *workers {
-	return &workers{cfg: cfg, pipes: pipes, log: lg, st: st, now: now, l: l,
+func newWorkers(cfg Config, pipes []window.Pipeline, lg *local.Log, st *store.Store, canWrite func() bool, now func() time.Time, l *slog.Logger) *workers {
+	return &workers{cfg: cfg, pipes: pipes, log: lg, st: st, canWrite: canWrite, now: now, l: l,
 		ws: make([]*worker.Worker, lg.Partitions()), err: make([]error, lg.Partitions())}
 }
 
 func (w *workers) newWorker(p int) (*worker.Worker, error) {
-	return worker.New(worker.Config{
-		Partition: p, Log: w.log, Store: w.st, Pipelines: w.pipes,
-		CommitInterval: w.cfg.CommitInterval, ZoneGrace: w.cfg.ZoneGrace,
-		Now: w.now, Logger: w.l,
-	})
+	wc, err := guardedWorkerConfig(w.cfg, len(w.ws), w.canWrite)
+	if err != nil {
+		return nil, err
+	}
+	wc.Partition, wc.Log, wc.Store, wc.Pipelines, wc.Now, wc.Logger = p, w.log, w.st, w.pipes, w.now, w.l
+	return worker.New(wc)
+}
+
+// guardedWorkerConfig is what the settings say of a partition worker
+// (commits, zones, bad-data checks, the disk's write floor); partitions is
+// how many workers share the conflict limit.
+func guardedWorkerConfig(cfg Config, partitions int, canWrite func() bool) (worker.Config, error) {
+	limits, err := cfg.Limits()
+	if err != nil {
+		return worker.Config{}, err
+	}
+	return worker.Config{
+		CommitInterval: cfg.CommitInterval, ZoneGrace: cfg.ZoneGrace,
+		MaxFuture: cfg.MaxFuture, Limits: limits, CanWrite: canWrite,
+		// The conflict area is trimmed hourly to conflict_limit: each
+		// partition keeps its share per hour, so it holds at most about
+		// twice the limit between trims.
+		ConflictsPerHour: max(cfg.ConflictLimit/max(partitions, 1), 1),
+	}, nil
 }
 
 // open restores every partition's worker. A nil *workers (the intake
@@ -163,7 +184,8 @@ func (w *workers) trim(ctx context.Context) { runRetention(ctx, w.cfg, w.st, w.n
 // until ctx ends.
 func runRetention(ctx context.Context, cfg Config, st *store.Store, now func() time.Time, l *slog.Logger) {
 	r := store.Retention{Readings: cfg.ReadingsRetention, Results: cfg.ResultsRetention, Late: cfg.LateRetention,
-		DeadLetters: cfg.DeadLetterRetention, MaxDeadLetters: cfg.DeadLetterLimit}
+		DeadLetters: cfg.DeadLetterRetention, MaxDeadLetters: cfg.DeadLetterLimit,
+		Conflicts: cfg.ConflictRetention, MaxConflicts: cfg.ConflictLimit}
 	t := time.NewTicker(trimEvery)
 	defer t.Stop()
 	for {
@@ -235,6 +257,16 @@ func workerMetrics(stats func() []worker.Stats) []prometheus.Collector {
 	return []prometheus.Collector{
 		counter("gridedge_collector_readings_stored_total", "New readings stored by the workers (since start).", func(s worker.Stats) float64 { return float64(s.Stored) }),
 		counter("gridedge_collector_readings_duplicate_total", "Readings the workers recognised as already stored (resends, redelivery).", func(s worker.Stats) float64 { return float64(s.Duplicates) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gridedge_collector_readings_flagged_total", ConstLabels: prometheus.Labels{"flag": "future"},
+			Help: "Readings stored flagged and kept out of the windows, by flag (future: dated beyond max_future; implausible: outside the quantity's range)."},
+			sum(func(s worker.Stats) float64 { return float64(s.Future) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gridedge_collector_readings_flagged_total", ConstLabels: prometheus.Labels{"flag": "implausible"},
+			Help: "Readings stored flagged and kept out of the windows, by flag (future: dated beyond max_future; implausible: outside the quantity's range)."},
+			sum(func(s worker.Stats) float64 { return float64(s.Implausible) })),
+		counter("gridedge_collector_readings_conflict_total", "Resent reading identities (device, seq_epoch, seq) with other content; the first stored reading stays (GET /api/v1/conflicts).", func(s worker.Stats) float64 { return float64(s.Conflicts) }),
+		counter("gridedge_collector_conflicts_not_kept_total", "Conflicts counted but not kept: beyond the hourly share of conflict_limit.", func(s worker.Stats) float64 { return float64(s.ConflictsNotKept) }),
+		counter("gridedge_collector_readings_resend_unverified_total", "Resent estimated or corrected readings not found near their time (possibly re-dated), taken as duplicates.", func(s worker.Stats) float64 { return float64(s.Unverified) }),
+		counter("gridedge_collector_worker_disk_waits_total", "Commit intervals workers spent waiting for the disk to rise above its write floor.", func(s worker.Stats) float64 { return float64(s.DiskWaits) }),
 		counter("gridedge_collector_readings_redated_total", "Estimated readings of a never-synced boot dated from the receive time (docs/time.md).", func(s worker.Stats) float64 { return float64(s.Redated) }),
 		counter("gridedge_collector_worker_commits_total", "Worker commits (one synced store batch each); flat while idle.", func(s worker.Stats) float64 { return float64(s.Commits) }),
 		counter("gridedge_collector_worker_commit_bytes_total", "Bytes of worker commits.", func(s worker.Stats) float64 { return float64(s.CommitBytes) }),

@@ -4,6 +4,7 @@
 // windows and results over HTTP.
 //
 //	gridedge-collector devices add -data-dir ./data site-1/gw-0001
+//	gridedge-collector tokens add -tokens-file /etc/gridedge/api-tokens -role read grafana
 //	gridedge-collector -embedded-broker 127.0.0.1:1883 -data-dir ./data
 //	gridedge-collector -config collector.yaml -mqtt-credentials-file /run/credentials/gridedge-collector.service/mqtt
 //
@@ -21,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -32,9 +34,12 @@ import (
 
 func main() {
 	var err error
-	if len(os.Args) > 1 && os.Args[1] == "devices" {
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == "devices":
 		err = runDevices(os.Args[2:], os.Stdout, os.Stderr)
-	} else {
+	case len(os.Args) > 1 && os.Args[1] == "tokens":
+		err = runTokens(os.Args[2:], os.Stdout, os.Stderr)
+	default:
 		err = run(os.Args[1:], os.Stderr)
 	}
 	if err != nil {
@@ -55,6 +60,7 @@ func run(args []string, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: opts.logLevel}))
+	setMemoryLimit(cfg.MemoryLimitBytes, log)
 	c, err := newNode(cfg, collector.WithLogger(log))
 	if err != nil {
 		return err
@@ -69,6 +75,19 @@ func run(args []string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return c.Run(ctx)
+}
+
+// setMemoryLimit applies memory_limit_bytes as the Go runtime's soft
+// memory limit, unless the GOMEMLIMIT environment variable already set one.
+func setMemoryLimit(n int64, log *slog.Logger) {
+	if env := os.Getenv("GOMEMLIMIT"); env != "" {
+		log.Info("memory limit from GOMEMLIMIT; memory_limit_bytes not applied", "GOMEMLIMIT", env)
+		return
+	}
+	if n > 0 {
+		debug.SetMemoryLimit(n)
+		log.Info("memory limit set", "memory_limit_bytes", n)
+	}
 }
 
 // processOptions are flags that are not collector configuration.
@@ -87,13 +106,18 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 	fs.Usage = func() {}
 	def := collector.DefaultConfig()
 	var (
-		configPath     = fs.String("config", "", "YAML configuration file (keys: role, kafka, mqtt_url, mqtt_credentials_file, client_id, share_group, http_addr, data_dir, embedded_broker, broker, window_sizes, out_of_orderness, site_tz, ack_timeout, ack_queue, deadletter_limit, partitions, readings_retention, results_retention, late_retention, deadletter_retention, log_retention, commit_interval, zone_grace, pipelines); flags override it")
+		configPath     = fs.String("config", "", "YAML configuration file (keys: role, kafka, mqtt_url, mqtt_credentials_file, client_id, share_group, http_addr, http_tokens_file, http_allow_anonymous, data_dir, min_free_bytes, memory_limit_bytes, intake_inflight_bytes, max_future, plausibility, conflict_limit, conflict_retention, embedded_broker, broker, window_sizes, out_of_orderness, site_tz, ack_timeout, ack_queue, deadletter_limit, partitions, readings_retention, results_retention, late_retention, deadletter_retention, log_retention, commit_interval, zone_grace, pipelines); flags override it")
 		mqttURL        = fs.String("mqtt-url", def.MQTTURL, "MQTT broker, tcp://host:port (default: the embedded broker when -embedded-broker is set); put credentials in -mqtt-credentials-file, not here")
 		mqttCredFile   = fs.String("mqtt-credentials-file", def.MQTTCredentialsFile, "file with GRIDEDGE_MQTT_USERNAME=... and GRIDEDGE_MQTT_PASSWORD=... lines (systemd LoadCredential or EnvironmentFile); without it those environment variables are used")
 		clientID       = fs.String("client-id", def.ClientID, "MQTT client id; must stay the same across restarts (the broker keeps the session under it) and differ between collectors (default: random, generated once and kept in the data directory)")
 		shareGroup     = fs.String("share-group", def.ShareGroup, "MQTT shared-subscription group; collectors in one group split the devices' data")
-		httpAddr       = fs.String("http-addr", def.HTTPAddr, "HTTP API listen address (port 0 picks a free port)")
-		dataDir        = fs.String("data-dir", def.DataDir, "directory of the Badger store")
+		httpAddr       = fs.String("http-addr", def.HTTPAddr, "HTTP API listen address (port 0 picks a free port); an address other than loopback needs -http-tokens-file (or -http-allow-anonymous)")
+		httpTokens     = fs.String("http-tokens-file", def.HTTPTokensFile, "API bearer tokens (hashed), managed with `gridedge-collector tokens`; with it every route but /healthz needs a token")
+		httpAnonymous  = fs.Bool("http-allow-anonymous", false, "serve the API without tokens on a non-loopback -http-addr (anyone who reaches it reads everything; logged at WARN)")
+		minFree        = fs.Int64("min-free-bytes", def.MinFreeBytes, "free space kept on the data directory's file system: below it batches are refused (not acknowledged; agents keep them) until space returns; 0 disables")
+		memLimit       = fs.Int64("memory-limit-bytes", def.MemoryLimitBytes, "Go soft memory limit (ignored when GOMEMLIMIT is set); 0 leaves the runtime's default")
+		maxFuture      = fs.Duration("max-future", def.MaxFuture, "readings dated later than their receive time plus this are stored flagged and kept out of the windows")
+		dataDir        = fs.String("data-dir", def.DataDir, "data directory (readings log, store, MQTT client id, devices registry)")
 		embedded       = fs.String("embedded-broker", def.EmbeddedBroker, "start an embedded MQTT broker listening on this address, e.g. 127.0.0.1:1883; clients authenticate against -devices-file")
 		devicesFile    = fs.String("devices-file", def.Broker.DevicesFile, "the embedded broker's MQTT identities, managed with `gridedge-collector devices` (default: \"devices\" in the data directory)")
 		anonymous      = fs.Bool("allow-anonymous", false, "let clients of the embedded broker connect without credentials and use any topic (development only: anyone can then forge readings and acks)")
@@ -171,6 +195,16 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 			cfg.ShareGroup = *shareGroup
 		case "http-addr":
 			cfg.HTTPAddr = *httpAddr
+		case "http-tokens-file":
+			cfg.HTTPTokensFile = *httpTokens
+		case "http-allow-anonymous":
+			cfg.HTTPAllowAnonymous = *httpAnonymous
+		case "min-free-bytes":
+			cfg.MinFreeBytes = *minFree
+		case "memory-limit-bytes":
+			cfg.MemoryLimitBytes = *memLimit
+		case "max-future":
+			cfg.MaxFuture = *maxFuture
 		case "data-dir":
 			cfg.DataDir = *dataDir
 		case "embedded-broker":

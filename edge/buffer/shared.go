@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gridedge/gridedge/shared/atomicfile"
+	"github.com/gridedge/gridedge/shared/diskfree"
 )
 
 // Backends of buffers opened in a Shared store (reported by
@@ -462,7 +463,7 @@ func (s *Shared) checkFree() error {
 	}
 	now := time.Now().UnixNano()
 	if now-s.freeAt.Load() > int64(freeCheckEvery) {
-		free, err := freeBytes(s.dir)
+		free, err := diskfree.Available(s.dir)
 		if err != nil {
 			free = 1<<63 - 1 // cannot tell: do not refuse data on a guess
 		}

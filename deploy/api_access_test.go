@@ -40,13 +40,20 @@ func collectorArgs(t *testing.T) map[string][]string {
 	}
 	exec, _ := parseUnit(t, "systemd/gridedge-collector.service").last("Service", "ExecStart")
 	out["systemd"] = strings.Fields(exec)[1:]
-	return out
-}
-
-func strs(v any) []string {
-	var out []string
-	for _, x := range v.([]any) {
-		out = append(out, x.(string))
+	cluster := documents(t, "compose/docker-compose.cluster.yml")[0]
+	for name, svc := range cluster["services"].(map[string]any) {
+		if cmd, ok := svc.(map[string]any)["command"]; ok && strings.HasPrefix(name, "worker") || strings.HasPrefix(name, "intake") {
+			out["compose cluster "+name] = strs(cmd)
+		}
+	}
+	for _, path := range []string{"k8s/cluster/30-intake.yaml", "k8s/cluster/40-workers.yaml"} {
+		for _, doc := range documents(t, path) {
+			if doc["kind"] != "StatefulSet" && doc["kind"] != "Deployment" {
+				continue
+			}
+			spec := doc["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
+			out[path] = strs(spec["containers"].([]any)[0].(map[string]any)["args"])
+		}
 	}
 	return out
 }
@@ -61,12 +68,13 @@ func flagValue(args []string, name string) string {
 }
 
 // Every shipped deployment serves the HTTP API either on loopback or with
-// bearer tokens: the collector's own validation accepts its command line,
-// and none opts out with -http-allow-anonymous.
+// bearer tokens (an intake node serves no data, only /healthz and
+// /metrics): the collector's own validation accepts its command line, and
+// none opts out with -http-allow-anonymous.
 func TestShippedDeploymentsProtectTheAPI(t *testing.T) {
 	all := collectorArgs(t)
-	if len(all) != 4 {
-		t.Fatalf("found %d collector command lines, want Dockerfile, compose, k8s, systemd: %v", len(all), all)
+	if len(all) != 10 {
+		t.Fatalf("found %d collector command lines, want Dockerfile, compose, k8s, systemd and the six cluster nodes: %v", len(all), all)
 	}
 	for where, args := range all {
 		if strings.Contains(strings.Join(args, " "), "-http-allow-anonymous") {
@@ -74,6 +82,10 @@ func TestShippedDeploymentsProtectTheAPI(t *testing.T) {
 		}
 		cfg := collector.DefaultConfig()
 		cfg.MQTTURL = "tcp://broker:1883"
+		if role := flagValue(args, "-role"); role != "" {
+			cfg.Role = role
+			cfg.Kafka.Brokers = []string{"kafka:9092"}
+		}
 		cfg.HTTPAddr = flagValue(args, "-http-addr")
 		cfg.HTTPTokensFile = flagValue(args, "-http-tokens-file")
 		if err := cfg.Validate(); err != nil {

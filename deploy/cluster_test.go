@@ -13,6 +13,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/gridedge/gridedge/cloud/apitoken"
 	"github.com/gridedge/gridedge/shared/mqtttest"
 )
 
@@ -185,8 +186,14 @@ func TestClusterCommandsBecomeReady(t *testing.T) {
 		"compose intake-1": strs(get(compose, "intake-1", "command")),
 		"compose worker-1": strs(get(compose, "worker-1", "command")),
 	}
+	// The workers' API tokens, from the secret the manifests mount.
+	tokens := filepath.Join(t.TempDir(), "api-tokens")
+	if _, err := apitoken.Add(tokens, apitoken.RoleRead, "dashboard"); err != nil {
+		t.Fatal(err)
+	}
 	env := strings.NewReplacer("$(KAFKA_BROKERS)", k.ListenAddrs()[0], "$(KAFKA_PARTITIONS)", "16", "$(POD_NAME)", "pod-0",
-		"kafka:9092", k.ListenAddrs()[0], "tcp://mosquitto:1883", b.URL())
+		"kafka:9092", k.ListenAddrs()[0], "tcp://mosquitto:1883", b.URL(),
+		"/etc/gridedge/api-tokens/tokens", tokens, "/run/secrets/api-tokens", tokens)
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()

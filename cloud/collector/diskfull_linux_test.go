@@ -8,31 +8,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 
 	"github.com/gridedge/gridedge/shared/diskfree"
+	"github.com/gridedge/gridedge/shared/disktest"
 	"github.com/gridedge/gridedge/shared/mqtttest"
 	"github.com/gridedge/gridedge/shared/wire"
 )
-
-// mountTmpfs mounts a tmpfs of size bytes on a fresh directory.
-func mountTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipped: mounting a small tmpfs to fill needs root (CI runs the tests as root)")
-	}
-	mnt := t.TempDir()
-	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
-		t.Skipf("skipped: cannot mount a tmpfs here (%v)", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(mnt, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", mnt, err)
-		}
-	})
-	return mnt
-}
 
 // fill writes a file leaving about free bytes on the file system.
 func fill(t *testing.T, path string, free int64) {
@@ -71,7 +53,7 @@ func health(t *testing.T, addr string) (int, string) {
 // /healthz and the metrics, and once space returns takes the resent
 // batches and stores every reading exactly once.
 func TestFullDiskStopsAcksNotTheProcess(t *testing.T) {
-	mnt := mountTmpfs(t, 192<<20)
+	mnt := disktest.Mount(t, 192<<20)
 	b := mqtttest.Start(t)
 	cfg := testConfig(t, b.URL(), filepath.Join(mnt, "data"))
 	cfg.MinFreeBytes = 64 << 20

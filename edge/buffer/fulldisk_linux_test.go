@@ -6,32 +6,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/gridedge/gridedge/shared/disktest"
 	"github.com/gridedge/gridedge/shared/wire"
 )
-
-// mountSmallFS mounts a tmpfs of size bytes on a temporary directory for
-// the test, or skips the test when it may not (not root).
-func mountSmallFS(t *testing.T, size int64) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("full-disk test needs root to mount a small tmpfs (CI runs as root); run `sudo go test ./edge/buffer -run FullDisk`")
-	}
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size="+strconv.FormatInt(size, 10)); err != nil {
-		t.Skipf("cannot mount a tmpfs here (%v): full-disk behaviour not tested", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
 
 // fill writes a file until the file system is full and returns its path.
 func fill(t *testing.T, dir string) string {
@@ -64,7 +45,7 @@ func fill(t *testing.T, dir string) string {
 func TestFullDiskNeverCrashesAndRecovers(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend Backend) {
 		{
-			mnt := mountSmallFS(t, 96<<20)
+			mnt := disktest.Mount(t, 96<<20)
 			dir, state := filepath.Join(mnt, "buf"), filepath.Join(mnt, "state")
 			log := slog.New(slog.NewTextHandler(io.Discard, nil))
 			opts := []Option{WithBackend(backend), WithMinFree(8 << 20), WithSyncInterval(20 * time.Millisecond),

@@ -9,28 +9,12 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/gridedge/gridedge/shared/disktest"
 )
 
-// mountTmpfs mounts a tmpfs of size bytes on a fresh directory.
-func mountTmpfs(t *testing.T, size int) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipped: mounting a small tmpfs to fill needs root (CI runs the tests as root)")
-	}
-	mnt := t.TempDir()
-	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
-		t.Skipf("skipped: cannot mount a tmpfs here (%v)", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(mnt, 0); err != nil {
-			t.Errorf("unmount %s: %v", mnt, err)
-		}
-	})
-	return mnt
-}
-
 func TestFullDiskFailsAppendsThenRecovers(t *testing.T) {
-	mnt := mountTmpfs(t, 1<<20)
+	mnt := disktest.Mount(t, 1<<20)
 	dir := filepath.Join(mnt, "log")
 	filler := filepath.Join(mnt, "filler")
 	if err := os.WriteFile(filler, make([]byte, 700<<10), 0o600); err != nil {

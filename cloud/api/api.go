@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"html/template"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -101,7 +100,8 @@ func New(st *store.Store, opts ...Option) http.Handler {
 	mux.HandleFunc("GET /healthz", s.healthz)
 	metrics := promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{MaxRequestsInFlight: 2})
 	mux.Handle("GET /metrics", s.auth(apitoken.RoleRead, metrics))
-	mux.Handle("GET /{$}", read(s.index))
+	mux.Handle("GET /{$}", read(s.dashboard))
+	mux.Handle("GET /dashboard/fragment", read(s.dashboardFragment))
 	return mux
 }
 
@@ -175,54 +175,6 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-}
-
-// indexDevices bounds the devices shown on the overview page.
-const indexDevices = 100
-
-var indexPage = template.Must(template.New("index").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><title>gridedge collector</title>
-<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:right}th{background:#eee}</style>
-</head><body><h1>gridedge collector</h1>
-{{if not .Rows}}<p>No devices yet.</p>{{end}}
-{{range .Rows}}<h2>{{.Device.ID}} <small>site {{.Device.Site}} · {{if .Device.Online}}online{{else}}offline{{end}} · {{.Device.ReadingsStored}} readings{{if .Device.LastSeen}} · last seen {{.Device.LastSeen.Format "2006-01-02 15:04:05Z07:00"}}{{end}}</small></h2>
-<table><tr><th>channel</th><th>quantity</th><th>start</th><th>count</th><th>mean</th><th>min</th><th>max</th><th>rev</th><th>closed</th></tr>
-{{range .Windows}}<tr><td>{{.Channel}}</td><td>{{.Quantity}}</td><td>{{.Start.Format "15:04:05"}}</td><td>{{.Count}}</td><td>{{printf "%.2f" .Mean}}</td><td>{{printf "%.2f" .Min}}</td><td>{{printf "%.2f" .Max}}</td><td>{{.Revision}}</td><td>{{.Closed}}</td></tr>
-{{end}}</table>{{end}}
-{{if .More}}<p>Only the first {{len .Rows}} devices are shown; <a href="/api/v1/devices">/api/v1/devices</a> lists all.</p>{{end}}
-<p><a href="/api/v1/devices">devices</a> · <a href="/api/v1/deadletters">dead letters</a> · <a href="/api/v1/conflicts">conflicts</a> · <a href="/metrics">metrics</a></p>
-</body></html>
-`))
-
-func (s *server) index(w http.ResponseWriter, r *http.Request) {
-	type row struct {
-		Device  Device
-		Windows []store.Window
-	}
-	var page struct {
-		Rows []row
-		More bool
-	}
-	err := s.st.Devices("", func(id string, info *store.DeviceInfo, st *store.Status) error {
-		if len(page.Rows) == indexDevices {
-			page.More = true
-			return errStop
-		}
-		ws, err := s.st.LatestWindows(id, s.windowSizes[0], 5)
-		if err != nil {
-			return err
-		}
-		page.Rows = append(page.Rows, row{Device: s.device(id, info, st), Windows: ws})
-		return nil
-	})
-	if err != nil && err != errStop {
-		s.fail(w, err)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := indexPage.Execute(w, page); err != nil {
-		s.log.Warn("render index", "err", err)
-	}
 }
 
 func (s *server) fail(w http.ResponseWriter, err error) {

@@ -223,7 +223,7 @@ func TestDeadLettersHealthMetricsIndex(t *testing.T) {
 	if body := get(t, srv, "/metrics", 200, nil); !strings.Contains(body, "gridedge_test_total") {
 		t.Fatalf("metrics page lacks the registry's metrics: %s", body)
 	}
-	if body := get(t, srv, "/", 200, nil); !strings.Contains(body, "dev-1") || !strings.Contains(body, "active_power") {
+	if body := get(t, srv, "/", 200, nil); !strings.Contains(body, "dev-1") || !strings.Contains(body, `data-series="mains"`) {
 		t.Fatalf("index page: %s", body)
 	}
 	get(t, srv, "/nope", 404, nil)

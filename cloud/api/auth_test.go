@@ -63,7 +63,7 @@ func status(t *testing.T, srv *httptest.Server, path, token string) int {
 
 func TestTokensGuardEveryRouteButHealth(t *testing.T) {
 	srv, read, admin := tokenServer(t)
-	for _, path := range []string{"/", "/metrics", "/api/v1/devices", "/api/v1/deadletters", "/api/v1/conflicts",
+	for _, path := range []string{"/", "/dashboard/fragment", "/metrics", "/api/v1/devices", "/api/v1/deadletters", "/api/v1/conflicts",
 		"/api/v1/windows?device=d", "/api/v1/readings?device=d&channel=m&quantity=energy", "/api/v1/results?pipeline=p",
 		"/api/v1/late?device=d", "/api/v1/deadletters/1"} {
 		for _, tok := range []string{"", "gdt_guess", read + "x", strings.TrimPrefix(read, "gdt_")} {

@@ -1,0 +1,258 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gridedge/gridedge/cloud/intake"
+	"github.com/gridedge/gridedge/cloud/readlog/local"
+	"github.com/gridedge/gridedge/cloud/store"
+	"github.com/gridedge/gridedge/cloud/window"
+	"github.com/gridedge/gridedge/cloud/worker"
+	"github.com/gridedge/gridedge/shared/poll"
+	"github.com/gridedge/gridedge/shared/wire"
+)
+
+// hostile is a channel name the wire format accepts (no / # + |) that would
+// run script if a page printed it unescaped.
+const hostile = `"><img src=x onerror=alert(1)>`
+
+// dashStore stores the records through the real path (readings log and a
+// partition's worker) and then the engine results, and returns the store.
+// keyed is a log record with its device (the partition key).
+type keyed struct {
+	device string
+	rec    intake.Record
+}
+
+func dashStore(t *testing.T, recs []keyed, results []window.Result) *store.Store {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	lg, err := local.Open(filepath.Join(dir, "log"), local.WithPartitions(1), local.WithConsumers(worker.Group))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lg.Close() })
+	done := make(chan error, len(recs))
+	for _, r := range recs {
+		if err := lg.Append(context.Background(), 0, []byte(r.device), intake.AppendRecord(nil, r.rec), func(_ int64, err error) { done <- err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range recs {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	wk, err := worker.New(worker.Config{Partition: 0, Log: lg, Store: st, Now: time.Now,
+		Pipelines: []window.Pipeline{windowsPipeline(time.Minute)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- wk.Run(ctx) }()
+	poll.Until(t, 30*time.Second, "the worker to commit every record", func() bool { return wk.Stats().Committed >= int64(len(recs)) })
+	cancel()
+	if err := <-ran; err != nil {
+		t.Fatal(err)
+	}
+	if len(results) > 0 {
+		b := st.NewBatch(0)
+		if err := b.PutOutput(window.Output{Results: results}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st
+}
+
+func statusRecord(t *testing.T, site, device string, online bool, tz string, at time.Time) keyed {
+	t.Helper()
+	p, err := wire.EncodeStatus(&wire.Status{SchemaVersion: 1, DeviceId: device, Online: online, TimeZone: tz,
+		ClockQuality: wire.TimeQuality_TIME_QUALITY_SYNCED, BufferedReadings: 7, AgentVersion: hostile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keyed{device, intake.Record{Kind: intake.KindStatus, ReceivedNs: at.UnixNano(), Site: site, Payload: p}}
+}
+
+// powerRecord is one batch of a device: every second of span before end,
+// one active power reading per channel.
+func powerRecord(t *testing.T, device string, channels []string, end time.Time, span time.Duration) keyed {
+	t.Helper()
+	b := &wire.Batch{SchemaVersion: 1, DeviceId: device, SeqEpoch: 7}
+	seq := uint64(0)
+	for s := time.Duration(0); s < span; s += time.Second {
+		for i, ch := range channels {
+			seq++
+			b.Readings = append(b.Readings, &wire.Reading{Seq: seq, Channel: ch, Quantity: wire.Quantity_QUANTITY_ACTIVE_POWER,
+				Value: float64(100*(i+1)) + float64(s/time.Second%60), WallNs: end.Add(-span + s).UnixNano(),
+				TimeQuality: wire.TimeQuality_TIME_QUALITY_SYNCED})
+		}
+	}
+	p, err := wire.EncodeBatch(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keyed{device, intake.Record{Kind: intake.KindData, ReceivedNs: end.UnixNano(), Site: "site-a", Payload: p}}
+}
+
+// dailyResults are energy_daily results of dev-1 (UTC days before end):
+// mains, sub1, the hostile channel and rest.
+func dailyResults(end time.Time, days int) []window.Result {
+	var out []window.Result
+	day := end.Truncate(24 * time.Hour)
+	for d := 1; d <= days; d++ {
+		start := day.AddDate(0, 0, -d)
+		r := func(ch string, q wire.Quantity, name string, v float64) window.Result {
+			return window.Result{Pipeline: dailyPipeline, Key: window.Key{Device: "dev-1", Channel: ch, Quantity: q},
+				Start: start.UnixNano(), End: start.AddDate(0, 0, 1).UnixNano(), Revision: 1,
+				Names: []string{name}, Values: []float64{v}, Coverage: 1, WorstQuality: wire.TimeQuality_TIME_QUALITY_SYNCED}
+		}
+		out = append(out, r("mains", wire.Quantity_QUANTITY_ACTIVE_POWER, "energy", 3000),
+			// A counter on mains as well: the chart takes the power series.
+			r("mains", wire.Quantity_QUANTITY_ENERGY, "energy", 999999),
+			r("sub1", wire.Quantity_QUANTITY_ACTIVE_POWER, "energy", 1000),
+			r(hostile, wire.Quantity_QUANTITY_ACTIVE_POWER, "energy", 500),
+			r("rest", wire.Quantity_QUANTITY_UNSPECIFIED, "value", 1500))
+	}
+	return out
+}
+
+func dashServer(t *testing.T, st *store.Store) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(New(st, WithDefaultTimeZone("UTC"), WithPipelines([]string{"power_1m", dailyPipeline, quarterPipeline})))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+var pathRe = regexp.MustCompile(`<path class="series" data-series="([^"]*)" stroke="[^"]*" d="([^"]*)"`)
+
+func TestDashboardChartsTablesAndEscaping(t *testing.T) {
+	end := time.Now().Add(-time.Minute).Truncate(time.Second)
+	channels := []string{"mains", "sub1", hostile}
+	st := dashStore(t, []keyed{
+		statusRecord(t, "site-a", "dev-1", true, `<b>Zone</b>`, end),
+		powerRecord(t, "dev-1", channels, end, 70*time.Minute),
+	}, dailyResults(end, 3))
+	srv := dashServer(t, st)
+	body := get(t, srv, "/", 200, nil)
+
+	// Nothing a device sent reaches the page unescaped.
+	for _, raw := range []string{"<img", "<b>Zone", "onerror=alert(1)>"} {
+		if strings.Contains(body, raw) {
+			t.Fatalf("page holds %q unescaped", raw)
+		}
+	}
+	if !strings.Contains(body, "&lt;img src=x onerror=alert(1)&gt;") {
+		t.Fatal("the hostile channel is not shown escaped")
+	}
+	// One power line per channel, each with points, at most maxChartPoints.
+	paths := pathRe.FindAllStringSubmatch(body, -1)
+	if len(paths) != 3 {
+		t.Fatalf("%d power lines, want 3", len(paths))
+	}
+	for _, p := range paths {
+		pts := strings.Count(p[2], "M") + strings.Count(p[2], "L")
+		// 1 h of 1 s readings over 240 buckets: every bucket is filled.
+		if pts != maxChartPoints {
+			t.Fatalf("line %s has %d points, want %d", p[1], pts, maxChartPoints)
+		}
+	}
+	// Three days, each stacked from sub1, the hostile channel and rest,
+	// with the mains total as a marker; the mains counter is not used.
+	if n := strings.Count(body, `<rect class="seg"`); n != 9 {
+		t.Fatalf("%d bar segments, want 9", n)
+	}
+	if n := strings.Count(body, `<line class="total"`); n != 3 {
+		t.Fatalf("%d totals, want 3", n)
+	}
+	if strings.Contains(body, "999999") {
+		t.Fatal("the mains energy counter is charted")
+	}
+	if !strings.Contains(body, "<td>1500</td><td>3000</td>") {
+		t.Fatal("energy table lacks rest 1500 and mains 3000")
+	}
+	// Health: online, clock quality, backlog.
+	for _, want := range []string{`class="on">online`, "clock synced", "backlog 7"} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("page lacks %q", want)
+		}
+	}
+	// The fragment is the same content without the page around it.
+	frag := get(t, srv, "/dashboard/fragment?device=dev-1&span=15m", 200, nil)
+	if strings.Contains(frag, "<html") || !strings.Contains(frag, `data-series="mains"`) || strings.Contains(frag, "<img") {
+		t.Fatalf("fragment: %.300s", frag)
+	}
+}
+
+func TestDashboardPagingSearchAndBounds(t *testing.T) {
+	now := time.Now()
+	var recs []keyed
+	for i := range 120 {
+		recs = append(recs, statusRecord(t, "site-a", fmt.Sprintf("m-%03d", i), i%3 == 0, "UTC", now))
+	}
+	srv := dashServer(t, dashStore(t, recs, nil))
+	rows := func(body string) int { return strings.Count(body, `<tr class="device`) }
+
+	body := get(t, srv, "/", 200, nil)
+	if rows(body) != DashPageSize || !strings.Contains(body, `id="n-devices">120<`) || !strings.Contains(body, `id="n-online">40<`) {
+		t.Fatalf("page 1: %d rows", rows(body))
+	}
+	if !strings.Contains(body, "page 1 of 3") || !strings.Contains(body, `href="/?page=2"`) || strings.Contains(body, `rel="prev"`) {
+		t.Fatal("page 1 lacks its paging links")
+	}
+	body = get(t, srv, "/?page=3", 200, nil)
+	if rows(body) != 20 || !strings.Contains(body, ">m-119<") || strings.Contains(body, ">m-099<") || strings.Contains(body, `rel="next"`) {
+		t.Fatalf("page 3: %d rows", rows(body))
+	}
+	body = get(t, srv, "/?q=M-01", 200, nil)
+	if rows(body) != 10 || !strings.Contains(body, ">m-010<") || !strings.Contains(body, ">m-019<") || !strings.Contains(body, "10 / 120") {
+		t.Fatalf("search: %d rows", rows(body))
+	}
+	if body = get(t, srv, "/?q=nothing-like-it", 200, nil); rows(body) != 0 || !strings.Contains(body, "No device matches") {
+		t.Fatal("a search without match lists devices")
+	}
+	// The search text is echoed escaped.
+	if body = get(t, srv, "/?q=%22%3E%3Cscript%3E", 200, nil); strings.Contains(body, `"><script>`) {
+		t.Fatal("search text echoed unescaped")
+	}
+	for _, bad := range []string{"/?page=0", "/?page=x", "/?span=7m", "/?days=0", "/?days=32", "/?device=a%2Fb",
+		"/?q=" + strings.Repeat("a", maxSearchLen+1), "/dashboard/fragment?page=-1"} {
+		get(t, srv, bad, 400, nil)
+	}
+}
+
+func TestChartsAreBounded(t *testing.T) {
+	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	b := newBuckets(from, from.Add(time.Hour), maxChartPoints)
+	for s := range 100_000 {
+		b.add(from.Add(time.Duration(s)*36*time.Millisecond).UnixNano(), float64(s))
+	}
+	svg := string(lineChart("t", "W", from, from.Add(time.Hour), time.UTC, []lineSeries{{Name: "a", Color: "#000", Points: b.points()}}))
+	d := pathRe.FindStringSubmatch(svg)[2]
+	if n := strings.Count(d, "L") + strings.Count(d, "M"); n != maxChartPoints {
+		t.Fatalf("%d points drawn for 100,000 readings, want %d", n, maxChartPoints)
+	}
+	// A gap starts a new subpath instead of joining across it.
+	pts := []float64{1, 2, math.NaN(), 4}
+	svg = string(lineChart("t", "W", from, from.Add(time.Hour), time.UTC, []lineSeries{{Name: "a", Color: "#000", Points: pts}}))
+	if d := pathRe.FindStringSubmatch(svg)[2]; strings.Count(d, "M") != 2 || strings.Count(d, "L") != 1 {
+		t.Fatalf("gap not kept: %s", d)
+	}
+}

@@ -249,10 +249,22 @@ func TestChartsAreBounded(t *testing.T) {
 	if n := strings.Count(d, "L") + strings.Count(d, "M"); n != maxChartPoints {
 		t.Fatalf("%d points drawn for 100,000 readings, want %d", n, maxChartPoints)
 	}
-	// A gap starts a new subpath instead of joining across it.
-	pts := []float64{1, 2, math.NaN(), 4}
+	// A gap (5 steps where points are 1 apart) starts a new subpath; a
+	// series sparser than the buckets is still one line.
+	nan := math.NaN()
+	pts := []float64{1, 2, 3, 4, nan, nan, nan, nan, 9, 10}
 	svg = string(lineChart("t", "W", from, from.Add(time.Hour), time.UTC, []lineSeries{{Name: "a", Color: "#000", Points: pts}}))
-	if d := pathRe.FindStringSubmatch(svg)[2]; strings.Count(d, "M") != 2 || strings.Count(d, "L") != 1 {
+	if d = pathRe.FindStringSubmatch(svg)[2]; strings.Count(d, "M") != 2 || strings.Count(d, "L") != 4 {
 		t.Fatalf("gap not kept: %s", d)
+	}
+	sparse := make([]float64, 40)
+	for i := range sparse {
+		if i%4 != 0 {
+			sparse[i] = nan
+		}
+	}
+	svg = string(lineChart("t", "W", from, from.Add(time.Hour), time.UTC, []lineSeries{{Name: "a", Color: "#000", Points: sparse}}))
+	if d = pathRe.FindStringSubmatch(svg)[2]; strings.Count(d, "M") != 1 || strings.Count(d, "L") != 9 {
+		t.Fatalf("a sparse series is not one line: %s", d)
 	}
 }

@@ -176,10 +176,11 @@ type legendItem struct{ Name, Color string }
 
 // energyRow is one day of the energy table under the chart.
 type energyRow struct {
-	Day     string
-	Values  []string
-	Total   string
-	Partial bool
+	Day      string
+	Values   []string
+	Total    string
+	Coverage string
+	Partial  bool
 }
 
 // detailView is the selected device.
@@ -349,10 +350,17 @@ func (s *server) gatherDetail(q dashQuery, sel selected, now time.Time) (*detail
 			end = last
 		}
 	}
-	if d.Power, err = s.powerChart(sel, end.Add(-q.Span), end, loc); err != nil {
+	var names []string
+	if sel.info != nil {
+		for _, sr := range sel.info.Series {
+			names = append(names, sr.Channel)
+		}
+	}
+	colors := newPalette(names)
+	if d.Power, err = s.powerChart(sel, end.Add(-q.Span), end, loc, colors); err != nil {
 		return nil, err
 	}
-	if err := s.energyChart(d, sel.row.ID, end, q.Days, loc); err != nil {
+	if err := s.energyChart(d, sel.row.ID, end, q.Days, loc, colors); err != nil {
 		return nil, err
 	}
 	n := 0
@@ -369,7 +377,7 @@ func (s *server) gatherDetail(q dashQuery, sel selected, now time.Time) (*detail
 
 // powerChart draws the device's active power series over [from, to) from
 // the raw readings, each downsampled to maxChartPoints means.
-func (s *server) powerChart(sel selected, from, to time.Time, loc *time.Location) (chartView, error) {
+func (s *server) powerChart(sel selected, from, to time.Time, loc *time.Location, colors palette) (chartView, error) {
 	cv := chartView{Title: fmt.Sprintf("Active power, last %s (W)", shortDuration(to.Sub(from).Round(time.Minute)))}
 	var channels []string
 	if sel.info != nil {
@@ -387,7 +395,7 @@ func (s *server) powerChart(sel selected, from, to time.Time, loc *time.Location
 	}
 	var series []lineSeries
 	any := false
-	for i, ch := range channels {
+	for _, ch := range channels {
 		b := newBuckets(from, to, maxChartPoints)
 		n := 0
 		err := s.st.Readings(sel.row.ID, ch, wire.Quantity_QUANTITY_ACTIVE_POWER, from, to, func(r store.Reading) error {
@@ -404,7 +412,7 @@ func (s *server) powerChart(sel selected, from, to time.Time, loc *time.Location
 			return cv, err
 		}
 		any = any || n > 0
-		ls := lineSeries{Name: ch, Color: chartColor(i), Points: b.points()}
+		ls := lineSeries{Name: ch, Color: colors.of(ch), Points: b.points()}
 		series = append(series, ls)
 		cv.Legend = append(cv.Legend, legendItem{Name: ch, Color: ls.Color})
 	}
@@ -418,7 +426,7 @@ func (s *server) powerChart(sel selected, from, to time.Time, loc *time.Location
 // sum of its energy_15m results so far. Circuits are every channel but
 // mains plus the derived rest when the device has one (they add up to
 // mains, drawn as a marker), else every channel.
-func (s *server) energyChart(d *detailView, device string, end time.Time, days int, loc *time.Location) error {
+func (s *server) energyChart(d *detailView, device string, end time.Time, days int, loc *time.Location, colors palette) error {
 	d.Energy.Title = fmt.Sprintf("Energy per day and circuit, last %d days (Wh)", days)
 	if !slices.Contains(s.pipelines, dailyPipeline) {
 		d.Energy.Empty, d.Energy.Note = true, "the "+dailyPipeline+" pipeline is not configured"
@@ -432,9 +440,10 @@ func (s *server) energyChart(d *detailView, device string, end time.Time, days i
 		channel string
 	}
 	type cell struct {
-		q       wire.Quantity
-		v       float64
-		partial bool
+		q        wire.Quantity
+		v        float64
+		coverage float64
+		partial  bool
 	}
 	cells := map[key]cell{}
 	put := func(r *store.WindowResult, day time.Time, add, partial bool) {
@@ -456,9 +465,12 @@ func (s *server) energyChart(d *detailView, device string, end time.Time, days i
 			return
 		}
 		if seen && q == c.q && add {
+			// Quarter hours: the day's coverage is the mean of theirs
+			// over the day so far, kept as a sum until printed.
 			c.v += v
+			c.coverage += r.Coverage
 		} else {
-			c = cell{q: q, v: v, partial: partial}
+			c = cell{q: q, v: v, coverage: r.Coverage, partial: partial}
 		}
 		c.partial = c.partial || partial
 		cells[k] = c
@@ -524,6 +536,7 @@ func (s *server) energyChart(d *detailView, device string, end time.Time, days i
 		bd := barDay{Label: day.Format("Mon 02"), Total: math.NaN()}
 		row := energyRow{Day: day.Format("2006-01-02"), Total: "–"}
 		filled := false
+		coverage := math.Inf(1)
 		for _, ch := range circuits {
 			c, ok := cells[key{day, ch}]
 			v := math.NaN()
@@ -531,6 +544,11 @@ func (s *server) energyChart(d *detailView, device string, end time.Time, days i
 			if ok {
 				v, txt, filled = c.v, strconv.FormatFloat(c.v, 'f', 0, 64), true
 				bd.Partial = bd.Partial || c.partial
+				cov := c.coverage
+				if c.partial && day.Equal(today) {
+					cov = c.coverage / max(1, quarters(today, end))
+				}
+				coverage = min(coverage, cov)
 			}
 			bd.Parts = append(bd.Parts, v)
 			row.Values = append(row.Values, txt)
@@ -548,15 +566,26 @@ func (s *server) energyChart(d *detailView, device string, end time.Time, days i
 			bd.Label += " *"
 		}
 		row.Partial = bd.Partial
+		row.Coverage = "–"
+		if !math.IsInf(coverage, 1) {
+			row.Coverage = strconv.FormatFloat(100*min(coverage, 1), 'f', 0, 64) + " %"
+		}
 		bars = append(bars, bd)
 		d.Days = append(d.Days, row)
 	}
-	for i, c := range circuits {
-		d.Energy.Legend = append(d.Energy.Legend, legendItem{Name: c, Color: chartColor(i)})
+	var cs []string
+	for _, c := range circuits {
+		cs = append(cs, colors.of(c))
+		d.Energy.Legend = append(d.Energy.Legend, legendItem{Name: c, Color: colors.of(c)})
 	}
 	d.Energy.Empty = len(bars) == 0
-	d.Energy.SVG = stackedBars(d.Energy.Title, circuits, bars)
+	d.Energy.SVG = stackedBars(d.Energy.Title, circuits, cs, bars)
 	return nil
+}
+
+// quarters is the number of closed quarter hours from day to end.
+func quarters(day, end time.Time) float64 {
+	return math.Floor(end.Sub(day).Minutes() / 15)
 }
 
 func boolInt(b bool) int {

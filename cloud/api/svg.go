@@ -5,6 +5,7 @@ import (
 	"html"
 	"html/template"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -21,7 +22,29 @@ const (
 // grey scale by their lightness).
 var chartColors = []string{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"}
 
-func chartColor(i int) string { return chartColors[i%len(chartColors)] }
+// palette gives every channel of a device the same colour in every chart:
+// by its place among the device's channel names, sorted, rest last.
+type palette map[string]string
+
+func newPalette(names []string) palette {
+	names = slices.Clone(names)
+	slices.Sort(names)
+	names = slices.Compact(names)
+	p := palette{}
+	for _, n := range names {
+		p[n] = chartColors[len(p)%len(chartColors)]
+	}
+	return p
+}
+
+func (p palette) of(name string) string {
+	if c, ok := p[name]; ok {
+		return c
+	}
+	c := chartColors[len(p)%len(chartColors)]
+	p[name] = c
+	return c
+}
 
 // esc escapes text for an SVG text node or attribute inside HTML.
 func esc(s string) string { return html.EscapeString(s) }
@@ -152,25 +175,47 @@ func lineChart(title, unit string, from, to time.Time, loc *time.Location, serie
 			continue
 		}
 		var d strings.Builder
-		pen := false
+		maxStep := gapSteps(s.Points)
+		prev := -1
 		for i, v := range s.Points {
 			if math.IsNaN(v) {
-				pen = false
 				continue
 			}
 			cmd := "L"
-			if !pen {
+			if prev < 0 || i-prev > maxStep {
 				cmd = "M"
 			}
+			prev = i
 			x := padL + w*(float64(i)+0.5)/float64(n)
 			fmt.Fprintf(&d, "%s%.1f %.1f ", cmd, x, y(v))
-			pen = true
 		}
 		fmt.Fprintf(&b, `<path class="series" data-series="%s" stroke="%s" d="%s"><title>%s</title></path>`,
 			esc(s.Name), s.Color, strings.TrimSpace(d.String()), esc(s.Name))
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String())
+}
+
+// gapSteps is how many buckets apart two points of a line may be and still
+// be joined: three times the median spacing of its points, so a series
+// sparser than the buckets is drawn as a line, and a real gap (a device
+// offline) as a break.
+func gapSteps(points []float64) int {
+	var steps []int
+	prev := -1
+	for i, v := range points {
+		if !math.IsNaN(v) {
+			if prev >= 0 {
+				steps = append(steps, i-prev)
+			}
+			prev = i
+		}
+	}
+	if len(steps) == 0 {
+		return 1
+	}
+	slices.Sort(steps)
+	return 3 * steps[len(steps)/2]
 }
 
 // barDay is one day of the stacked energy chart.
@@ -188,7 +233,7 @@ type barDay struct {
 // stackedBars draws one bar per day, its circuits stacked (negative parts,
 // e.g. a rest below zero, stack downwards), the main meter's total as a
 // marker. Each segment is a <rect class="seg">.
-func stackedBars(title string, circuits []string, days []barDay) template.HTML {
+func stackedBars(title string, circuits, colors []string, days []barDay) template.HTML {
 	var b strings.Builder
 	hi, lo := 0.0, 0.0
 	for _, d := range days {
@@ -245,7 +290,7 @@ func stackedBars(title string, circuits []string, days []barDay) template.HTML {
 				neg += v
 			}
 			fmt.Fprintf(&b, `<rect class="%s" data-circuit="%s" x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s %s: %.0f Wh</title></rect>`,
-				cls, esc(circuits[c]), x, y0, bw, max(y1-y0, 0.5), chartColor(c), esc(d.Label), esc(circuits[c]), v)
+				cls, esc(circuits[c]), x, y0, bw, max(y1-y0, 0.5), colors[c], esc(d.Label), esc(circuits[c]), v)
 		}
 		if !math.IsNaN(d.Total) {
 			fmt.Fprintf(&b, `<line class="total" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f"><title>%s total: %.0f Wh</title></line>`,

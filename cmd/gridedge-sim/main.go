@@ -55,7 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Site, "site", "sim", "site `name` in the meters' topics (gridedge/v1/<site>/<device>/...)")
 	fs.IntVar(&cfg.Meters, "meters", 1, fmt.Sprintf("number of virtual meters (1..%d); each is a full agent with its own device id (sim-0001, ...), buffer and MQTT session", sim.MaxMeters))
 	fs.StringVar(&cfg.DevicePrefix, "device-prefix", "sim-", "device id `prefix`; ids are prefix0001, prefix0002, ...")
-	fs.DurationVar(&cfg.Duration, "duration", 24*time.Hour, "simulated `time` to sample; for -profile replay, 0 plays the whole file")
+	fs.DurationVar(&cfg.Duration, "duration", 24*time.Hour, "simulated `time` to sample; 0: until interrupted (household), the whole file (replay)")
+	fs.DurationVar(&cfg.Backfill, "backfill", 0, "start this simulated `time` before now: sample the past at -speed until the present, then at real time (household; the clock never passes the wall clock)")
 	fs.Float64Var(&cfg.Speed, "speed", 1440, "simulated seconds per real second (1440: a simulated day in one real minute; 1: real time, starting now)")
 	fs.StringVar(&cfg.Profile, "profile", sim.ProfileHousehold, "`household` (synthetic home: base load, fridge, kettle, oven, washer, water heater; channels mains+energy, sub1..sub3) or replay (the real UCI household file, one reading per file minute)")
 	fs.StringVar(&cfg.ReplayFile, "replay-file", sim.DefaultReplayFile, "UCI household CSV `file` for -profile replay")
@@ -69,7 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", 2*time.Minute, "after sampling ends, how long (real `time`) to wait for every reading to be acked before giving up")
 	fs.DurationVar(&cfg.Interval, "interval", 10*time.Second, "household sampling interval in simulated `time` (replay always samples once per file minute)")
 	fs.Int64Var(&cfg.Seed, "seed", 1, "`seed` of the household loads, faults, jitter and reversed pairs: the same seed gives the same run")
-	fs.StringVar(&o.start, "start", "", "simulated start, RFC 3339 (household; default: -duration before now, so the run ends at the present; with -speed 1, now)")
+	fs.StringVar(&o.start, "start", "", "simulated start, RFC 3339, not in the future (household; default: -backfill before now, else -duration before now, so the run ends at the present; with -speed 1 or -duration 0, now; a -data-dir that already sampled continues after its newest sample)")
 	fs.DurationVar(&cfg.AckTimeout, "ack-timeout", 10*time.Second, "resend a batch the collector has not acked within this real `time`")
 	fs.StringVar(&o.ramp, "ramp", "", "start meters in steps of STEP every EVERY real time, e.g. 100/5s (default: all at once)")
 	fs.StringVar(&o.jitter, "jitter", "", "delay each sample's reading by a random real time, MIN..MAX[+MIN..MAX], e.g. 1s..3s+1ms..100ms")
@@ -222,8 +223,12 @@ func summarise(w io.Writer, res sim.Result, cfg sim.Config, real time.Duration) 
 	span := fmt.Sprintf("simulated %s .. %s", res.SimStart.Format(time.RFC3339), res.SimEnd.Format(time.RFC3339))
 	meters := fmt.Sprintf("%d meters", len(res.Meters))
 	if res.Interrupted {
-		span = fmt.Sprintf("interrupted: simulated %s .. %s (%s of the %s planned)", res.SimStart.Format(time.RFC3339),
-			res.SimEnd.Format(time.RFC3339), res.SimEnd.Sub(res.SimStart), res.PlannedEnd.Sub(res.SimStart))
+		planned := "of the " + res.PlannedEnd.Sub(res.SimStart).String() + " planned"
+		if cfg.Duration == 0 && cfg.Profile != sim.ProfileReplay {
+			planned = "no end planned"
+		}
+		span = fmt.Sprintf("interrupted: simulated %s .. %s (%s %s)", res.SimStart.Format(time.RFC3339),
+			res.SimEnd.Format(time.RFC3339), res.SimEnd.Sub(res.SimStart), planned)
 		if len(res.Meters) < cfg.Meters {
 			meters = fmt.Sprintf("%d of %d meters started", len(res.Meters), cfg.Meters)
 		}

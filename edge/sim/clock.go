@@ -14,11 +14,16 @@ import (
 const monoAtStart = time.Minute
 
 // Clock is a clock.Source on simulated time: wall = start + speed × real
-// time elapsed since Begin. It is always synced, so Correct changes nothing.
+// time elapsed since Begin, but never later than the real wall clock: a
+// run that starts in the past catches up at speed and then follows the
+// present at real time, so no reading is ever stamped in the future. It is
+// always synced, so Correct changes nothing.
 type Clock struct {
 	start  time.Time
 	speed  float64
 	bootID string
+	// now is the real clock (time.Now; a test's fake).
+	now func() time.Time
 
 	mu        sync.Mutex
 	realStart time.Time
@@ -28,17 +33,18 @@ var _ clock.Source = (*Clock)(nil)
 
 // NewClock returns a clock that stands at start until Begin.
 func NewClock(start time.Time, speed float64, bootID string) *Clock {
-	return &Clock{start: start, speed: speed, bootID: bootID}
+	return &Clock{start: start, speed: speed, bootID: bootID, now: time.Now}
 }
 
 // Begin starts simulated time running.
 func (c *Clock) Begin() {
 	c.mu.Lock()
-	c.realStart = time.Now()
+	c.realStart = c.now()
 	c.mu.Unlock()
 }
 
-// Elapsed is the simulated time since start.
+// Elapsed is the simulated time since start: speed × the real time since
+// Begin, at most the real time from start to now (never negative).
 func (c *Clock) Elapsed() time.Duration {
 	c.mu.Lock()
 	rs := c.realStart
@@ -46,7 +52,35 @@ func (c *Clock) Elapsed() time.Duration {
 	if rs.IsZero() {
 		return 0
 	}
-	return time.Duration(float64(time.Since(rs)) * c.speed)
+	now := c.now()
+	e := min(time.Duration(float64(now.Sub(rs))*c.speed), now.Sub(c.start))
+	return max(e, 0)
+}
+
+// Live reports whether simulated time has caught up with the present and
+// runs at real time.
+func (c *Clock) Live() bool {
+	c.mu.Lock()
+	rs := c.realStart
+	c.mu.Unlock()
+	if rs.IsZero() {
+		return false
+	}
+	now := c.now()
+	return time.Duration(float64(now.Sub(rs))*c.speed) >= now.Sub(c.start)
+}
+
+// untilDue is the real time until Elapsed reaches due.
+func (c *Clock) untilDue(due time.Duration) time.Duration {
+	c.mu.Lock()
+	rs := c.realStart
+	c.mu.Unlock()
+	now := c.now()
+	if rs.IsZero() {
+		rs = now
+	}
+	atSpeed := time.Duration(float64(due)/c.speed) - now.Sub(rs)
+	return max(atSpeed, c.start.Add(due).Sub(now))
 }
 
 func (c *Clock) stamp(sim time.Duration) clock.Stamp {
@@ -73,7 +107,7 @@ func (c *Clock) trueWall(monoNs int64) int64 {
 // late the machine takes them.
 func (c *Clock) waitFor(ctx context.Context, due, extra time.Duration) error {
 	for {
-		ahead := time.Duration(float64(due-c.Elapsed())/c.speed) + extra
+		ahead := c.untilDue(due) + extra
 		if ahead <= 0 {
 			return ctx.Err()
 		}

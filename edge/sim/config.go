@@ -51,13 +51,20 @@ type Config struct {
 	Profile string
 	// ReplayFile is the UCI household CSV (default DefaultReplayFile).
 	ReplayFile string
-	// Start is the simulated start (household; default: Duration before
-	// now, truncated to the minute, so the run ends near the present; with
-	// Speed 1 and a Ramp, default now, so the meters run in real time).
-	// Replay always starts at the file's first minute.
+	// Start is the simulated start (household; default: Backfill before
+	// now; without Backfill, Duration before now, truncated to the minute,
+	// so the run ends near the present; with Speed 1 or Duration 0, now).
+	// It may not be in the future. A data directory that already sampled
+	// moves a defaulted start after its newest sample and refuses a given
+	// one at or before it. Replay always starts at the file's first minute.
 	Start time.Time
+	// Backfill (household) starts the run that long before now: the clock
+	// catches up at Speed, then runs at real time (the simulated clock
+	// never passes the wall clock).
+	Backfill time.Duration
 	// Duration is the simulated time to sample (replay default: the whole
-	// file).
+	// file). For the household profile 0 samples until the run is
+	// interrupted.
 	Duration time.Duration
 	// Speed is simulated seconds per real second (86400/60 = a day a minute).
 	Speed float64
@@ -247,6 +254,15 @@ func (c *Config) defaults() error {
 	if c.Duration < 0 {
 		errs = append(errs, fmt.Errorf("duration: must be >= 0, got %v", c.Duration))
 	}
+	if c.Backfill < 0 {
+		errs = append(errs, fmt.Errorf("backfill: must be >= 0, got %v", c.Backfill))
+	}
+	if c.Backfill > 0 && !c.Start.IsZero() {
+		errs = append(errs, errors.New("backfill: give a start or a backfill, not both"))
+	}
+	if c.Start.After(time.Now()) {
+		errs = append(errs, fmt.Errorf("start: %s is in the future; the simulator never stamps a reading ahead of the wall clock", c.Start.UTC().Format(time.RFC3339)))
+	}
 	if c.Interval < 0 {
 		errs = append(errs, fmt.Errorf("interval: must be > 0, got %v", c.Interval))
 	}
@@ -257,8 +273,8 @@ func (c *Config) defaults() error {
 	}
 	switch c.Profile {
 	case ProfileHousehold:
-		if c.Duration == 0 {
-			errs = append(errs, errors.New("duration: must be > 0 for the household profile"))
+		if c.Duration == 0 && len(c.Faults) > 0 {
+			errs = append(errs, errors.New("faults: need a duration > 0 (they are placed within it)"))
 		}
 	case ProfileReplay:
 		if c.States {

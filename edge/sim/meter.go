@@ -22,6 +22,8 @@ import (
 type meterClock struct {
 	c      *Clock
 	syncAt time.Duration // simulated time since the run's start; 0: synced from boot
+	// state records the sample times taken (nil: not recorded).
+	state *meterState
 }
 
 var _ clock.Source = (*meterClock)(nil)
@@ -33,6 +35,14 @@ func (m *meterClock) stamp(sim time.Duration) clock.Stamp {
 		st.WallNs, st.Quality, st.ErrorNs = st.MonoNs, wire.TimeQuality_TIME_QUALITY_ESTIMATED, clock.ErrorUnbounded
 	}
 	return st
+}
+
+// sampling records a sample time in the meter's state.
+func (m *meterClock) sampling(at time.Time) error {
+	if m.state == nil {
+		return nil
+	}
+	return m.state.sampling(at)
 }
 
 func (m *meterClock) Now() clock.Stamp { return m.stamp(m.c.Elapsed()) }
@@ -100,6 +110,9 @@ func (t *ticker) Next(ctx context.Context) (clock.Stamp, error) {
 	if t.held != nil {
 		at := *t.held
 		t.held = nil
+		if err := t.m.sampling(at); err != nil {
+			return clock.Stamp{}, err
+		}
 		return t.m.stamp(at.Sub(t.m.c.start)), nil
 	}
 	if !t.next.Before(t.end) {
@@ -116,6 +129,10 @@ func (t *ticker) Next(ctx context.Context) (clock.Stamp, error) {
 	}
 	due := at.Sub(t.m.c.start)
 	if err := t.m.c.waitFor(ctx, due, t.delay()); err != nil {
+		t.held = nil
+		return clock.Stamp{}, err
+	}
+	if err := t.m.sampling(at); err != nil {
 		t.held = nil
 		return clock.Stamp{}, err
 	}

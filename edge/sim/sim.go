@@ -69,6 +69,7 @@ type meter struct {
 	// born is when the meter starts, in simulated time since the run's start.
 	born   time.Duration
 	clk    *meterClock
+	state  *meterState
 	faults meterFaults
 	link   *link
 	lat    ackQueue
@@ -114,15 +115,28 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			r.end = r.start.Add(cfg.Duration)
 		}
 	default:
-		r.start = cfg.Start
-		if r.start.IsZero() && cfg.Speed == 1 {
+		now := time.Now()
+		switch {
+		case !cfg.Start.IsZero():
+			r.start = cfg.Start
+		case cfg.Backfill > 0:
+			r.start = now.Add(-cfg.Backfill).Truncate(cfg.Interval)
+		case cfg.Speed == 1 || cfg.Duration == 0:
 			// Real time: the meters sample the present.
-			r.start = time.Now().Truncate(cfg.Interval).Add(cfg.Interval)
-		} else if r.start.IsZero() {
-			r.start = time.Now().Add(-cfg.Duration).Truncate(time.Minute)
+			r.start = now.Truncate(cfg.Interval).Add(cfg.Interval)
+		default:
+			r.start = now.Add(-cfg.Duration).Truncate(time.Minute)
 		}
 		r.start = r.start.UTC()
 		r.end, r.interval = r.start.Add(cfg.Duration), cfg.Interval
+		if cfg.Duration == 0 {
+			r.end = noEnd
+		}
+	}
+	// A data directory that already sampled continues after it.
+	states, err := r.resume(cfg.Profile == ProfileHousehold && cfg.Start.IsZero())
+	if err != nil {
+		return Result{}, fmt.Errorf("sim: %w", err)
 	}
 	res.SimStart, res.SimEnd, res.PlannedEnd = r.start, r.end, r.end
 
@@ -138,6 +152,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	meters, err := r.plan()
 	if err != nil {
 		return Result{}, fmt.Errorf("sim: %w", err)
+	}
+	for i, m := range meters {
+		m.state = states[i]
+		m.clk.state = states[i]
 	}
 	if cfg.Buffer != BufferDisk {
 		mode := buffer.SharedJournal
@@ -259,6 +277,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			m.a.Close()
 		}
 	}
+	var errs []error
+	for _, m := range started {
+		if err := m.state.close(); err != nil {
+			errs = append(errs, fmt.Errorf("sim: meter %s: %w", m.device, err))
+		}
+	}
 	stopAux()
 	auxWG.Wait()
 	if cfg.Progress != nil {
@@ -267,7 +291,6 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		p.GeneratedPerSec, p.AckedPerSec, p.Final = 0, 0, true
 		cfg.Progress(p)
 	}
-	var errs []error
 	if r.shared != nil {
 		if err := r.shared.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("sim: %w", err))
@@ -414,11 +437,22 @@ func (r *run) newAgent(m *meter) (*agent.Agent, error) {
 	cfg := r.cfg
 	at := func(st clock.Stamp) time.Time { return time.Unix(0, r.clk.trueWall(st.MonoNs)) }
 	reg := sensor.NewRegistry()
+	if !m.state.found {
+		// Recorded before the agent's own state, so a data directory with
+		// the one never lacks the other.
+		if err := m.state.st.save(m.state.dir); err != nil {
+			return nil, fmt.Errorf("save simulation state: %w", err)
+		}
+	}
+	model := household.New(cfg.Seed, m.index)
+	// The counter continues from the earlier run's, counting what the
+	// meter's loads used while the simulator was not running.
+	counter := model.ContinueCounter(m.state.st.Counter, r.start.Add(m.born).Add(-r.interval), r.interval)
 	reg.Register(sensor.Driver{Name: "sim", Summary: "simulated meter channel", New: func(sc sensor.Config, _ sensor.Env) (sensor.Sensor, error) {
 		if r.hf != nil {
 			return newReplaySensor(r.hf, sc.Channel, at)
 		}
-		return household.NewSensor(household.New(cfg.Seed, m.index), sc.Channel, at)
+		return household.NewSensor(model, sc.Channel, at, household.WithCounter(counter, m.state.counter))
 	}})
 	bufOpts := []buffer.Option{buffer.WithBadgerTuning(simBadger)}
 	if r.shared != nil {

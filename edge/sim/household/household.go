@@ -167,6 +167,8 @@ type householdSensor struct {
 	energy, prevEnergy float64
 	last, prev         time.Time
 	lastP, prevP       float64
+	// observe, when set, is told the counter at the newest sample.
+	observe func(Counter)
 }
 
 // NewSensor returns the sensor for one channel of h: mains, sub1, sub2, sub3
@@ -174,7 +176,7 @@ type householdSensor struct {
 // state). It reads the agent's scheduled sample time from the context
 // (agent.SampleTime); at, when not nil, maps a sample's stamp to the true
 // time the loads follow (a simulated meter without a clock).
-func NewSensor(h Model, channel string, at func(clock.Stamp) time.Time) (sensor.Sensor, error) {
+func NewSensor(h Model, channel string, at func(clock.Stamp) time.Time, opts ...SensorOption) (sensor.Sensor, error) {
 	s := &householdSensor{h: h, channel: channel, appliance: -1, at: at}
 	switch channel {
 	case "mains", "sub1", "sub2", "sub3":
@@ -187,7 +189,57 @@ func NewSensor(h Model, channel string, at func(clock.Stamp) time.Time) (sensor.
 	}
 	// Meters are installed with some history on the counter.
 	s.energy = math.Round(1e6 * h.unit(kEnergy))
+	for _, o := range opts {
+		o(s)
+	}
 	return s, nil
+}
+
+// Counter is the mains energy counter at a sample: Energy Wh at At, when
+// the mains power was Power W.
+type Counter struct {
+	At     time.Time `json:"at"`
+	Energy float64   `json:"energy_wh"`
+	Power  float64   `json:"power_w"`
+}
+
+// SensorOption changes a sensor of NewSensor.
+type SensorOption func(*householdSensor)
+
+// WithCounter continues the mains counter from c (a zero c: the model's
+// installed value) and calls observe (when not nil) with the counter at the
+// newest sample after each sample, so a caller can save it and continue
+// it in a later run. Other channels ignore it.
+func WithCounter(c Counter, observe func(Counter)) SensorOption {
+	return func(s *householdSensor) {
+		if !c.At.IsZero() {
+			s.last, s.lastP, s.energy = c.At, c.Power, c.Energy
+		}
+		s.observe = observe
+	}
+}
+
+// maxCounterSteps bounds the steps ContinueCounter integrates.
+const maxCounterSteps = 1_000_000
+
+// ContinueCounter advances the mains counter c to the last point of its
+// step grid at or before to, integrating the model's mains power as a meter
+// sampling every step would (left Riemann sum): the counter a meter that
+// kept counting while its gateway was off shows when sampling resumes. It
+// takes at most 1,000,000 steps, coarser ones over a longer gap.
+func (h Model) ContinueCounter(c Counter, to time.Time, step time.Duration) Counter {
+	if c.At.IsZero() || step <= 0 || !to.After(c.At) {
+		return c
+	}
+	if n := to.Sub(c.At) / step; n > maxCounterSteps {
+		step = to.Sub(c.At) / maxCounterSteps
+	}
+	for next := c.At.Add(step); !next.After(to); next = next.Add(step) {
+		c.Energy += c.Power * step.Hours()
+		c.At = next
+		c.Power, _, _, _ = h.Power(next)
+	}
+	return c
 }
 
 func (s *householdSensor) Sense(ctx context.Context) ([]sensor.Value, error) {
@@ -219,6 +271,9 @@ func (s *householdSensor) Sense(ctx context.Context) ([]sensor.Value, error) {
 	out := []sensor.Value{{Quantity: wire.Quantity_QUANTITY_ACTIVE_POWER, Value: p}}
 	if s.channel == "mains" {
 		out = append(out, sensor.Value{Quantity: wire.Quantity_QUANTITY_ENERGY, Value: s.integrate(t, p)})
+		if s.observe != nil {
+			s.observe(Counter{At: s.last, Energy: s.energy, Power: s.lastP})
+		}
 	}
 	return out, nil
 }

@@ -33,21 +33,31 @@ generate: ## regenerate the wire contract's Go code (needs protoc and protoc-gen
 DEMO_HTTP ?= 127.0.0.1:8080
 DEMO_MQTT ?= 127.0.0.1:18830
 DEMO_DIR ?= $(CURDIR)/.demo
+DEMO_METERS ?= 20
+DEMO_BACKFILL ?= 6h
+DEMO_SPEED ?= 1440
+DEMO_FRESH ?=
 DEMO_CREDS := $(DEMO_DIR)/sim-credentials
-demo: build ## collector + embedded broker + 20 simulated meters; API on http://127.0.0.1:8080
-	@mkdir -p $(DEMO_DIR)
-	@# The embedded broker authenticates every client: provision the 20 meters once.
-	@[ -s $(DEMO_CREDS) ] || { rm -f $(DEMO_DIR)/collector/devices; \
+demo: build ## collector + embedded broker + 20 simulated meters: the last 6 h backfilled fast, then real time; dashboard on http://127.0.0.1:8080/
+	@# The collector's store, the meters' credentials and the meters' state
+	@# belong together: a second run continues all three; when one is missing
+	@# (or DEMO_FRESH=1) all start fresh, so they never disagree.
+	@if [ -n "$(DEMO_FRESH)" ] || ! [ -s $(DEMO_CREDS) ] || ! [ -d $(DEMO_DIR)/collector ] || ! [ -s $(DEMO_DIR)/sim/sim-0001/sim.json ]; then \
+	  [ -d $(DEMO_DIR) ] && echo "gridedge demo: starting fresh in $(DEMO_DIR)"; \
+	  rm -rf $(DEMO_DIR); mkdir -p $(DEMO_DIR); \
 	  $(BIN)/gridedge-collector devices add -data-dir $(DEMO_DIR)/collector -cost 4 -secrets-out $(DEMO_CREDS) \
-	    $$(for i in $$(seq 1 20); do printf 'sim/sim-%04d ' $$i; done); }
-	@echo "gridedge demo: dashboard and API on http://$(DEMO_HTTP)/  (Ctrl-C stops)"
-	@echo "  try: curl -s 'http://$(DEMO_HTTP)/api/v1/devices' ; curl -s 'http://$(DEMO_HTTP)/api/v1/windows?device=sim-0001&channel=mains&size=1m'"
+	    $$(for i in $$(seq 1 $(DEMO_METERS)); do printf 'sim/sim-%04d ' $$i; done) >/dev/null; \
+	else echo "gridedge demo: continuing $(DEMO_DIR) (DEMO_FRESH=1 starts over)"; fi
+	@echo "gridedge demo: dashboard on http://$(DEMO_HTTP)/  (Ctrl-C stops)"
+	@echo "  the meters backfill up to the last $(DEMO_BACKFILL) at $(DEMO_SPEED)x, then sample the present every 10 s"
+	@echo "  try: curl -s 'http://$(DEMO_HTTP)/api/v1/results?pipeline=energy_15m&device=sim-0001&channel=rest'"
 	@$(BIN)/gridedge-collector -embedded-broker $(DEMO_MQTT) -mqtt-url tcp://$(DEMO_MQTT) -http-addr $(DEMO_HTTP) -data-dir $(DEMO_DIR)/collector & collector=$$!; \
 	sim=; \
-	stop() { trap - INT TERM; kill -TERM $$sim $$collector 2>/dev/null; wait; echo "gridedge demo: stopped"; exit 0; }; \
+	stop() { trap - INT TERM; kill -TERM $$sim $$collector 2>/dev/null; wait; echo "gridedge demo: stopped; make demo continues it"; exit 0; }; \
 	trap stop INT TERM; \
-	sleep 2; \
-	$(BIN)/gridedge-sim -mqtt-url tcp://$(DEMO_MQTT) -credentials $(DEMO_CREDS) -meters 20 -speed 60 -duration 24h -data-dir $(DEMO_DIR)/sim & sim=$$!; \
+	for i in $$(seq 1 60); do (exec 3<>/dev/tcp/$(word 1,$(subst :, ,$(DEMO_MQTT)))/$(word 2,$(subst :, ,$(DEMO_MQTT)))) 2>/dev/null && break; sleep 0.5; done; \
+	$(BIN)/gridedge-sim -mqtt-url tcp://$(DEMO_MQTT) -credentials $(DEMO_CREDS) -meters $(DEMO_METERS) \
+	  -backfill $(DEMO_BACKFILL) -duration 0 -speed $(DEMO_SPEED) -data-dir $(DEMO_DIR)/sim & sim=$$!; \
 	wait $$collector; status=$$?; kill -TERM $$sim 2>/dev/null; wait; exit $$status
 
 deps: ## install test dependencies (Mosquitto, qemu-user-static) when missing

@@ -378,7 +378,7 @@ func (s *server) gatherDetail(q dashQuery, sel selected, now time.Time) (*detail
 // powerChart draws the device's active power series over [from, to) from
 // the raw readings, each downsampled to maxChartPoints means.
 func (s *server) powerChart(sel selected, from, to time.Time, loc *time.Location, colors palette) (chartView, error) {
-	cv := chartView{Title: fmt.Sprintf("Active power, last %s (W)", shortDuration(to.Sub(from).Round(time.Minute)))}
+	cv := chartView{Title: fmt.Sprintf("Active power, last %s (W; times in %s)", shortDuration(to.Sub(from).Round(time.Minute)), loc)}
 	var channels []string
 	if sel.info != nil {
 		for _, sr := range sel.info.Series {
@@ -532,8 +532,8 @@ func (s *server) energyChart(d *detailView, device string, end time.Time, days i
 	}
 	d.Circuits = circuits
 	var bars []barDay
-	for day := from; !day.After(today); day = day.AddDate(0, 0, 1) {
-		bd := barDay{Label: day.Format("Mon 02"), Total: math.NaN()}
+	for i, day := 0, from; !day.After(today); i, day = i+1, day.AddDate(0, 0, 1) {
+		bd := barDay{Slot: i, Label: day.Format("Mon 02"), Total: math.NaN()}
 		row := energyRow{Day: day.Format("2006-01-02"), Total: "–"}
 		filled := false
 		coverage := math.Inf(1)
@@ -579,7 +579,7 @@ func (s *server) energyChart(d *detailView, device string, end time.Time, days i
 		d.Energy.Legend = append(d.Energy.Legend, legendItem{Name: c, Color: colors.of(c)})
 	}
 	d.Energy.Empty = len(bars) == 0
-	d.Energy.SVG = stackedBars(d.Energy.Title, circuits, cs, bars)
+	d.Energy.SVG = stackedBars(d.Energy.Title, days, circuits, cs, bars)
 	return nil
 }
 

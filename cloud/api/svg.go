@@ -220,6 +220,8 @@ func gapSteps(points []float64) int {
 
 // barDay is one day of the stacked energy chart.
 type barDay struct {
+	// Slot is the day's place on the chart, 0 the oldest day shown.
+	Slot  int
 	Label string
 	// Parts are the circuits' energies in Wh, in the order of the chart's
 	// circuits (NaN: no result).
@@ -230,10 +232,11 @@ type barDay struct {
 	Partial bool
 }
 
-// stackedBars draws one bar per day, its circuits stacked (negative parts,
+// stackedBars draws one bar per day in slots places (a day without data
+// leaves its place empty), its circuits stacked (negative parts,
 // e.g. a rest below zero, stack downwards), the main meter's total as a
 // marker. Each segment is a <rect class="seg">.
-func stackedBars(title string, circuits, colors []string, days []barDay) template.HTML {
+func stackedBars(title string, slots int, circuits, colors []string, days []barDay) template.HTML {
 	var b strings.Builder
 	hi, lo := 0.0, 0.0
 	for _, d := range days {
@@ -267,11 +270,10 @@ func stackedBars(title string, circuits, colors []string, days []barDay) templat
 		fmt.Fprintf(&b, `<text class="axis" x="%d" y="%.1f" text-anchor="end">%s</text>`, padL-4, y(v)+4, esc(fmtNum(v)))
 	}
 	fmt.Fprintf(&b, `<text class="axis" x="4" y="%d">Wh</text>`, padT+8)
-	n := max(len(days), 1)
-	slot := w / float64(n)
+	slot := w / float64(max(slots, 1))
 	bw := slot * 0.6
-	for i, d := range days {
-		x := padL + slot*float64(i) + (slot-bw)/2
+	for _, d := range days {
+		x := padL + slot*float64(d.Slot) + (slot-bw)/2
 		pos, neg := 0.0, 0.0
 		cls := "seg"
 		if d.Partial {

@@ -3,6 +3,7 @@ package quickstart
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -154,16 +156,77 @@ func TestReadmeRunnableBlocks(t *testing.T) {
 
 // make demo serves, the README's demo curls work against it, and Ctrl-C
 // (SIGINT to its process group, as a terminal sends it) stops everything
-// cleanly: exit 0, no error from make, nothing left running.
+// cleanly: exit 0, no error from make, nothing left running. A second
+// make demo on the same directory continues it: the meters go on after
+// what they sampled, so no energy counter appears reset and no reading
+// conflicts with a stored one.
 func TestMakeDemoStopsCleanly(t *testing.T) {
 	need(t, "bash", "make", "curl", "go")
 	repo := repoRoot(t)
 	work := t.TempDir()
 	httpAddr, mqttAddr := "127.0.0.1:"+freePort(t), "127.0.0.1:"+freePort(t)
-	cmd := exec.Command("make", "-C", repo, "demo", "BIN="+filepath.Join(work, "bin"),
-		"DEMO_HTTP="+httpAddr, "DEMO_MQTT="+mqttAddr, "DEMO_DIR="+filepath.Join(work, "demo"))
+	args := []string{"-C", repo, "demo", "BIN=" + filepath.Join(work, "bin"),
+		"DEMO_HTTP=" + httpAddr, "DEMO_MQTT=" + mqttAddr, "DEMO_DIR=" + filepath.Join(work, "demo")}
+
+	stored := func() uint64 {
+		var out struct {
+			Devices []struct {
+				ID             string
+				ReadingsStored uint64 `json:"readings_stored"`
+				Conflicts      uint64
+			}
+		}
+		getJSON(t, "http://"+httpAddr+"/api/v1/devices", &out)
+		n := uint64(0)
+		for _, d := range out.Devices {
+			n += d.ReadingsStored
+			if d.Conflicts != 0 {
+				t.Fatalf("second make demo: %s has %d conflicting readings", d.ID, d.Conflicts)
+			}
+		}
+		return n
+	}
+
+	stop := startDemo(t, httpAddr, args)
+	poll.Until(t, 2*time.Minute, "the first make demo's readings to be stored", func() bool { return stored() > 10_000 })
+	curls := rewrite(runnable(t, "runnable=demo"), repo, filepath.Join(work, "bin"), httpAddr, mqttAddr)
+	if b, err := exec.Command("bash", "-c", "set -euo pipefail\n"+curls).CombinedOutput(); err != nil {
+		t.Errorf("README.md's demo blocks failed against make demo: %v\n%s\n%s", err, curls, b)
+	}
+	stop()
+
+	stop = startDemo(t, httpAddr, args)
+	before := stored()
+	poll.Until(t, 2*time.Minute, "the second make demo's readings to be stored", func() bool { return stored() > before+10_000 })
+	var res struct {
+		Results []struct {
+			Start         time.Time
+			CounterResets int `json:"counter_resets"`
+		}
+	}
+	getJSON(t, "http://"+httpAddr+"/api/v1/results?pipeline=energy_15m&device=sim-0001&channel=mains&quantity=energy&limit=100000", &res)
+	if len(res.Results) == 0 {
+		t.Fatal("no quarter-hour energy of the mains counter")
+	}
+	for _, r := range res.Results {
+		if r.CounterResets != 0 {
+			t.Fatalf("second make demo: the quarter hour at %v saw %d counter resets", r.Start, r.CounterResets)
+		}
+	}
+	text := stop()
+	if !strings.Contains(text, "gridedge demo: continuing") {
+		t.Errorf("the second make demo did not continue the first:\n%s", text)
+	}
+}
+
+// startDemo runs make with args until its API answers and returns the
+// function that interrupts it as Ctrl-C does, checks it stopped cleanly,
+// and returns its output.
+func startDemo(t *testing.T, httpAddr string, args []string) (stop func() string) {
+	t.Helper()
+	cmd := exec.Command("make", args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var out strings.Builder
+	var out syncBuilder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -187,37 +250,69 @@ func TestMakeDemoStopsCleanly(t *testing.T) {
 		return resp.StatusCode, nil
 	}, func(code int) bool { return code == http.StatusOK })
 
-	curls := rewrite(runnable(t, "runnable=demo"), repo, filepath.Join(work, "bin"), httpAddr, mqttAddr)
-	if b, err := exec.Command("bash", "-c", "set -euo pipefail\n"+curls).CombinedOutput(); err != nil {
-		t.Errorf("README.md's demo blocks failed against make demo: %v\n%s\n%s", err, curls, b)
+	return func() string {
+		t.Helper()
+		if err := syscall.Kill(-pgid, syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		select {
+		case err = <-exited:
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("make demo still running 2 minutes after Ctrl-C:\n%s", out.String())
+		}
+		text := out.String()
+		// make passes the interrupt on by ending itself with SIGINT once its
+		// recipe has finished (a shell prints nothing for that); anything else
+		// is a failure.
+		var exit *exec.ExitError
+		if err != nil && !(errors.As(err, &exit) && exit.Sys().(syscall.WaitStatus).Signal() == syscall.SIGINT) {
+			t.Errorf("make demo after Ctrl-C: %v", err)
+		}
+		for _, bad := range []string{"Segmentation fault", "make: ***", "Error", "panic"} {
+			if strings.Contains(text, bad) {
+				t.Errorf("make demo's output has %q after Ctrl-C:\n%s", bad, text)
+			}
+		}
+		if !strings.Contains(text, "gridedge demo: stopped") {
+			t.Errorf("make demo did not say it stopped:\n%s", text)
+		}
+		poll.Until(t, 30*time.Second, "every process of make demo to exit", func() bool {
+			return errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH)
+		})
+		return text
 	}
+}
 
-	if err := syscall.Kill(-pgid, syscall.SIGINT); err != nil {
+// syncBuilder is a strings.Builder safe for a process's output and the test.
+type syncBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuilder) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuilder) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
 		t.Fatal(err)
 	}
-	var err error
-	select {
-	case err = <-exited:
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("make demo still running 2 minutes after Ctrl-C:\n%s", out.String())
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
 	}
-	text := out.String()
-	// make passes the interrupt on by ending itself with SIGINT once its
-	// recipe has finished (a shell prints nothing for that); anything else
-	// is a failure.
-	var exit *exec.ExitError
-	if err != nil && !(errors.As(err, &exit) && exit.Sys().(syscall.WaitStatus).Signal() == syscall.SIGINT) {
-		t.Errorf("make demo after Ctrl-C: %v", err)
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", url, err)
 	}
-	for _, bad := range []string{"Segmentation fault", "make: ***", "Error", "panic"} {
-		if strings.Contains(text, bad) {
-			t.Errorf("make demo's output has %q after Ctrl-C:\n%s", bad, text)
-		}
-	}
-	if !strings.Contains(text, "gridedge demo: stopped") {
-		t.Errorf("make demo did not say it stopped:\n%s", text)
-	}
-	poll.Until(t, 30*time.Second, "every process of make demo to exit", func() bool {
-		return errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH)
-	})
 }

@@ -74,6 +74,7 @@ type server struct {
 	windowSizes []time.Duration
 	tokens      *apitoken.Tokens
 	slots       chan struct{}
+	dash        dashLimits
 
 	authMu     sync.Mutex
 	authLogged time.Time
@@ -83,7 +84,7 @@ type server struct {
 // New returns the HTTP handler for the API over st.
 func New(st *store.Store, opts ...Option) http.Handler {
 	s := &server{st: st, gatherer: prometheus.NewRegistry(), health: st.Ping, log: slog.Default(),
-		windowSizes: []time.Duration{time.Minute}, slots: make(chan struct{}, 16)}
+		windowSizes: []time.Duration{time.Minute}, slots: make(chan struct{}, 16), dash: defaultDashLimits}
 	for _, o := range opts {
 		o(s)
 	}

@@ -27,7 +27,6 @@ var dashTemplates = template.Must(template.New("dashboard").Funcs(template.FuncM
 	"age":     age,
 	"clock":   func(t time.Time) string { return t.UTC().Format("15:04:05Z") },
 	"num":     num,
-	"scanmax": func() int { return DashMaxScan },
 }).Parse(dashHTML))
 
 // age says how long before now t was, e.g. "12 s ago".

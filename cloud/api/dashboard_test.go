@@ -268,3 +268,35 @@ func TestChartsAreBounded(t *testing.T) {
 		t.Fatalf("a sparse series is not one line: %s", d)
 	}
 }
+
+// The dashboard's bounds hold and say so: devices scanned, counts, readings
+// per power series.
+func TestDashboardBoundsAreShown(t *testing.T) {
+	end := time.Now().Add(-time.Minute).Truncate(time.Second)
+	recs := []keyed{powerRecord(t, "a-dev", []string{"mains"}, end, 10*time.Minute)}
+	for i := range 40 {
+		recs = append(recs, statusRecord(t, "site-a", fmt.Sprintf("m-%03d", i), true, "UTC", end))
+	}
+	st := dashStore(t, recs, nil)
+	for i := range 3 {
+		if _, err := st.PutDeadLetter(store.DeadLetter{Reason: "malformed", Topic: "t", Received: end, Payload: []byte{byte(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := httptest.NewServer(New(st, WithPipelines([]string{dailyPipeline}), withDashLimits(dashLimits{scan: 30, count: 2, readings: 100})))
+	t.Cleanup(srv.Close)
+	body := get(t, srv, "/?device=a-dev&span=15m", 200, nil)
+	for _, want := range []string{`id="n-devices">30+<`, "cover the first 30 devices", `id="n-deadletters">2&#43;<`,
+		"mains: only the first 100 readings of the range are drawn"} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("page lacks %q: %s", want, regexp.MustCompile(`<div class="cards">[\s\S]*?</div>\n</div>`).FindString(body))
+		}
+	}
+	if n := strings.Count(body, `<tr class="device`); n != 30 {
+		t.Fatalf("%d rows with 30 devices scanned", n)
+	}
+	// A device beyond the scanned ones can still be selected.
+	if body = get(t, srv, "/?device=m-039", 200, nil); !strings.Contains(body, "<h2>m-039 ") {
+		t.Fatal("a device beyond the scan cannot be selected")
+	}
+}

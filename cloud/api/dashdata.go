@@ -1,7 +1,6 @@
 package api
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"html/template"
@@ -30,13 +29,24 @@ const (
 	DashMaxSpan = 24 * time.Hour
 	// DashMaxDays is the longest daily energy chart.
 	DashMaxDays = maxBars
-	// dashMaxReadings bounds the raw readings read for one power series.
-	dashMaxReadings = 100_000
-	// dashCountCap bounds the stored dead letters, conflicts and late
+	// DashMaxReadings bounds the raw readings read for one power series.
+	DashMaxReadings = 100_000
+	// DashCountCap bounds the stored dead letters, conflicts and late
 	// readings counted per request.
-	dashCountCap = 1000
+	DashCountCap = 1000
 	maxSearchLen = 64
 )
+
+// dashLimits are the dashboard's bounds in force (the constants above;
+// tests lower them).
+type dashLimits struct {
+	scan, count, readings int
+}
+
+var defaultDashLimits = dashLimits{scan: DashMaxScan, count: DashCountCap, readings: DashMaxReadings}
+
+// withDashLimits sets the dashboard's bounds (tests).
+func withDashLimits(l dashLimits) Option { return func(s *server) { s.dash = l } }
 
 // The pipelines whose results the energy chart shows: daily energy, and
 // the quarter hours summed for the day still running.
@@ -213,13 +223,14 @@ type dashView struct {
 	NextLink    string
 	Detail      *detailView
 	Refresh     int
+	ScanMax     int
 	Pipelines   []string
 	FragmentURL string
 }
 
 // gatherDashboard reads everything the dashboard shows for q.
 func (s *server) gatherDashboard(q dashQuery, now time.Time) (*dashView, error) {
-	v := &dashView{Now: now, Query: q, Refresh: dashRefreshSeconds, Pipelines: s.pipelines}
+	v := &dashView{Now: now, Query: q, Refresh: dashRefreshSeconds, ScanMax: s.dash.scan, Pipelines: s.pipelines}
 	v.FragmentURL = "/dashboard/fragment?" + q.values(nil)
 	sel, err := s.gatherDevices(v, q)
 	if err != nil {
@@ -251,7 +262,7 @@ func (s *server) gatherDevices(v *dashView, q dashQuery) (*selected, error) {
 	scanned := 0
 	v.Fleet.Complete = true
 	err := s.st.Devices("", func(id string, info *store.DeviceInfo, st *store.Status) error {
-		if scanned == DashMaxScan {
+		if scanned == s.dash.scan {
 			v.Fleet.Complete = false
 			return errStop
 		}
@@ -296,8 +307,20 @@ func (s *server) gatherDevices(v *dashView, q dashQuery) (*selected, error) {
 		if err != nil {
 			return nil, err
 		}
+		st, hasStatus, err := s.st.DeviceStatus(q.Device)
+		if err != nil {
+			return nil, err
+		}
+		var ip *store.DeviceInfo
+		var sp *store.Status
 		if ok {
-			sel = &selected{row: s.deviceRow(q.Device, &info, nil, q), info: &info}
+			ip = &info
+		}
+		if hasStatus {
+			sp = &st
+		}
+		if ok || hasStatus {
+			sel = &selected{row: s.deviceRow(q.Device, ip, sp, q), info: ip}
 		}
 	}
 	if sel != nil {
@@ -364,14 +387,14 @@ func (s *server) gatherDetail(q dashQuery, sel selected, now time.Time) (*detail
 		return nil, err
 	}
 	n := 0
-	err = s.st.LateReadings(store.LateQuery{Device: sel.row.ID, Limit: dashCountCap + 1}, func(*store.LateReading) error {
+	err = s.st.LateReadings(store.LateQuery{Device: sel.row.ID, Limit: s.dash.count + 1}, func(*store.LateReading) error {
 		n++
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	d.Late = count{N: min(n, dashCountCap), Capped: n > dashCountCap}
+	d.Late = s.capped(n)
 	return d, nil
 }
 
@@ -399,7 +422,7 @@ func (s *server) powerChart(sel selected, from, to time.Time, loc *time.Location
 		b := newBuckets(from, to, maxChartPoints)
 		n := 0
 		err := s.st.Readings(sel.row.ID, ch, wire.Quantity_QUANTITY_ACTIVE_POWER, from, to, func(r store.Reading) error {
-			if n == dashMaxReadings {
+			if n == s.dash.readings {
 				return errStop
 			}
 			n++
@@ -408,7 +431,9 @@ func (s *server) powerChart(sel selected, from, to time.Time, loc *time.Location
 			}
 			return nil
 		})
-		if err != nil && !errors.Is(err, errStop) {
+		if errors.Is(err, errStop) {
+			cv.Note = fmt.Sprintf("%s: only the first %d readings of the range are drawn; choose a shorter range", ch, s.dash.readings)
+		} else if err != nil {
 			return cv, err
 		}
 		any = any || n > 0
@@ -421,197 +446,21 @@ func (s *server) powerChart(sel selected, from, to time.Time, loc *time.Location
 	return cv, nil
 }
 
-// energyChart fills the daily energy chart and table: the engine's
-// energy_daily results of the last days, and for the day still running the
-// sum of its energy_15m results so far. Circuits are every channel but
-// mains plus the derived rest when the device has one (they add up to
-// mains, drawn as a marker), else every channel.
-func (s *server) energyChart(d *detailView, device string, end time.Time, days int, loc *time.Location, colors palette) error {
-	d.Energy.Title = fmt.Sprintf("Energy per day and circuit, last %d days (Wh)", days)
-	if !slices.Contains(s.pipelines, dailyPipeline) {
-		d.Energy.Empty, d.Energy.Note = true, "the "+dailyPipeline+" pipeline is not configured"
-		return nil
-	}
-	y, m, dd := end.In(loc).Date()
-	today := time.Date(y, m, dd, 0, 0, 0, 0, loc)
-	from := today.AddDate(0, 0, -(days - 1))
-	type key struct {
-		day     time.Time
-		channel string
-	}
-	type cell struct {
-		q        wire.Quantity
-		v        float64
-		coverage float64
-		partial  bool
-	}
-	cells := map[key]cell{}
-	put := func(r *store.WindowResult, day time.Time, add, partial bool) {
-		v, ok := r.Values["energy"]
-		q := wire.Quantity(0)
-		if r.Channel == restSeries && r.Quantity == "" {
-			v, ok = r.Values["value"]
-		} else if qq, err := wire.ParseQuantity(r.Quantity); err == nil {
-			q = qq
-		}
-		if !ok || r.Retracted {
-			return
-		}
-		k := key{day, r.Channel}
-		c, seen := cells[k]
-		// One series per channel: the lowest quantity (power before a
-		// counter), the choice the derived series make.
-		if seen && q > c.q {
-			return
-		}
-		if seen && q == c.q && add {
-			// Quarter hours: the day's coverage is the mean of theirs
-			// over the day so far, kept as a sum until printed.
-			c.v += v
-			c.coverage += r.Coverage
-		} else {
-			c = cell{q: q, v: v, coverage: r.Coverage, partial: partial}
-		}
-		c.partial = c.partial || partial
-		cells[k] = c
-	}
-	haveToday := false
-	err := s.st.Results(store.ResultQuery{Pipeline: dailyPipeline, Device: device, From: from.Add(-time.Hour), To: end, Limit: MaxResults},
-		func(r *store.WindowResult) error {
-			day := localDay(r.Start, loc)
-			if day.Before(from) {
-				return nil
-			}
-			if !day.Before(today) {
-				if r.Provisional {
-					return nil // the quarter hours say more
-				}
-				haveToday = true
-			}
-			put(r, day, false, r.Provisional)
-			return nil
-		})
-	if err != nil {
-		return err
-	}
-	if !haveToday && slices.Contains(s.pipelines, quarterPipeline) {
-		// The day still running: its closed quarter hours so far.
-		for k := range cells {
-			if k.day.Equal(today) {
-				delete(cells, k)
-			}
-		}
-		err = s.st.Results(store.ResultQuery{Pipeline: quarterPipeline, Device: device, From: today, To: end, Limit: MaxResults},
-			func(r *store.WindowResult) error {
-				put(r, today, true, true)
-				return nil
-			})
-		if err != nil {
-			return err
-		}
-	}
-	channels := map[string]bool{}
-	for k := range cells {
-		channels[k.channel] = true
-	}
-	hasRest := channels[restSeries]
-	var circuits []string
-	for ch := range channels {
-		if hasRest && ch == mainsChannel {
-			continue
-		}
-		circuits = append(circuits, ch)
-	}
-	slices.SortFunc(circuits, func(a, b string) int {
-		// rest last, the others by name
-		return cmp.Or(cmp.Compare(boolInt(a == restSeries), boolInt(b == restSeries)), cmp.Compare(a, b))
-	})
-	if len(circuits) > maxChartSeries {
-		d.Energy.Note = fmt.Sprintf("%d of %d circuits shown", maxChartSeries, len(circuits))
-		circuits = circuits[:maxChartSeries]
-	}
-	d.Circuits = circuits
-	var bars []barDay
-	for i, day := 0, from; !day.After(today); i, day = i+1, day.AddDate(0, 0, 1) {
-		bd := barDay{Slot: i, Label: day.Format("Mon 02"), Total: math.NaN()}
-		row := energyRow{Day: day.Format("2006-01-02"), Total: "–"}
-		filled := false
-		coverage := math.Inf(1)
-		for _, ch := range circuits {
-			c, ok := cells[key{day, ch}]
-			v := math.NaN()
-			txt := "–"
-			if ok {
-				v, txt, filled = c.v, strconv.FormatFloat(c.v, 'f', 0, 64), true
-				bd.Partial = bd.Partial || c.partial
-				cov := c.coverage
-				if c.partial && day.Equal(today) {
-					cov = c.coverage / max(1, quarters(today, end))
-				}
-				coverage = min(coverage, cov)
-			}
-			bd.Parts = append(bd.Parts, v)
-			row.Values = append(row.Values, txt)
-		}
-		if hasRest {
-			if c, ok := cells[key{day, mainsChannel}]; ok {
-				bd.Total, row.Total, filled = c.v, strconv.FormatFloat(c.v, 'f', 0, 64), true
-				bd.Partial = bd.Partial || c.partial
-			}
-		}
-		if !filled {
-			continue
-		}
-		if bd.Partial {
-			bd.Label += " *"
-		}
-		row.Partial = bd.Partial
-		row.Coverage = "–"
-		if !math.IsInf(coverage, 1) {
-			row.Coverage = strconv.FormatFloat(100*min(coverage, 1), 'f', 0, 64) + " %"
-		}
-		bars = append(bars, bd)
-		d.Days = append(d.Days, row)
-	}
-	var cs []string
-	for _, c := range circuits {
-		cs = append(cs, colors.of(c))
-		d.Energy.Legend = append(d.Energy.Legend, legendItem{Name: c, Color: colors.of(c)})
-	}
-	d.Energy.Empty = len(bars) == 0
-	d.Energy.SVG = stackedBars(d.Energy.Title, days, circuits, cs, bars)
-	return nil
-}
-
-// quarters is the number of closed quarter hours from day to end.
-func quarters(day, end time.Time) float64 {
-	return math.Floor(end.Sub(day).Minutes() / 15)
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-// localDay is the local midnight of the day holding t (a calendar window's
-// start is a local midnight in the device's zone).
-func localDay(t time.Time, loc *time.Location) time.Time {
-	y, m, d := t.In(loc).Date()
-	return time.Date(y, m, d, 0, 0, 0, 0, loc)
-}
-
 func (s *server) countDeadLetters() (count, error) {
 	n := 0
-	err := s.st.DeadLetters(dashCountCap+1, func(*store.DeadLetter) error { n++; return nil })
-	return count{N: min(n, dashCountCap), Capped: n > dashCountCap}, err
+	err := s.st.DeadLetters(s.dash.count+1, func(*store.DeadLetter) error { n++; return nil })
+	return s.capped(n), err
 }
 
 func (s *server) countConflicts() (count, error) {
 	n := 0
-	err := s.st.Conflicts(store.ConflictQuery{Limit: dashCountCap + 1}, func(*store.Conflict) error { n++; return nil })
-	return count{N: min(n, dashCountCap), Capped: n > dashCountCap}, err
+	err := s.st.Conflicts(store.ConflictQuery{Limit: s.dash.count + 1}, func(*store.Conflict) error { n++; return nil })
+	return s.capped(n), err
+}
+
+// capped is n counted up to the count bound (counting stopped at bound+1).
+func (s *server) capped(n int) count {
+	return count{N: min(n, s.dash.count), Capped: n > s.dash.count}
 }
 
 // metricTotals sums each named counter family of the server's metrics,

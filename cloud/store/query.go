@@ -27,6 +27,16 @@ func (s *Store) Device(id string) (info DeviceInfo, ok bool, err error) {
 	return info, ok, nil
 }
 
+// DeviceStatus returns a device's latest status; ok is false when it never
+// sent one.
+func (s *Store) DeviceStatus(id string) (st Status, ok bool, err error) {
+	ok, err = s.getJSON(deviceKey(prefixStatus, id), &st)
+	if err != nil {
+		return Status{}, false, fmt.Errorf("store: status of %s: %w", id, err)
+	}
+	return st, ok, nil
+}
+
 // Devices calls fn, in device id order starting after the id after (""
 // from the first), for every device that has sent an accepted batch or a
 // status: info is nil for a device known only by its status, st nil for one

@@ -24,9 +24,9 @@ var (
 )
 
 var dashTemplates = template.Must(template.New("dashboard").Funcs(template.FuncMap{
-	"age":     age,
-	"clock":   func(t time.Time) string { return t.UTC().Format("15:04:05Z") },
-	"num":     num,
+	"age":   age,
+	"clock": func(t time.Time) string { return t.UTC().Format("15:04:05Z") },
+	"num":   num,
 }).Parse(dashHTML))
 
 // age says how long before now t was, e.g. "12 s ago".

@@ -133,9 +133,14 @@ func TestDashboardInChromium(t *testing.T) {
 			t.Fatalf("power line %s has %d segments; want the last hour's minutes", l[1], n)
 		}
 	}
-	// Energy: stacked segments of sub1..sub3 and rest for yesterday and today.
-	if n := strings.Count(dom, `class="seg`); n < 8 {
-		t.Fatalf("%d stacked energy segments, want at least 8 (4 circuits × 2 days)", n)
+	// Energy: stacked segments of sub1..sub3 and rest (a circuit that used
+	// nothing that day has none), a mains total per day with data: the hour
+	// before yesterday, yesterday, and today's closed quarter hours.
+	if n := strings.Count(dom, `class="seg`); n < 4 {
+		t.Fatalf("%d stacked energy segments, want at least 4", n)
+	}
+	if n := strings.Count(dom, `<line class="total"`); n < 2 {
+		t.Fatalf("%d daily totals, want at least 2", n)
 	}
 	if !strings.Contains(dom, `data-circuit="rest"`) {
 		t.Fatal("no rest segment")

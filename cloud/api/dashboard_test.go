@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"regexp"
@@ -193,6 +194,17 @@ func TestDashboardChartsTablesAndEscaping(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Fatalf("page lacks %q", want)
 		}
+	}
+	// The page allows only its own inline script, by hash.
+	resp, err := http.Get(srv.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	script := regexp.MustCompile(`(?s)<script>(.*)</script>`).FindStringSubmatch(body)
+	if csp := resp.Header.Get("Content-Security-Policy"); script == nil || !strings.Contains(csp, "default-src 'none'") ||
+		!strings.Contains(csp, "'sha256-"+sha256Base64(script[1])+"'") {
+		t.Fatalf("content security policy %q does not allow exactly the page's script", csp)
 	}
 	// The fragment is the same content without the page around it.
 	frag := get(t, srv, "/dashboard/fragment?device=dev-1&span=15m", 200, nil)

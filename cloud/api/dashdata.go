@@ -417,7 +417,7 @@ func (s *server) powerChart(sel selected, from, to time.Time, loc *time.Location
 		channels = channels[:maxChartSeries]
 	}
 	var series []lineSeries
-	any := false
+	found := false
 	for _, ch := range channels {
 		b := newBuckets(from, to, maxChartPoints)
 		n := 0
@@ -436,12 +436,12 @@ func (s *server) powerChart(sel selected, from, to time.Time, loc *time.Location
 		} else if err != nil {
 			return cv, err
 		}
-		any = any || n > 0
+		found = found || n > 0
 		ls := lineSeries{Name: ch, Color: colors.of(ch), Points: b.points()}
 		series = append(series, ls)
 		cv.Legend = append(cv.Legend, legendItem{Name: ch, Color: ls.Color})
 	}
-	cv.Empty = !any
+	cv.Empty = !found
 	cv.SVG = lineChart(cv.Title, "W", from, to, loc, series)
 	return cv, nil
 }

@@ -58,9 +58,10 @@ func browse(t *testing.T, chromium, url string, budget time.Duration, action ...
 	return stdout.String(), stderr.String()
 }
 
-// consoleErrors are the lines of a Chromium log that report a script error
-// or a console error.
-var consoleErrors = regexp.MustCompile(`(?m)^.*(Uncaught|CONSOLE.*[Ee]rror|ERROR:CONSOLE).*$`)
+// consoleErrors are the lines of a Chromium log that report a console
+// message (the dashboard writes none: any is an error, a script error or a
+// content-security-policy refusal) or an uncaught exception.
+var consoleErrors = regexp.MustCompile(`(?m)^.*(Uncaught|:CONSOLE\(|Refused to).*$`)
 
 // TestDashboardInChromium runs the demo's shape end to end — the collector
 // binary, Mosquitto, household meters from the simulator covering the last

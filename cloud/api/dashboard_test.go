@@ -33,7 +33,7 @@ type keyed struct {
 	rec    intake.Record
 }
 
-func dashStore(t *testing.T, recs []keyed, results []window.Result) *store.Store {
+func dashStore(t testing.TB, recs []keyed, results []window.Result) *store.Store {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(filepath.Join(dir, "store"))
@@ -82,7 +82,7 @@ func dashStore(t *testing.T, recs []keyed, results []window.Result) *store.Store
 	return st
 }
 
-func statusRecord(t *testing.T, site, device string, online bool, tz string, at time.Time) keyed {
+func statusRecord(t testing.TB, site, device string, online bool, tz string, at time.Time) keyed {
 	t.Helper()
 	p, err := wire.EncodeStatus(&wire.Status{SchemaVersion: 1, DeviceId: device, Online: online, TimeZone: tz,
 		ClockQuality: wire.TimeQuality_TIME_QUALITY_SYNCED, BufferedReadings: 7, AgentVersion: hostile})
@@ -94,7 +94,7 @@ func statusRecord(t *testing.T, site, device string, online bool, tz string, at 
 
 // powerRecord is one batch of a device: every second of span before end,
 // one active power reading per channel.
-func powerRecord(t *testing.T, device string, channels []string, end time.Time, span time.Duration) keyed {
+func powerRecord(t testing.TB, device string, channels []string, end time.Time, span time.Duration) keyed {
 	t.Helper()
 	b := &wire.Batch{SchemaVersion: 1, DeviceId: device, SeqEpoch: 7}
 	seq := uint64(0)
@@ -310,5 +310,26 @@ func TestDashboardBoundsAreShown(t *testing.T) {
 	// A device beyond the scanned ones can still be selected.
 	if body = get(t, srv, "/?device=m-039", 200, nil); !strings.Contains(body, "<h2>m-039 ") {
 		t.Fatal("a device beyond the scan cannot be selected")
+	}
+}
+
+// BenchmarkDashboard1000Devices renders the page of a fleet of 1,000
+// devices, the selected one with an hour of four 1 Hz channels.
+func BenchmarkDashboard1000Devices(b *testing.B) {
+	end := time.Now().Add(-time.Minute).Truncate(time.Second)
+	recs := []keyed{powerRecord(b, "a-dev", []string{"mains", "sub1", "sub2", "sub3"}, end, time.Hour)}
+	for i := range 1000 {
+		recs = append(recs, statusRecord(b, "site-a", fmt.Sprintf("m-%04d", i), i%2 == 0, "UTC", end))
+	}
+	st := dashStore(b, recs, nil)
+	h := New(st, WithPipelines([]string{dailyPipeline, quarterPipeline}))
+	b.ResetTimer()
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/?device=a-dev", nil))
+		if rec.Code != 200 {
+			b.Fatal(rec.Code)
+		}
+		b.SetBytes(int64(rec.Body.Len()))
 	}
 }

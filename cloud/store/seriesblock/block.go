@@ -172,9 +172,12 @@ func AppendPoints(dst []Point, block []byte) ([]Point, error) {
 	return dst, nil
 }
 
+// growPoints makes room for n more points, at least doubling the capacity
+// so that appending block after block copies each point a bounded number
+// of times.
 func growPoints(dst []Point, n int) []Point {
 	if cap(dst)-len(dst) < n {
-		nd := make([]Point, len(dst), len(dst)+n)
+		nd := make([]Point, len(dst), max(len(dst)+n, 2*cap(dst)))
 		copy(nd, dst)
 		dst = nd
 	}

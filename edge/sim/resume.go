@@ -48,16 +48,33 @@ func loadSimState(dir string) (simState, bool, error) {
 	return st, true, nil
 }
 
+// save writes the state atomically and durably.
 func (st simState) save(dir string) error {
-	st.Version = 1
-	data, err := json.Marshal(st)
+	data, err := st.encode(dir)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	return atomicfile.Write(filepath.Join(dir, simStateFile), data)
+}
+
+// saveInitial writes the state of a meter that has sampled nothing yet,
+// without syncing: a fleet's first start writes one per meter, and losing
+// it to a power cut loses nothing sampled.
+func (st simState) saveInitial(dir string) error {
+	data, err := st.encode(dir)
+	if err != nil {
 		return err
 	}
-	return atomicfile.Write(filepath.Join(dir, simStateFile), data)
+	return os.WriteFile(filepath.Join(dir, simStateFile), data, 0o600)
+}
+
+func (st simState) encode(dir string) ([]byte, error) {
+	st.Version = 1
+	data, err := json.Marshal(st)
+	if err != nil {
+		return nil, err
+	}
+	return data, os.MkdirAll(dir, 0o755)
 }
 
 // resumeState reads a meter's state from its directory. A directory that

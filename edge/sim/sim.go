@@ -440,7 +440,7 @@ func (r *run) newAgent(m *meter) (*agent.Agent, error) {
 	if !m.state.found {
 		// Recorded before the agent's own state, so a data directory with
 		// the one never lacks the other.
-		if err := m.state.st.save(m.state.dir); err != nil {
+		if err := m.state.st.saveInitial(m.state.dir); err != nil {
 			return nil, fmt.Errorf("save simulation state: %w", err)
 		}
 	}

@@ -224,13 +224,12 @@ type dashView struct {
 	Detail      *detailView
 	Refresh     int
 	ScanMax     int
-	Pipelines   []string
 	FragmentURL string
 }
 
 // gatherDashboard reads everything the dashboard shows for q.
 func (s *server) gatherDashboard(q dashQuery, now time.Time) (*dashView, error) {
-	v := &dashView{Now: now, Query: q, Refresh: dashRefreshSeconds, ScanMax: s.dash.scan, Pipelines: s.pipelines}
+	v := &dashView{Now: now, Query: q, Refresh: dashRefreshSeconds, ScanMax: s.dash.scan}
 	v.FragmentURL = "/dashboard/fragment?" + q.values(nil)
 	sel, err := s.gatherDevices(v, q)
 	if err != nil {
@@ -252,7 +251,7 @@ func (s *server) gatherDashboard(q dashQuery, now time.Time) (*dashView, error) 
 	return v, nil
 }
 
-// gatherDevices scans up to DashMaxScan devices in id order: it counts the
+// gatherDevices scans up to the scan bound (DashMaxScan) of devices in id order: it counts the
 // fleet, keeps the page of those matching the search, and returns the
 // selected device (q.Device, else the first of the page) with its info.
 func (s *server) gatherDevices(v *dashView, q dashQuery) (*selected, error) {

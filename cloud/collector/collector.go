@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/gridedge/gridedge/cloud/analytics"
 	"github.com/gridedge/gridedge/cloud/api"
 	"github.com/gridedge/gridedge/cloud/apitoken"
 	"github.com/gridedge/gridedge/cloud/broker"
@@ -52,9 +53,12 @@ type Collector struct {
 	disk    *diskguard.Guard
 	intake  *intake.Intake
 	workers *workers
-	broker  *broker.Broker
-	httpLn  net.Listener
-	httpSrv *http.Server
+	// analytics derives bands and forecasts (nil when disabled).
+	analytics     *analytics.Runner
+	analyticsOpts []analytics.Option
+	broker        *broker.Broker
+	httpLn        net.Listener
+	httpSrv       *http.Server
 	// MQTT connection: the broker URL without credentials (safe to log),
 	// the credentials, the client id and what keeps the client connected.
 	mqttURL  string
@@ -122,6 +126,10 @@ func New(cfg Config, opts ...Option) (*Collector, error) {
 	}
 	c.disk = diskguard.New(cfg.DataDir, cfg.MinFreeBytes, diskguard.WithLogger(c.log))
 	c.workers = newWorkers(cfg, pipes, c.rlog, st, c.disk.CanWrite, c.now, c.log)
+	if c.analytics, err = newAnalytics(cfg, st, c.rlog.Partitions(), c.now, c.log, c.analyticsOpts); err != nil {
+		c.closeResources()
+		return nil, err
+	}
 	if err := c.registerMetrics(); err != nil {
 		c.closeResources()
 		return nil, err
@@ -167,7 +175,7 @@ func New(cfg Config, opts ...Option) (*Collector, error) {
 			api.WithGatherer(c.reg),
 			api.WithHealth(c.health),
 			api.WithLogger(c.log),
-			api.WithPipelines(pipelineNames(pipes)),
+			api.WithPipelines(servedPipelines(cfg, pipes)),
 			api.WithWindowSizes(cfg.WindowSizes),
 			api.WithDefaultTimeZone(cfg.SiteTZ))...),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -257,6 +265,9 @@ func (c *Collector) registerMetrics() error {
 	if c.disk != nil {
 		cols = append(cols, c.disk.Metrics()...)
 	}
+	if c.analytics != nil {
+		cols = append(cols, c.analytics.Metrics()...)
+	}
 	for _, col := range append(cols, c.workers.metrics()...) {
 		if err := c.reg.Register(col); err != nil {
 			return fmt.Errorf("collector: register metrics: %w", err)
@@ -308,6 +319,10 @@ func (c *Collector) Run(ctx context.Context) error {
 	defer stopWork()
 	workDone := make(chan error, 1)
 	go func() { workDone <- c.workers.run(workCtx) }()
+	var analyzing sync.WaitGroup
+	if c.analytics != nil {
+		analyzing.Go(func() { _ = c.analytics.Run(workCtx) })
+	}
 	var err error
 	httpErr := make(chan error, 1)
 	go func() {
@@ -345,8 +360,9 @@ func (c *Collector) Run(ctx context.Context) error {
 	close(c.inflight)
 	completer.Wait() // every taken message durable or failed, PUBACKed, its ack queued
 	close(c.acks)
-	// The workers commit what they have read and stop.
+	// The workers commit what they have read and stop; so does a refit.
 	stopWork()
+	analyzing.Wait()
 	if werr := <-workDone; werr != nil && err == nil {
 		err = fmt.Errorf("collector: workers: %w", werr)
 	}

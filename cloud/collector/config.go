@@ -137,6 +137,9 @@ type Config struct {
 	Role string `yaml:"role"`
 	// Kafka is the cluster's readings log, for the intake and worker roles.
 	Kafka KafkaConfig `yaml:"kafka"`
+	// Analytics derives anomaly bands and forecasts from a pipeline's
+	// results on a schedule (default: from energy_15m every 10 minutes).
+	Analytics AnalyticsConfig `yaml:"analytics"`
 }
 
 // DefaultConfig returns the configuration used for every field not set.
@@ -169,6 +172,7 @@ func DefaultConfig() Config {
 		ZoneGrace:           2 * time.Second,
 		Role:                RoleAll,
 		Kafka:               DefaultKafkaConfig(),
+		Analytics:           DefaultAnalyticsConfig(),
 	}
 }
 
@@ -347,6 +351,9 @@ func (c Config) Validate() error {
 	}
 	if c.ZoneGrace < 0 || c.ZoneGrace > time.Minute {
 		return fmt.Errorf("zone_grace: %v is outside 0..1m", c.ZoneGrace)
+	}
+	if c.Role != RoleIntake {
+		return c.Analytics.validate(collectorPipelines(c), c.SiteTZ)
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/gridedge/gridedge/cloud/analytics"
 	"github.com/gridedge/gridedge/cloud/api"
 	"github.com/gridedge/gridedge/cloud/diskguard"
 	"github.com/gridedge/gridedge/cloud/readlog"
@@ -44,6 +45,8 @@ type WorkerNode struct {
 	st    *store.Store
 	klog  *kafka.Log
 	disk  *diskguard.Guard
+	// analytics derives bands and forecasts (nil when disabled).
+	analytics *analytics.Runner
 
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -116,6 +119,13 @@ func NewWorker(cfg Config, opts ...Option) (*WorkerNode, error) {
 			Help: "Readings-topic partitions this worker owns."}, func() float64 { return float64(len(n.Owned())) }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cols = append(cols, n.disk.Metrics()...)
+	if n.analytics, err = newAnalytics(cfg, n.st, n.klog.Partitions(), n.now, n.log, c.analyticsOpts); err != nil {
+		n.Close()
+		return nil, err
+	}
+	if n.analytics != nil {
+		cols = append(cols, n.analytics.Metrics()...)
+	}
 	for _, col := range cols {
 		if err := n.reg.Register(col); err != nil {
 			n.Close()
@@ -131,7 +141,7 @@ func NewWorker(cfg Config, opts ...Option) (*WorkerNode, error) {
 			api.WithGatherer(n.reg),
 			api.WithHealth(n.health),
 			api.WithLogger(n.log),
-			api.WithPipelines(pipelineNames(n.pipes)),
+			api.WithPipelines(servedPipelines(cfg, n.pipes)),
 			api.WithWindowSizes(cfg.WindowSizes),
 			api.WithDefaultTimeZone(cfg.SiteTZ))...),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -207,6 +217,9 @@ func (n *WorkerNode) Run(ctx context.Context) error {
 	var bg sync.WaitGroup
 	trimCtx, stopTrim := context.WithCancel(context.Background())
 	bg.Go(func() { runRetention(trimCtx, n.cfg, n.st, n.now, n.log) })
+	if n.analytics != nil {
+		bg.Go(func() { _ = n.analytics.Run(trimCtx) })
+	}
 	member, err := n.klog.Join(worker.Group, n)
 	if err != nil {
 		stopTrim()

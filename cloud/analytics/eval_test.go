@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/gridedge/gridedge/cloud/analytics"
-	"github.com/gridedge/gridedge/cloud/store"
 )
 
 // episode is one injected anomaly: over [from, to) (local time) the
@@ -261,9 +260,17 @@ func pct(a, b int) string {
 	return fmt.Sprintf("%.0f %%", 100*float64(a)/float64(b))
 }
 
-// TestHouseholdEvaluation prints the evaluation of docs/analytics.md.
-func TestHouseholdEvaluation(t *testing.T) {
-	rep := evaluate(t)
-	t.Logf("\n%s", rep)
-	_ = store.ResultQuery{}
+// BenchmarkHouseholdEvaluation runs the evaluation of docs/analytics.md
+// and prints its tables:
+//
+//	go test -run '^$' -bench HouseholdEvaluation -benchtime 1x -v ./cloud/analytics/
+func BenchmarkHouseholdEvaluation(b *testing.B) {
+	for range b.N {
+		rep := evaluate(b)
+		b.Logf("\n%s", rep)
+		for _, k := range rep.kinds {
+			b.ReportMetric(float64(rep.detected[k])/float64(rep.injected[k]), "recall_"+k)
+		}
+		b.ReportMetric(float64(len(rep.clean))/rep.cleanDays, "false_alarms/day")
+	}
 }

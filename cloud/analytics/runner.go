@@ -371,14 +371,14 @@ func (r *Runner) scoreSeries(s *series, loc *time.Location, from time.Time, anom
 		if kind != KindNone && (old == nil || old.Values["anomaly"] == 0) {
 			*kinds = append(*kinds, kind)
 		}
-		if old == nil {
-			if f := fc[p.start]; f != nil {
-				if e, ok := f.Values["expected"]; ok {
-					seasonal.add(p.value, e)
+		// A forecast's error is counted when its actual is first scored,
+		// the naive forecast's (the same window a day earlier) beside it.
+		if f := fc[p.start]; old == nil && f != nil {
+			if e, ok := f.Values["expected"]; ok {
+				seasonal.add(p.value, e)
+				if j, ok := slices.BinarySearchFunc(s.pts[:i], p.start-day, func(q point, t int64) int { return cmp.Compare(q.start, t) }); ok {
+					naive.add(p.value, s.pts[j].value)
 				}
-			}
-			if j, ok := slices.BinarySearchFunc(s.pts[:i], p.start-day, func(q point, t int64) int { return cmp.Compare(q.start, t) }); ok {
-				naive.add(p.value, s.pts[j].value)
 			}
 		}
 		out.Results = append(out.Results, r.result(r.cfg.Anomaly, s.key, src, r.anomNames,

@@ -352,3 +352,31 @@ func TestConfigRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkRefit is the cost of one device's refit: four series of 15
+// days of quarter hours read, fitted and compared with its stored bands.
+func BenchmarkRefit(b *testing.B) {
+	src := synthetic()
+	for _, ch := range []string{"sub1", "sub2", "sub3"} {
+		src[ch] = src["mains"]
+	}
+	h := newReplay(b, src, day0.AddDate(0, 0, 16))
+	h.publish()
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		if err := func() error {
+			bt := h.st.NewBatch(0)
+			if err := bt.PutDevice(&store.DeviceInfo{ID: device, MaxEventNs: int64(i + 1)}); err != nil {
+				return err
+			}
+			return bt.Commit()
+		}(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if cs, err := h.r.Cycle(context.Background()); err != nil || cs.Refitted != 1 {
+			b.Fatal(cs, err)
+		}
+	}
+}

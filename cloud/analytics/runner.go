@@ -132,6 +132,7 @@ func (r *Runner) Run(ctx context.Context) error {
 // Cycle refits up to MaxDevicesPerCycle devices that received readings
 // since their last refit, least recently refitted first. A device whose
 // refit fails is retried next cycle; the error returned is the first.
+// Cycle must not run concurrently with itself or with Run.
 func (r *Runner) Cycle(ctx context.Context) (CycleStats, error) {
 	now := r.now()
 	cs := CycleStats{At: now}

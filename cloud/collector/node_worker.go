@@ -116,6 +116,7 @@ func NewWorker(cfg Config, opts ...Option) (*WorkerNode, error) {
 			Help: "Readings-topic partitions this worker owns."}, func() float64 { return float64(len(n.Owned())) }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cols = append(cols, n.disk.Metrics()...)
+	cols = append(cols, fleetMetrics(cfg, n.st, n.now, n.log))
 	for _, col := range cols {
 		if err := n.reg.Register(col); err != nil {
 			n.Close()

@@ -31,9 +31,9 @@ func TestSummaryCountsStatesClockAndBacklog(t *testing.T) {
 			UnsyncedSince: t0.Add(-90 * time.Minute), Buffered: 7},
 		{ID: "c", LastContact: t0.Add(-10 * time.Second), HasStatus: true, Online: true, ClockQuality: "rtc", UnsyncedSince: t0.Add(-time.Hour)},
 		{ID: "d", LastContact: t0.Add(-time.Second), HasStatus: true, Online: false, ClockQuality: "estimated",
-			UnsyncedSince: t0.Add(-48 * time.Hour), Buffered: 1000},                           // said goodbye: offline, not counted
+			UnsyncedSince: t0.Add(-48 * time.Hour), Buffered: 1000}, // said goodbye: offline, not counted
 		{ID: "e", LastContact: t0.Add(-6 * time.Minute), HasStatus: true, Online: true}, // silent beyond 5 min
-		{ID: "f", LastContact: t0.Add(-time.Minute)},                                     // batches only, no status yet
+		{ID: "f", LastContact: t0.Add(-time.Minute)},                                    // batches only, no status yet
 		{ID: "g", LastContact: t0.Add(-time.Minute), HasStatus: true, Online: true, ClockQuality: "weird"},
 	}
 	var scans int

@@ -169,7 +169,7 @@ func TestPrometheusConfigsPassPromtool(t *testing.T) {
 		for _, src := range glob(t, "../prometheus/rules/*.rules.yml") {
 			copyFile(t, src, filepath.Join(root, "etc/prometheus/rules", filepath.Base(src)))
 		}
-		copyFile(t, "../prometheus/agents/agents.yml", filepath.Join(root, "etc/prometheus/agents/agents.yml"))
+		copyFile(t, "../prometheus/agents/agents.yml.example", filepath.Join(root, "etc/prometheus/agents/agents.yml"))
 		must(t, os.WriteFile(filepath.Join(root, "run/secrets/prometheus-token"), []byte("token\n"), 0o600))
 		must(t, os.WriteFile(filepath.Join(root, "etc/prometheus/secrets/token"), []byte("token\n"), 0o600))
 		text := string(data)

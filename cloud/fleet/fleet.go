@@ -235,7 +235,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.unsyncedLongest, s.UnsyncedLongest.Seconds())
 	gauge(c.buffered, float64(s.Buffered))
 	for _, o := range s.OfflineListed {
-		gauge(c.offlineSeconds, s.At.Sub(o.LastContact).Seconds(), o.ID, o.Site)
+		// Ids and sites are validated on intake; a label value Prometheus
+		// cannot carry (not UTF-8) is left out rather than failing the scrape.
+		if m, err := prometheus.NewConstMetric(c.offlineSeconds, prometheus.GaugeValue, s.At.Sub(o.LastContact).Seconds(), o.ID, o.Site); err == nil {
+			ch <- m
+		}
 	}
 	gauge(c.unlisted, float64(s.OfflineUnlisted))
 	gauge(c.scanSeconds, s.ScanDuration.Seconds())

@@ -159,3 +159,15 @@ func BenchmarkScan50k(b *testing.B) {
 		c.Summary()
 	}
 }
+
+// A device name Prometheus cannot carry is left out, not a failed scrape.
+func TestBadLabelValueIsLeftOut(t *testing.T) {
+	var scans int
+	c := New(source([]Device{
+		{ID: "bad-\xff", Site: "s", LastContact: t0.Add(-time.Hour), HasStatus: true},
+		{ID: "good", Site: "s", LastContact: t0.Add(-time.Hour), HasStatus: true},
+	}, &scans), WithClock(func() time.Time { return t0 }))
+	if n := testutil.CollectAndCount(c, "gridedge_collector_device_offline_seconds"); n != 1 {
+		t.Fatalf("%d offline series, want only the valid one", n)
+	}
+}

@@ -14,9 +14,21 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-var update = flag.Bool("update", false, "rewrite deploy/k8s/31-prometheus-rules.yaml from deploy/prometheus/rules")
+var update = flag.Bool("update", false, "rewrite the generated deploy/k8s manifests from deploy/prometheus and deploy/grafana")
 
-const k8sRules = "../k8s/31-prometheus-rules.yaml"
+// generated are the deploy/k8s manifests made of shipped files: each holds
+// ConfigMaps whose data are the files matching the globs, by base name.
+var generated = []struct {
+	manifest string
+	maps     []struct{ name, glob string }
+}{
+	{"31-prometheus-rules.yaml", []struct{ name, glob string }{{"prometheus-rules", "../prometheus/rules/*.rules.yml"}}},
+	{"41-grafana-config.yaml", []struct{ name, glob string }{
+		{"grafana-datasources", "../grafana/provisioning/datasources/*.yml"},
+		{"grafana-dashboard-providers", "../grafana/provisioning/dashboards/*.yml"},
+		{"grafana-dashboards", "../grafana/dashboards/*.json"},
+	}},
+}
 
 // k8sConfigMap returns the data of the ConfigMap name in deploy/k8s.
 func k8sConfigMap(t *testing.T, name string) map[string]string {
@@ -49,55 +61,65 @@ func k8sConfigMap(t *testing.T, name string) map[string]string {
 	return nil
 }
 
-// rulesConfigMap is the ConfigMap manifest carrying the rule files.
-func rulesConfigMap(t *testing.T) []byte {
+// configMaps renders ConfigMaps carrying the files of each glob.
+func configMaps(t *testing.T, maps []struct{ name, glob string }) []byte {
 	t.Helper()
 	var b strings.Builder
-	b.WriteString(`# Generated from deploy/prometheus/rules/*.rules.yml: do not edit. After a
-# change to the rules, regenerate it with
-#   go test ./deploy/observability/ -run TestK8sRulesMatchTheRuleFiles -update
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: prometheus-rules
-  namespace: gridedge
-data:
+	b.WriteString(`# Generated from files in deploy/prometheus and deploy/grafana: do not edit.
+# After changing those files, regenerate it with
+#   go test ./deploy/observability/ -run TestK8sConfigMapsMatchTheFiles -update
 `)
-	for _, p := range glob(t, "../prometheus/rules/*.rules.yml") {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
+	for i, m := range maps {
+		if i > 0 {
+			b.WriteString("---\n")
 		}
-		fmt.Fprintf(&b, "  %s: |\n", filepath.Base(p))
-		for _, line := range strings.SplitAfter(strings.TrimRight(string(data), "\n")+"\n", "\n") {
-			if strings.TrimSpace(line) == "" {
-				b.WriteString(strings.TrimLeft(line, " \t"))
-				continue
+		fmt.Fprintf(&b, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\n  namespace: gridedge\ndata:\n", m.name)
+		for _, p := range glob(t, m.glob) {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
 			}
-			b.WriteString("    " + line)
+			if len(data) == 0 || data[len(data)-1] != '\n' || data[0] == ' ' || data[0] == '\t' {
+				t.Fatalf("%s: a ConfigMap file must end with a newline and not start with a blank", p)
+			}
+			fmt.Fprintf(&b, "  %s: |\n", filepath.Base(p))
+			for _, line := range strings.SplitAfter(string(data[:len(data)-1]), "\n") {
+				line = strings.TrimSuffix(line, "\n")
+				if line == "" {
+					b.WriteString("\n")
+					continue
+				}
+				b.WriteString("    " + line + "\n")
+			}
 		}
 	}
 	return []byte(b.String())
 }
 
-// The Kubernetes rules ConfigMap carries exactly the shipped rule files.
-func TestK8sRulesMatchTheRuleFiles(t *testing.T) {
-	want := rulesConfigMap(t)
-	if *update {
-		must(t, os.WriteFile(k8sRules, want, 0o644))
-	}
-	got, err := os.ReadFile(k8sRules)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("%s differs from deploy/prometheus/rules; regenerate it: go test ./deploy/observability/ -run TestK8sRulesMatchTheRuleFiles -update", k8sRules)
-	}
-	data := k8sConfigMap(t, "prometheus-rules")
-	for _, p := range glob(t, "../prometheus/rules/*.rules.yml") {
-		file, _ := os.ReadFile(p)
-		if data[filepath.Base(p)] != string(file) {
-			t.Errorf("ConfigMap prometheus-rules: %s does not decode to the file's content", filepath.Base(p))
+// The generated manifests carry exactly the shipped files.
+func TestK8sConfigMapsMatchTheFiles(t *testing.T) {
+	for _, g := range generated {
+		path := filepath.Join("../k8s", g.manifest)
+		want := configMaps(t, g.maps)
+		if *update {
+			must(t, os.WriteFile(path, want, 0o644))
+		}
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from the files it carries; regenerate it: go test ./deploy/observability/ -run TestK8sConfigMapsMatchTheFiles -update", path)
+			continue
+		}
+		for _, m := range g.maps {
+			data := k8sConfigMap(t, m.name)
+			for _, p := range glob(t, m.glob) {
+				file, _ := os.ReadFile(p)
+				if data[filepath.Base(p)] != string(file) {
+					t.Errorf("ConfigMap %s: %s does not decode to the file's content", m.name, filepath.Base(p))
+				}
+			}
 		}
 	}
 }

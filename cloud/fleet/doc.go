@@ -8,7 +8,7 @@
 // explicit limit (WithDeviceLimit, default 100): the devices that went
 // offline most recently are listed, so an alert can name them, and the
 // count left out is a gauge of its own. With 50,000 devices the collector
-// thus exposes at most about 110 fleet series, not 50,000.
+// thus exposes at most 112 fleet series (12 plus the limit), not 50,000.
 //
 // The summary is computed at scrape time by one scan of the device source,
 // at most once per minimum interval (WithMinInterval, default 10 s): an idle

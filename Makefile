@@ -60,7 +60,7 @@ demo: build ## collector + embedded broker + 20 simulated meters: the last 6 h b
 	  -backfill $(DEMO_BACKFILL) -duration 0 -speed $(DEMO_SPEED) -data-dir $(DEMO_DIR)/sim & sim=$$!; \
 	wait $$collector; status=$$?; kill -TERM $$sim 2>/dev/null; wait; exit $$status
 
-deps: ## install test dependencies (Mosquitto, qemu-user-static) when missing
+deps: ## install test dependencies (Mosquitto, qemu-user-static, chromium, Prometheus) when missing
 	@bash .ci/install-deps
 
 fmt-check:

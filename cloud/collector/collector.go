@@ -268,10 +268,21 @@ func (c *Collector) registerMetrics() error {
 	if c.analytics != nil {
 		cols = append(cols, c.analytics.Metrics()...)
 	}
+	if c.store != nil {
+		cols = append(cols, fleetMetrics(c.cfg, c.store, c.now, c.log))
+	}
 	for _, col := range append(cols, c.workers.metrics()...) {
 		if err := c.reg.Register(col); err != nil {
 			return fmt.Errorf("collector: register metrics: %w", err)
 		}
+	}
+	// Every outcome exists from the start, so rate() and increase() see
+	// the first one.
+	for _, o := range []string{"published", "failed", "dropped"} {
+		c.m.acks.WithLabelValues(o)
+	}
+	for _, k := range []topic.Kind{topic.Data, topic.Status} {
+		c.m.dispatched.WithLabelValues(string(k))
 	}
 	return nil
 }

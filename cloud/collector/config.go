@@ -80,6 +80,15 @@ type Config struct {
 	// content), ConflictRetention its age.
 	ConflictLimit     int           `yaml:"conflict_limit"`
 	ConflictRetention time.Duration `yaml:"conflict_retention"`
+	// DeviceOfflineAfter is how long a device may go unheard (no batch, no
+	// status) before the fleet metrics count it offline even though its
+	// last status said online.
+	DeviceOfflineAfter time.Duration `yaml:"device_offline_after"`
+	// MetricsDeviceLimit bounds the per-device series of /metrics
+	// (gridedge_collector_device_offline_seconds: the devices that went
+	// offline most recently); 0 exports none. Fleet gauges do not depend
+	// on it.
+	MetricsDeviceLimit int `yaml:"metrics_device_limit"`
 	// DataDir holds the readings log (log/) and the store (store/).
 	DataDir string `yaml:"data_dir"`
 	// EmbeddedBroker, when set, starts an MQTT broker listening there.
@@ -154,6 +163,8 @@ func DefaultConfig() Config {
 		MaxFuture:           worker.DefaultMaxFuture,
 		ConflictLimit:       10_000,
 		ConflictRetention:   30 * 24 * time.Hour,
+		DeviceOfflineAfter:  5 * time.Minute,
+		MetricsDeviceLimit:  100,
 		DataDir:             "gridedge-collector-data",
 		WindowSizes:         []time.Duration{time.Minute},
 		OutOfOrderness:      10 * time.Second,
@@ -297,6 +308,12 @@ func (c Config) Validate() error {
 	}
 	if c.ConflictRetention < 0 {
 		return fmt.Errorf("conflict_retention: %v must not be negative (0 keeps until conflict_limit)", c.ConflictRetention)
+	}
+	if c.DeviceOfflineAfter < time.Second {
+		return fmt.Errorf("device_offline_after: %v must be at least 1s", c.DeviceOfflineAfter)
+	}
+	if c.MetricsDeviceLimit < 0 || c.MetricsDeviceLimit > MaxMetricsDeviceLimit {
+		return fmt.Errorf("metrics_device_limit: %d must be between 0 and %d", c.MetricsDeviceLimit, MaxMetricsDeviceLimit)
 	}
 	if c.DataDir == "" {
 		return errors.New("data_dir: required")

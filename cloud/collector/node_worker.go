@@ -126,6 +126,7 @@ func NewWorker(cfg Config, opts ...Option) (*WorkerNode, error) {
 	if n.analytics != nil {
 		cols = append(cols, n.analytics.Metrics()...)
 	}
+	cols = append(cols, fleetMetrics(cfg, n.st, n.now, n.log))
 	for _, col := range cols {
 		if err := n.reg.Register(col); err != nil {
 			n.Close()

@@ -49,6 +49,9 @@ type Status struct {
 	BufferedReadings uint64    `json:"buffered_readings"`
 	DroppedReadings  uint64    `json:"dropped_readings"`
 	TimeZone         string    `json:"time_zone,omitempty"`
+	// UnsyncedSince is the receive time of the first of the device's
+	// consecutive statuses reporting a clock not synced; zero while synced.
+	UnsyncedSince time.Time `json:"unsynced_since,omitzero"`
 }
 
 // StatusOf converts a decoded status message.

@@ -102,6 +102,15 @@ func (s *Store) Devices(after string, fn func(id string, info *DeviceInfo, st *S
 	return nil
 }
 
+// Status returns a device's latest stored status; ok is false when none.
+func (s *Store) Status(id string) (st Status, ok bool, err error) {
+	ok, err = s.getJSON(deviceKey(prefixStatus, id), &st)
+	if err != nil {
+		return Status{}, false, fmt.Errorf("store: status of %s: %w", id, err)
+	}
+	return st, ok, nil
+}
+
 // Statuses returns the latest status of every device that sent one, by device id.
 func (s *Store) Statuses() (map[string]Status, error) {
 	out := map[string]Status{}

@@ -184,8 +184,38 @@ func (w *Worker) applyStatus(rec intake.Record) error {
 			w.log.Warn("device time zone not usable; keeping the configured one", "device", st.DeviceId, "err", err)
 		}
 	}
-	w.status = append(w.status, store.StatusOf(rec.Site, st, time.Unix(0, rec.ReceivedNs)))
+	status := store.StatusOf(rec.Site, st, time.Unix(0, rec.ReceivedNs))
+	if err := w.unsyncedSince(&status); err != nil {
+		return err
+	}
+	w.status = append(w.status, status)
 	w.dirtyAny = true
+	return nil
+}
+
+// unsyncedSince carries the time a device's clock was first reported not
+// synced over its consecutive unsynced statuses (across reboots), from the
+// statuses not yet committed or else the stored one.
+func (w *Worker) unsyncedSince(st *store.Status) error {
+	if st.ClockQuality == wire.TimeQuality_TIME_QUALITY_SYNCED.Name() {
+		return nil
+	}
+	st.UnsyncedSince = st.Received
+	for i := len(w.status) - 1; i >= 0; i-- {
+		if w.status[i].Device == st.Device {
+			if prev := w.status[i].UnsyncedSince; !prev.IsZero() && prev.Before(st.Received) {
+				st.UnsyncedSince = prev
+			}
+			return nil
+		}
+	}
+	prev, ok, err := w.cfg.Store.Status(st.Device)
+	if err != nil {
+		return fmt.Errorf("worker %d: %w", w.cfg.Partition, err)
+	}
+	if ok && !prev.UnsyncedSince.IsZero() && prev.UnsyncedSince.Before(st.Received) {
+		st.UnsyncedSince = prev.UnsyncedSince
+	}
 	return nil
 }
 

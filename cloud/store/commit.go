@@ -67,10 +67,11 @@ func StatusOf(site string, st *wire.Status, received time.Time) Status {
 // Batch collects one worker commit. Nothing is visible until Commit, which
 // writes all of it atomically and durably.
 type Batch struct {
-	s  *Store
-	b  *pebble.Batch
-	p  int
-	kb []byte
+	s    *Store
+	b    *pebble.Batch
+	p    int
+	kb   []byte
+	feed []batchFeedEntry
 }
 
 // NewBatch starts a commit of partition p.
@@ -109,14 +110,24 @@ func (b *Batch) PutDedup(device string, epoch uint64, set []byte) {
 	b.set(dedupKey(b.p, device, epoch), set)
 }
 
-// PutDevice stores a device's counters.
+// PutDevice stores a device's counters (and feeds them, WithFeed).
 func (b *Batch) PutDevice(info *DeviceInfo) error {
-	return b.setJSON(deviceKey(prefixDevice, info.ID), info)
+	return b.setJSONFeed(deviceKey(prefixDevice, info.ID), info, FeedDevice)
 }
 
-// PutStatus stores a device's latest status.
+// PutStatus stores a device's latest status (and feeds it, WithFeed).
 func (b *Batch) PutStatus(st Status) error {
-	return b.setJSON(deviceKey(prefixStatus, st.Device), st)
+	return b.setJSONFeed(deviceKey(prefixStatus, st.Device), st, FeedStatus)
+}
+
+func (b *Batch) setJSONFeed(key []byte, v any, kind FeedKind) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("store: encode %q: %w", key[:1], err)
+	}
+	b.set(key, data)
+	b.appendFeed(kind, data)
+	return nil
 }
 
 // PutBlock stores (or replaces) a raw-readings block of a series, keyed by
@@ -126,7 +137,8 @@ func (b *Batch) PutBlock(device, channel string, q wire.Quantity, firstNs int64,
 }
 
 // PutOutput stores window results (upsert on pipeline, key, window start;
-// every revision also as history) and late readings. A worker is the only
+// every revision also as history) and late readings, and feeds each of
+// them (WithFeed), in this batch. A worker is the only
 // writer of its devices and its engine's revisions only grow, so the
 // upsert needs no read.
 func (b *Batch) PutOutput(out window.Output) error {
@@ -138,9 +150,10 @@ func (b *Batch) PutOutput(out window.Output) error {
 		}
 		b.set(resultKey(r), v)
 		b.set(historyKey(r), v)
+		b.appendFeed(FeedResult, v)
 	}
 	for i := range out.Late {
-		if err := b.setJSON(lateKey(&out.Late[i]), toLateReading(&out.Late[i])); err != nil {
+		if err := b.setJSONFeed(lateKey(&out.Late[i]), toLateReading(&out.Late[i]), FeedLate); err != nil {
 			return err
 		}
 	}
@@ -154,7 +167,11 @@ func (b *Batch) Len() int { return b.b.Len() }
 // WithSync(false)) and releases it.
 func (b *Batch) Commit() error {
 	defer b.b.Close()
-	if err := b.b.Commit(b.s.wo); err != nil {
+	commit := func() error { return b.b.Commit(b.s.wo) }
+	if len(b.feed) > 0 {
+		commit = b.commitFeed
+	}
+	if err := commit(); err != nil {
 		return fmt.Errorf("store: commit partition %d: %w", b.p, err)
 	}
 	return nil

@@ -24,6 +24,9 @@ import (
 //	L dev 0 time(8) epoch(8) seq(8) pipe            late reading (JSON)
 //	x received(8) id(8)                             dead letter (JSON)
 //	c received(8) part(2) offset(8) index(4)        conflict: a resent identity with other content (JSON)
+//	F part(2) seq(8)                                results feed entry: kind(1) commit time(8) JSON
+//	f part(2)                                       results feed's next sequence
+//	G sink 0 part(2)                                a sink's feed cursor (next sequence it needs)
 const (
 	prefixMeta        = 'M'
 	prefixOffset      = 'O'
@@ -38,6 +41,9 @@ const (
 	prefixLate        = 'L'
 	prefixDeadLetter  = 'x'
 	prefixConflict    = 'c'
+	prefixFeed        = 'F'
+	prefixFeedNext    = 'f'
+	prefixFeedCursor  = 'G'
 	prefixPing        = '~'
 	partitionKeyBytes = 2
 )

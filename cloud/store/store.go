@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,6 +47,8 @@ type settings struct {
 	cacheBytes int64
 	memtable   uint64
 	sync       bool
+	feed       bool
+	feedRet    FeedRetention
 }
 
 // WithLogger sets the logger (default slog.Default()).
@@ -66,6 +70,8 @@ type Store struct {
 	wo      *pebble.WriteOptions
 	nextDLQ atomic.Uint64
 	dlqPuts atomic.Uint64
+	id      string
+	feed    feedState
 }
 
 // Open opens (creating if needed) the store in dir. partitions is the
@@ -104,6 +110,11 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	s.feed.on, s.feed.ret = cfg.feed, cfg.feedRet
+	if err := s.initFeed(); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("store: feed: %w", err)
+	}
 	return s, nil
 }
 
@@ -122,12 +133,26 @@ func RefuseOldFormat(dir string) error {
 
 type meta struct {
 	Format int `json:"format"`
+	// ID names this store among others (a sink keeps its position per
+	// store); generated when the store is created.
+	ID string `json:"id,omitempty"`
 }
+
+func newStoreID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// ID is the store's identity: random, fixed when the store was created
+// (or first opened by a release that names stores).
+func (s *Store) ID() string { return s.id }
 
 func (s *Store) checkMeta() error {
 	v, closer, err := s.db.Get([]byte{prefixMeta})
 	if errors.Is(err, pebble.ErrNotFound) {
-		b, _ := json.Marshal(meta{Format: formatVersion})
+		s.id = newStoreID()
+		b, _ := json.Marshal(meta{Format: formatVersion, ID: s.id})
 		if err := s.db.Set([]byte{prefixMeta}, b, pebble.Sync); err != nil {
 			return fmt.Errorf("store: write format: %w", err)
 		}
@@ -142,6 +167,14 @@ func (s *Store) checkMeta() error {
 	if err != nil || m.Format != formatVersion {
 		return fmt.Errorf("store: %s has store format %d, this release reads %d", s.dir, m.Format, formatVersion)
 	}
+	if m.ID == "" {
+		m.ID = newStoreID()
+		b, _ := json.Marshal(m)
+		if err := s.db.Set([]byte{prefixMeta}, b, pebble.Sync); err != nil {
+			return fmt.Errorf("store: write id: %w", err)
+		}
+	}
+	s.id = m.ID
 	return nil
 }
 

@@ -21,6 +21,9 @@ type Source interface {
 	ID() string
 	// Partitions is the number of feed partitions (the readings log's).
 	Partitions() int
+	// Next is partition p's next sequence: the records below it are
+	// committed (those from the first held on can be read).
+	Next(p int) uint64
 	// Read returns partition p's records from sequence from on (at most max,
 	// 0 meaning 1,000; possibly none). Its error wraps ErrTrimmed when from
 	// is not in the feed.
@@ -56,6 +59,9 @@ func (l *Local) ID() string { return l.st.ID() }
 
 // Partitions implements Source.
 func (l *Local) Partitions() int { return l.parts }
+
+// Next implements Source.
+func (l *Local) Next(p int) uint64 { return l.st.FeedStats(p).Next }
 
 // Read implements Source.
 func (l *Local) Read(p int, from uint64, max int) ([]Record, error) {

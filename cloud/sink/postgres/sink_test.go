@@ -1,0 +1,337 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/gridedge/gridedge/cloud/feed"
+	"github.com/gridedge/gridedge/cloud/readlog"
+	"github.com/gridedge/gridedge/cloud/sink/postgres"
+	"github.com/gridedge/gridedge/cloud/sink/postgres/pgsinktest"
+	"github.com/gridedge/gridedge/cloud/store"
+	"github.com/gridedge/gridedge/cloud/window"
+	"github.com/gridedge/gridedge/shared/pgtest"
+	"github.com/gridedge/gridedge/shared/poll"
+	"github.com/gridedge/gridedge/shared/wire"
+)
+
+const parts = 2
+
+var t0 = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
+
+func openStore(t testing.TB, r store.FeedRetention) *store.Store {
+	t.Helper()
+	st, err := store.Open(t.TempDir(), store.WithFeed(r), store.WithSync(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func result(dev string, minute int, rev uint32, v float64) window.Result {
+	return window.Result{Pipeline: "p", Key: window.Key{Device: dev, Channel: "mains", Quantity: wire.Quantity_QUANTITY_ACTIVE_POWER},
+		Start: t0.Add(time.Duration(minute) * time.Minute).UnixNano(), End: t0.Add(time.Duration(minute+1) * time.Minute).UnixNano(),
+		Revision: rev, Names: []string{"mean", "max"}, Values: []float64{v, v + 1}, Count: 6, Coverage: 1}
+}
+
+// commit writes results, a late reading and device rows of dev into the
+// store, as a worker's commit would, to dev's partition.
+func commit(t testing.TB, st *store.Store, dev string, rs ...window.Result) {
+	t.Helper()
+	p := readlog.PartitionFor([]byte(dev), parts)
+	b := st.NewBatch(p)
+	out := window.Output{Results: rs, Late: []window.LateReading{{Pipeline: "p", Reading: window.Reading{Device: dev, Channel: "mains",
+		Quantity: wire.Quantity_QUANTITY_ACTIVE_POWER, TimeNs: rs[0].Start, Value: 1, SeqEpoch: 1 << 63, Seq: uint64(rs[0].Start)},
+		Windows: []window.Span{{Start: rs[0].Start, End: rs[0].End}}}}}
+	if err := b.PutOutput(out); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PutDevice(&store.DeviceInfo{ID: dev, Site: "s", LastSeen: t0, ReadingsStored: uint64(rs[0].Start)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PutStatus(store.Status{Device: dev, Site: "s", Received: t0, Online: true, ClockQuality: "synced"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type running struct {
+	sink *postgres.Sink
+	reg  *prometheus.Registry
+	stop func()
+}
+
+func run(t testing.TB, src feed.Source, url string, opts ...postgres.Option) *running {
+	t.Helper()
+	opts = append([]postgres.Option{postgres.WithBackoff(20*time.Millisecond, 200*time.Millisecond),
+		postgres.WithLogger(slog.New(slog.DiscardHandler))}, opts...)
+	s, err := postgres.New(src, url, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(s.Metrics()...)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = s.Run(ctx); close(done) }()
+	var once sync.Once
+	r := &running{sink: s, reg: reg, stop: func() { once.Do(func() { cancel(); <-done }) }}
+	t.Cleanup(r.stop)
+	return r
+}
+
+// caughtUp waits until the sink has written every partition's feed.
+func (r *running) caughtUp(t testing.TB, src feed.Source) {
+	t.Helper()
+	poll.Until(t, time.Minute, "the sink caught up with the feed", func() bool {
+		for p := range src.Partitions() {
+			if pos, ok := r.sink.Position(p); !ok || pos != src.Next(p) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func query(t testing.TB, url, sql string, args ...any) int64 {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int64
+	if err := conn.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+// Migrations create the schema from an empty database, a second run
+// changes nothing, and a database of a newer schema is refused.
+func TestMigrationsFromEmpty(t *testing.T) {
+	pg := pgtest.Start(t)
+	url := pg.CreateDB("m")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	ms, err := postgres.Migrations()
+	if err != nil || len(ms) == 0 {
+		t.Fatalf("migrations %v, %v", ms, err)
+	}
+	for range 2 {
+		v, err := postgres.Migrate(ctx, conn)
+		if err != nil || v != len(ms) {
+			t.Fatalf("Migrate = %d, %v; want %d", v, err, len(ms))
+		}
+	}
+	if n := query(t, url, "SELECT count(*) FROM public.gridedge_schema_migrations"); n != int64(len(ms)) {
+		t.Fatalf("%d migration rows, want %d", n, len(ms))
+	}
+	for _, table := range []string{"results", "result_history", "late_readings", "devices", "device_status", "sink_positions"} {
+		query(t, url, "SELECT count(*) FROM gridedge."+table)
+	}
+	if _, err := conn.Exec(ctx, "INSERT INTO public.gridedge_schema_migrations (version, name) VALUES (999, 'future')"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := postgres.Migrate(ctx, conn); err == nil {
+		t.Fatal("a database of a newer schema was accepted")
+	}
+}
+
+// A lower revision arriving after a higher one never overwrites it; with
+// history every revision is kept once.
+func TestUpsertKeepsHighestRevision(t *testing.T) {
+	pg := pgtest.Start(t)
+	url := pg.CreateDB("u")
+	st := openStore(t, store.FeedRetention{})
+	src := feed.NewLocal(st, parts)
+	r := run(t, src, url, postgres.WithHistory(true))
+	r.caughtUp(t, src) // positions set on the empty store: every revision comes through the feed
+	commit(t, st, "d1", result("d1", 0, 1, 10), result("d1", 0, 3, 30), result("d1", 1, 1, 5))
+	r.caughtUp(t, src)
+	commit(t, st, "d1", result("d1", 0, 2, 20)) // late and lower: must not win
+	r.caughtUp(t, src)
+	if rev := query(t, url, "SELECT revision FROM gridedge.results WHERE device = 'd1' AND window_start = $1", t0); rev != 3 {
+		t.Fatalf("revision %d kept, want 3", rev)
+	}
+	if v := query(t, url, "SELECT (aggregates->>'mean')::int8 FROM gridedge.results WHERE device = 'd1' AND window_start = $1", t0); v != 30 {
+		t.Fatalf("mean %d kept, want revision 3's 30", v)
+	}
+	if n := query(t, url, "SELECT count(*) FROM gridedge.result_history"); n != 4 {
+		t.Fatalf("%d history rows, want 4 revisions", n)
+	}
+	if n := query(t, url, "SELECT count(*) FROM gridedge.late_readings WHERE seq_epoch = 9223372036854775808"); n != 1 {
+		t.Fatalf("%d late readings with the 64-bit epoch, want 1 (written once)", n)
+	}
+	if n := query(t, url, "SELECT count(*) FROM gridedge.devices d JOIN gridedge.device_status s USING (device)"); n != 1 {
+		t.Fatalf("%d devices with status, want 1", n)
+	}
+}
+
+// crashingSource makes the sink "crash" (its context ends) right after
+// PostgreSQL committed a transaction and before the feed learns of it.
+type crashingSource struct {
+	feed.Source
+	commits atomic.Int64
+	after   int64
+	crash   func()
+}
+
+func (c *crashingSource) Commit(sink string, p int, next uint64) error {
+	if c.commits.Add(1) == c.after {
+		c.crash()
+		return context.Canceled
+	}
+	return c.Source.Commit(sink, p, next)
+}
+
+// Crashes between transactions lose and repeat nothing: the records
+// written over every run add up to the feed exactly, and PostgreSQL
+// equals the store.
+func TestExactlyOnceAcrossSinkCrashes(t *testing.T) {
+	pg := pgtest.Start(t)
+	url := pg.CreateDB("x")
+	st := openStore(t, store.FeedRetention{})
+	src := feed.NewLocal(st, parts)
+	// Positions set on the empty store: every record comes through the feed.
+	first := run(t, src, url)
+	first.caughtUp(t, src)
+	first.stop()
+	var written float64
+	for round := range 4 {
+		for d := range 20 {
+			dev := fmt.Sprintf("dev-%02d", d)
+			commit(t, st, dev, result(dev, round, 2, float64(round)), result(dev, round+1, 1, 1))
+		}
+		cs := &crashingSource{Source: src, after: 2 + int64(round)}
+		s, err := postgres.New(cs, url, postgres.WithBatch(7), postgres.WithBackoff(10*time.Millisecond, 50*time.Millisecond),
+			postgres.WithLogger(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(s.Metrics()...)
+		ctx, cancel := context.WithCancel(context.Background())
+		cs.crash = cancel
+		if err := s.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		written += counter(t, reg, "gridedge_sink_records_total")
+	}
+	// A last run without a crash finishes the feed.
+	r := run(t, src, url, postgres.WithBatch(7))
+	r.caughtUp(t, src)
+	written += counter(t, r.reg, "gridedge_sink_records_total")
+	var total uint64
+	for p := range parts {
+		total += src.Next(p)
+	}
+	if uint64(written) != total {
+		t.Fatalf("%v records written over every run, the feed holds %d: some written twice or never", written, total)
+	}
+	pgsinktest.RequireEqual(t, url, st, "p")
+	if n := query(t, url, "SELECT count(*) FROM gridedge.late_readings"); n != 20*4 {
+		t.Fatalf("%d late readings, want 80", n)
+	}
+}
+
+func counter(t testing.TB, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				if m.Counter != nil {
+					v += m.Counter.GetValue()
+				} else if m.Gauge != nil {
+					v += m.Gauge.GetValue()
+				}
+			}
+		}
+	}
+	return v
+}
+
+// PostgreSQL killed: commits go on, the sink says it is disconnected and
+// counts errors, and after the restart it catches up to equal the store.
+func TestPostgresKilledThenBack(t *testing.T) {
+	pg := pgtest.Start(t)
+	url := pg.CreateDB("k")
+	st := openStore(t, store.FeedRetention{})
+	src := feed.NewLocal(st, parts)
+	r := run(t, src, url)
+	commit(t, st, "a", result("a", 0, 1, 1))
+	commit(t, st, "b", result("b", 0, 1, 1))
+	r.caughtUp(t, src)
+	pg.Kill()
+	for i := range 50 {
+		dev := fmt.Sprintf("dev-%02d", i)
+		commit(t, st, dev, result(dev, i, 1, float64(i))) // returns: nothing waits for PostgreSQL
+	}
+	poll.Until(t, time.Minute, "the sink noticed PostgreSQL is down", func() bool {
+		return counter(t, r.reg, "gridedge_sink_connected") == 0 && counter(t, r.reg, "gridedge_sink_errors_total") > 0
+	})
+	if lag := testutil.ToFloat64(r.sink.Metrics()[1]); lag == 0 {
+		t.Fatal("no lag reported while PostgreSQL is down")
+	}
+	pg.Restart()
+	r.caughtUp(t, src)
+	if counter(t, r.reg, "gridedge_sink_connected") != 1 {
+		t.Fatal("not connected after catching up")
+	}
+	pgsinktest.RequireEqual(t, url, st, "p")
+}
+
+// A sink away past the feed's retention finds its position trimmed, says
+// so (resync counted) and resynchronises: PostgreSQL equals the store.
+func TestTrimmedPositionResyncs(t *testing.T) {
+	pg := pgtest.Start(t)
+	url := pg.CreateDB("r")
+	st := openStore(t, store.FeedRetention{MaxBytes: 8 << 10})
+	src := feed.NewLocal(st, parts)
+	r := run(t, src, url)
+	commit(t, st, "a", result("a", 0, 1, 1))
+	r.caughtUp(t, src)
+	if n := counter(t, r.reg, "gridedge_sink_resyncs_total"); n != parts {
+		t.Fatalf("%v resyncs for a new database, want one per partition", n)
+	}
+	r.stop()
+	for i := range 300 {
+		dev := fmt.Sprintf("dev-%02d", i%30)
+		commit(t, st, dev, result(dev, i%7, uint32(i/7+1), float64(i)))
+	}
+	var trimmed uint64
+	for p := range parts {
+		trimmed += st.FeedStats(p).Trimmed
+	}
+	if trimmed == 0 {
+		t.Fatal("the byte bound trimmed nothing")
+	}
+	r = run(t, src, url)
+	r.caughtUp(t, src)
+	if n := counter(t, r.reg, "gridedge_sink_resyncs_total"); n == 0 {
+		t.Fatal("no resync after the position was trimmed")
+	}
+	pgsinktest.RequireEqual(t, url, st, "p")
+}

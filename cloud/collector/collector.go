@@ -27,6 +27,7 @@ import (
 	"github.com/gridedge/gridedge/cloud/intake"
 	"github.com/gridedge/gridedge/cloud/mqttclient"
 	"github.com/gridedge/gridedge/cloud/readlog/local"
+	"github.com/gridedge/gridedge/cloud/sink/postgres"
 	"github.com/gridedge/gridedge/cloud/store"
 	"github.com/gridedge/gridedge/cloud/window"
 	"github.com/gridedge/gridedge/shared/topic"
@@ -56,9 +57,11 @@ type Collector struct {
 	// analytics derives bands and forecasts (nil when disabled).
 	analytics     *analytics.Runner
 	analyticsOpts []analytics.Option
-	broker        *broker.Broker
-	httpLn        net.Listener
-	httpSrv       *http.Server
+	// pg is the PostgreSQL sink, nil unless configured.
+	pg      *postgres.Sink
+	broker  *broker.Broker
+	httpLn  net.Listener
+	httpSrv *http.Server
 	// MQTT connection: the broker URL without credentials (safe to log),
 	// the credentials, the client id and what keeps the client connected.
 	mqttURL  string
@@ -114,7 +117,7 @@ func New(cfg Config, opts ...Option) (*Collector, error) {
 	if err := store.RefuseOldFormat(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("collector: %w", err)
 	}
-	st, err := store.Open(filepath.Join(cfg.DataDir, "store"), store.WithLogger(c.log))
+	st, err := store.Open(filepath.Join(cfg.DataDir, "store"), cfg.storeOptions(c.log)...)
 	if err != nil {
 		return nil, fmt.Errorf("collector: %w", err)
 	}
@@ -129,6 +132,10 @@ func New(cfg Config, opts ...Option) (*Collector, error) {
 	if c.analytics, err = newAnalytics(cfg, st, c.rlog.Partitions(), c.now, c.log, c.analyticsOpts); err != nil {
 		c.closeResources()
 		return nil, err
+	}
+	if c.pg, err = newPostgresSink(cfg, st, c.rlog.Partitions(), c.log); err != nil {
+		c.closeResources()
+		return nil, fmt.Errorf("collector: %w", err)
 	}
 	if err := c.registerMetrics(); err != nil {
 		c.closeResources()
@@ -271,6 +278,9 @@ func (c *Collector) registerMetrics() error {
 	if c.store != nil {
 		cols = append(cols, fleetMetrics(c.cfg, c.store, c.now, c.log))
 	}
+	if c.pg != nil {
+		cols = append(append(cols, c.pg.Metrics()...), feedMetrics(c.store, c.rlog.Partitions())...)
+	}
 	for _, col := range append(cols, c.workers.metrics()...) {
 		if err := c.reg.Register(col); err != nil {
 			return fmt.Errorf("collector: register metrics: %w", err)
@@ -334,6 +344,14 @@ func (c *Collector) Run(ctx context.Context) error {
 	if c.analytics != nil {
 		analyzing.Go(func() { _ = c.analytics.Run(workCtx) })
 	}
+	// The sink follows the store's feed on its own goroutines: nothing
+	// above waits for it, whatever PostgreSQL does.
+	sinkCtx, stopSink := context.WithCancel(context.Background())
+	defer stopSink()
+	var sinks sync.WaitGroup
+	if c.pg != nil {
+		sinks.Go(func() { _ = c.pg.Run(sinkCtx) })
+	}
 	var err error
 	httpErr := make(chan error, 1)
 	go func() {
@@ -377,6 +395,8 @@ func (c *Collector) Run(ctx context.Context) error {
 	if werr := <-workDone; werr != nil && err == nil {
 		err = fmt.Errorf("collector: workers: %w", werr)
 	}
+	stopSink()
+	sinks.Wait()
 	drain := time.AfterFunc(c.cfg.AckTimeout, func() { close(giveUp) })
 	ackers.Wait()
 	drain.Stop()
@@ -594,6 +614,9 @@ func (c *Collector) closeResources() error {
 		if err := c.broker.Close(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if c.pg != nil {
+		c.pg.Close()
 	}
 	if c.rlog != nil {
 		if err := c.rlog.Close(); err != nil {

@@ -149,6 +149,13 @@ type Config struct {
 	// Analytics derives anomaly bands and forecasts from a pipeline's
 	// results on a schedule (default: from energy_15m every 10 minutes).
 	Analytics AnalyticsConfig `yaml:"analytics"`
+	// Postgres is the PostgreSQL sink (off unless its url is set).
+	Postgres PostgresConfig `yaml:"postgres"`
+	// FeedMaxBytes and FeedRetention bound the results feed the sinks
+	// follow (written only when a sink is configured): its size on disk,
+	// shared by the partitions, and its age.
+	FeedMaxBytes  int64         `yaml:"feed_max_bytes"`
+	FeedRetention time.Duration `yaml:"feed_retention"`
 }
 
 // DefaultConfig returns the configuration used for every field not set.
@@ -184,6 +191,9 @@ func DefaultConfig() Config {
 		Role:                RoleAll,
 		Kafka:               DefaultKafkaConfig(),
 		Analytics:           DefaultAnalyticsConfig(),
+		Postgres:            DefaultPostgresConfig(),
+		FeedMaxBytes:        256 << 20,
+		FeedRetention:       24 * time.Hour,
 	}
 }
 
@@ -370,9 +380,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("zone_grace: %v is outside 0..1m", c.ZoneGrace)
 	}
 	if c.Role != RoleIntake {
-		return c.Analytics.validate(collectorPipelines(c), c.SiteTZ)
+		if err := c.Analytics.validate(collectorPipelines(c), c.SiteTZ); err != nil {
+			return err
+		}
 	}
-	return nil
+	return c.validateFeed()
 }
 
 // PlausibleRange is a quantity's plausibility range in the configuration.

@@ -19,6 +19,7 @@ import (
 	"github.com/gridedge/gridedge/cloud/diskguard"
 	"github.com/gridedge/gridedge/cloud/readlog"
 	"github.com/gridedge/gridedge/cloud/readlog/kafka"
+	"github.com/gridedge/gridedge/cloud/sink/postgres"
 	"github.com/gridedge/gridedge/cloud/store"
 	"github.com/gridedge/gridedge/cloud/window"
 	"github.com/gridedge/gridedge/cloud/worker"
@@ -47,6 +48,8 @@ type WorkerNode struct {
 	disk  *diskguard.Guard
 	// analytics derives bands and forecasts (nil when disabled).
 	analytics *analytics.Runner
+	// pg is the PostgreSQL sink of this node's store, nil unless configured.
+	pg *postgres.Sink
 
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -101,13 +104,17 @@ func NewWorker(cfg Config, opts ...Option) (*WorkerNode, error) {
 		return nil, fmt.Errorf("collector: %w", err)
 	}
 	n.disk = diskguard.New(cfg.DataDir, cfg.MinFreeBytes, diskguard.WithLogger(n.log))
-	if n.st, err = store.Open(filepath.Join(cfg.DataDir, "store"), store.WithLogger(n.log)); err != nil {
+	if n.st, err = store.Open(filepath.Join(cfg.DataDir, "store"), cfg.storeOptions(n.log)...); err != nil {
 		return nil, fmt.Errorf("collector: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), kafkaStartTimeout)
 	defer cancel()
 	if n.klog, err = kafka.Open(ctx, kopts...); err != nil {
 		n.st.Close()
+		return nil, fmt.Errorf("collector: %w", err)
+	}
+	if n.pg, err = newPostgresSink(cfg, n.st, n.klog.Partitions(), n.log); err != nil {
+		n.Close()
 		return nil, fmt.Errorf("collector: %w", err)
 	}
 	n.m.trimmed = prometheus.NewCounter(prometheus.CounterOpts{Name: "gridedge_collector_worker_trimmed_records_total",
@@ -127,6 +134,9 @@ func NewWorker(cfg Config, opts ...Option) (*WorkerNode, error) {
 		cols = append(cols, n.analytics.Metrics()...)
 	}
 	cols = append(cols, fleetMetrics(cfg, n.st, n.now, n.log))
+	if n.pg != nil {
+		cols = append(append(cols, n.pg.Metrics()...), feedMetrics(n.st, n.klog.Partitions())...)
+	}
 	for _, col := range cols {
 		if err := n.reg.Register(col); err != nil {
 			n.Close()
@@ -220,6 +230,9 @@ func (n *WorkerNode) Run(ctx context.Context) error {
 	bg.Go(func() { runRetention(trimCtx, n.cfg, n.st, n.now, n.log) })
 	if n.analytics != nil {
 		bg.Go(func() { _ = n.analytics.Run(trimCtx) })
+	}
+	if n.pg != nil {
+		bg.Go(func() { _ = n.pg.Run(trimCtx) })
 	}
 	member, err := n.klog.Join(worker.Group, n)
 	if err != nil {
@@ -376,6 +389,9 @@ func (n *WorkerNode) Close() error {
 		}
 		if n.klog != nil {
 			errs = append(errs, n.klog.Close())
+		}
+		if n.pg != nil {
+			n.pg.Close()
 		}
 		if n.st != nil {
 			errs = append(errs, n.st.Close())

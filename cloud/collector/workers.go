@@ -192,6 +192,9 @@ func runRetention(ctx context.Context, cfg Config, st *store.Store, now func() t
 		if _, err := st.Trim(ctx, now(), r); err != nil && ctx.Err() == nil {
 			l.Warn("retention", "err", err)
 		}
+		if err := st.TrimFeed(now()); err != nil && ctx.Err() == nil {
+			l.Warn("results feed retention", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return

@@ -10,7 +10,9 @@
 //
 // Flags override the configuration file; see -h. The MQTT credentials come
 // from -mqtt-credentials-file or the environment (GRIDEDGE_MQTT_USERNAME,
-// GRIDEDGE_MQTT_PASSWORD), never from the command line.
+// GRIDEDGE_MQTT_PASSWORD), never from the command line; so does the
+// PostgreSQL sink's password (-postgres-password-file or
+// GRIDEDGE_POSTGRES_PASSWORD).
 package main
 
 import (
@@ -106,7 +108,7 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 	fs.Usage = func() {}
 	def := collector.DefaultConfig()
 	var (
-		configPath     = fs.String("config", "", "YAML configuration file (keys: role, kafka, mqtt_url, mqtt_credentials_file, client_id, share_group, http_addr, http_tokens_file, http_allow_anonymous, data_dir, min_free_bytes, memory_limit_bytes, intake_inflight_bytes, max_future, plausibility, conflict_limit, conflict_retention, embedded_broker, broker, window_sizes, out_of_orderness, site_tz, ack_timeout, ack_queue, deadletter_limit, partitions, readings_retention, results_retention, late_retention, deadletter_retention, log_retention, commit_interval, zone_grace, pipelines); flags override it")
+		configPath     = fs.String("config", "", "YAML configuration file (keys: role, kafka, mqtt_url, mqtt_credentials_file, client_id, share_group, http_addr, http_tokens_file, http_allow_anonymous, data_dir, min_free_bytes, memory_limit_bytes, intake_inflight_bytes, max_future, plausibility, conflict_limit, conflict_retention, embedded_broker, broker, window_sizes, out_of_orderness, site_tz, ack_timeout, ack_queue, deadletter_limit, partitions, readings_retention, results_retention, late_retention, deadletter_retention, log_retention, commit_interval, zone_grace, pipelines, postgres, feed_max_bytes, feed_retention); flags override it")
 		mqttURL        = fs.String("mqtt-url", def.MQTTURL, "MQTT broker, tcp://host:port (default: the embedded broker when -embedded-broker is set); put credentials in -mqtt-credentials-file, not here")
 		mqttCredFile   = fs.String("mqtt-credentials-file", def.MQTTCredentialsFile, "file with GRIDEDGE_MQTT_USERNAME=... and GRIDEDGE_MQTT_PASSWORD=... lines (systemd LoadCredential or EnvironmentFile); without it those environment variables are used")
 		clientID       = fs.String("client-id", def.ClientID, "MQTT client id; must stay the same across restarts (the broker keeps the session under it) and differ between collectors (default: random, generated once and kept in the data directory)")
@@ -146,6 +148,9 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 		kafkaSASL      = fs.String("kafka-sasl-mechanism", "", "Kafka SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
 		kafkaSASLUser  = fs.String("kafka-sasl-username", "", "Kafka SASL username")
 		kafkaSASLFile  = fs.String("kafka-sasl-password-file", "", "file whose first line is the Kafka SASL password (default: GRIDEDGE_KAFKA_PASSWORD from the environment)")
+		pgURL          = fs.String("postgres-url", "", "PostgreSQL sink: postgres://user@host:5432/database?sslmode=...; results, late readings, devices and statuses are written there (docs/postgres.md); the password goes in -postgres-password-file or GRIDEDGE_POSTGRES_PASSWORD, not here")
+		pgPassFile     = fs.String("postgres-password-file", "", "file whose first line is the PostgreSQL password (default: GRIDEDGE_POSTGRES_PASSWORD from the environment)")
+		pgHistory      = fs.Bool("postgres-history", false, "also write every revision of every window to gridedge.result_history")
 		logLevel       = fs.String("log-level", "info", "debug, info, warn or error")
 		httpAddrFile   = fs.String("http-addr-file", "", "write the bound HTTP address (host:port) to this file once listening; useful with -http-addr 127.0.0.1:0")
 	)
@@ -255,6 +260,12 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 			cfg.Kafka.SASLUsername = *kafkaSASLUser
 		case "kafka-sasl-password-file":
 			cfg.Kafka.SASLPasswordFile = *kafkaSASLFile
+		case "postgres-url":
+			cfg.Postgres.URL = *pgURL
+		case "postgres-password-file":
+			cfg.Postgres.PasswordFile = *pgPassFile
+		case "postgres-history":
+			cfg.Postgres.History = *pgHistory
 		case "pipelines":
 			pipes, err := collector.LoadPipelines(*pipelinesPath)
 			if err != nil {
@@ -272,6 +283,9 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 			return collector.Config{}, processOptions{}, err
 		}
 		cfg.MQTTUsername, cfg.MQTTPassword = cred.Username, cred.Password
+	}
+	if cfg.Postgres.PasswordFile == "" {
+		cfg.Postgres.Password = os.Getenv("GRIDEDGE_POSTGRES_PASSWORD")
 	}
 	if cfg.Kafka.SASLPasswordFile == "" {
 		cfg.Kafka.SASLPassword = os.Getenv("GRIDEDGE_KAFKA_PASSWORD")

@@ -109,6 +109,10 @@ func New(src feed.Source, rawURL string, opts ...Option) (*Sink, error) {
 	return s, nil
 }
 
+// Close releases the connection pool; Run does it when it returns. Call it
+// yourself only when Run is never called. It is idempotent.
+func (s *Sink) Close() { s.pool.Close() }
+
 // Redact returns the URL without its password, for logs.
 func Redact(raw string) string {
 	u, err := url.Parse(raw)

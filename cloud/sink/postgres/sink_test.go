@@ -19,7 +19,7 @@ import (
 	"github.com/gridedge/gridedge/cloud/sink/postgres/pgsinktest"
 	"github.com/gridedge/gridedge/cloud/store"
 	"github.com/gridedge/gridedge/cloud/window"
-	"github.com/gridedge/gridedge/shared/pgtest"
+	"github.com/gridedge/gridedge/cloud/sink/postgres/pgtest"
 	"github.com/gridedge/gridedge/shared/poll"
 	"github.com/gridedge/gridedge/shared/wire"
 )

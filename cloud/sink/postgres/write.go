@@ -108,7 +108,8 @@ FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::in
 	$9::timestamptz[], $10::text[]) AS u(d, s, fs, ls, rs, du, co, fl, me, se)
 ON CONFLICT (device) DO UPDATE SET site = EXCLUDED.site, first_seen = EXCLUDED.first_seen, last_seen = EXCLUDED.last_seen,
 	readings_stored = EXCLUDED.readings_stored, duplicates = EXCLUDED.duplicates, conflicts = EXCLUDED.conflicts,
-	flagged = EXCLUDED.flagged, max_event = EXCLUDED.max_event, series = EXCLUDED.series, updated_at = now()`
+	flagged = EXCLUDED.flagged, max_event = EXCLUDED.max_event, series = EXCLUDED.series, updated_at = now()
+	WHERE x.last_seen IS NULL OR EXCLUDED.last_seen >= x.last_seen`
 
 const upsertStatuses = `INSERT INTO gridedge.device_status AS x (device, site, received, online, agent_version, boot_id, wall,
 	clock_quality, buffered_readings, dropped_readings, time_zone)

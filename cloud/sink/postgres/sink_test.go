@@ -17,9 +17,9 @@ import (
 	"github.com/gridedge/gridedge/cloud/readlog"
 	"github.com/gridedge/gridedge/cloud/sink/postgres"
 	"github.com/gridedge/gridedge/cloud/sink/postgres/pgsinktest"
+	"github.com/gridedge/gridedge/cloud/sink/postgres/pgtest"
 	"github.com/gridedge/gridedge/cloud/store"
 	"github.com/gridedge/gridedge/cloud/window"
-	"github.com/gridedge/gridedge/cloud/sink/postgres/pgtest"
 	"github.com/gridedge/gridedge/shared/poll"
 	"github.com/gridedge/gridedge/shared/wire"
 )

@@ -29,6 +29,10 @@ type PostgresConfig struct {
 	// History also writes every revision of every window
 	// (gridedge.result_history).
 	History bool `yaml:"history"`
+	// Readings also writes every stored raw reading to gridedge.readings,
+	// in day partitions dropped after ReadingsRetention.
+	Readings          bool          `yaml:"readings"`
+	ReadingsRetention time.Duration `yaml:"readings_retention"`
 	// BatchRecords bounds the feed records per transaction; MaxConns the
 	// connections.
 	BatchRecords int `yaml:"batch_records"`
@@ -37,7 +41,7 @@ type PostgresConfig struct {
 
 // DefaultPostgresConfig is the sink's configuration when not set: off.
 func DefaultPostgresConfig() PostgresConfig {
-	return PostgresConfig{BatchRecords: 5000, MaxConns: 4}
+	return PostgresConfig{BatchRecords: 5000, MaxConns: 4, ReadingsRetention: 30 * 24 * time.Hour}
 }
 
 // Validate checks the sink's settings.
@@ -51,6 +55,9 @@ func (p PostgresConfig) Validate() error {
 	}
 	if p.BatchRecords < 1 || p.BatchRecords > 100_000 {
 		return fmt.Errorf("postgres.batch_records: %d is outside 1..100000", p.BatchRecords)
+	}
+	if p.Readings && p.ReadingsRetention < 24*time.Hour {
+		return fmt.Errorf("postgres.readings_retention: %v must be at least 24h (whole day partitions are dropped)", p.ReadingsRetention)
 	}
 	if p.MaxConns < 1 || p.MaxConns > 64 {
 		return fmt.Errorf("postgres.max_conns: %d is outside 1..64", p.MaxConns)
@@ -85,6 +92,9 @@ func (c Config) storeOptions(log *slog.Logger) []store.Option {
 	if c.sinksOn() {
 		opts = append(opts, store.WithFeed(c.feedRetention()))
 	}
+	if c.Postgres.URL != "" && c.Postgres.Readings {
+		opts = append(opts, store.WithFeedReadings())
+	}
 	return opts
 }
 
@@ -112,8 +122,16 @@ func newPostgresSink(c Config, st *store.Store, partitions int, log *slog.Logger
 				"url", postgres.Redact(p.URL))
 		}
 	}
-	return postgres.New(feed.NewLocal(st, partitions), p.URL, postgres.WithPassword(pass), postgres.WithHistory(p.History),
-		postgres.WithBatch(p.BatchRecords), postgres.WithMaxConns(int32(p.MaxConns)), postgres.WithLogger(log))
+	opts := []postgres.Option{postgres.WithPassword(pass), postgres.WithHistory(p.History),
+		postgres.WithBatch(p.BatchRecords), postgres.WithMaxConns(int32(p.MaxConns)), postgres.WithLogger(log)}
+	if p.Readings {
+		opts = append(opts, postgres.WithReadings(p.ReadingsRetention))
+	}
+	var fopts []feed.LocalOption
+	if p.Readings {
+		fopts = append(fopts, feed.WithResyncReadings(p.ReadingsRetention))
+	}
+	return postgres.New(feed.NewLocal(st, partitions, fopts...), p.URL, opts...)
 }
 
 // feedMetrics exports the results feed's size and the records its

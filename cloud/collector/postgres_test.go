@@ -116,6 +116,8 @@ func TestPostgresSinkEndToEnd(t *testing.T) {
 	cfg := testConfig(t, b.URL(), t.TempDir())
 	cfg.Postgres.URL = dbURL
 	cfg.Postgres.History = true
+	cfg.Postgres.Readings = true
+	cfg.Postgres.ReadingsRetention = 100 * 366 * 24 * time.Hour // the test's readings are of 2026-11-20
 	cfg.Partitions = 2
 	c, _ := start(t, cfg)
 
@@ -187,6 +189,13 @@ func TestPostgresSinkEndToEnd(t *testing.T) {
 	}
 	if got := pgCount(t, dbURL, "SELECT count(*) FROM gridedge.results WHERE pipeline = 'energy_daily' AND channel = 'rest' AND NOT provisional"); got == 0 {
 		t.Fatal("no final daily rest in PostgreSQL")
+	}
+	var stored uint64
+	for _, ws := range c.workers.stats() {
+		stored += ws.Stored
+	}
+	if got := pgCount(t, dbURL, "SELECT count(*) FROM gridedge.readings"); got != int64(stored) || stored != 2*perDevice*80+1 {
+		t.Fatalf("%d raw readings in PostgreSQL, %d stored, want %d", got, stored, 2*perDevice*80+1)
 	}
 	if got := pgCount(t, dbURL, "SELECT count(*) FROM gridedge.result_history WHERE revision > 1"); got == 0 {
 		t.Fatal("no later revision in the history")

@@ -21,9 +21,9 @@ import (
 
 var t0 = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
 
-func openStore(t *testing.T, dir string, r store.FeedRetention) *store.Store {
+func openStore(t *testing.T, dir string, r store.FeedRetention, opts ...store.Option) *store.Store {
 	t.Helper()
-	st, err := store.Open(dir, store.WithFeed(r), store.WithSync(false))
+	st, err := store.Open(dir, append([]store.Option{store.WithFeed(r), store.WithSync(false)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func FuzzDecode(f *testing.F) {
 // store's results.
 func TestWorkerCommitsFeedEverything(t *testing.T) {
 	dir := t.TempDir()
-	st := openStore(t, filepath.Join(dir, "store"), store.FeedRetention{})
+	st := openStore(t, filepath.Join(dir, "store"), store.FeedRetention{}, store.WithFeedReadings())
 	defer st.Close()
 	lg, err := local.Open(filepath.Join(dir, "log"), local.WithPartitions(1), local.WithConsumers(worker.Group), local.WithCommitInterval(5*time.Millisecond))
 	if err != nil {
@@ -205,6 +205,24 @@ func TestWorkerCommitsFeedEverything(t *testing.T) {
 	}
 	if kinds[feed.KindLate] == 0 || kinds[feed.KindDevice] < 2 || kinds[feed.KindStatus] != 2 {
 		t.Fatalf("record kinds %v: want late readings, devices and both statuses", kinds)
+	}
+	if stored := wk.Stats().Stored; kinds[feed.KindReading] != int(stored) || stored != 124 {
+		t.Fatalf("%d raw readings fed, %d stored, want 124 each", kinds[feed.KindReading], stored)
+	}
+	// A resync with raw readings sends those of the age asked for: the
+	// readings from t0+5m on (2 devices × 31 and a's 4 later ones).
+	withReadings := feed.NewLocal(st, 1, feed.WithResyncReadings(55*time.Minute), feed.WithLocalClock(func() time.Time { return t0.Add(time.Hour) }))
+	resynced := 0
+	if _, err := withReadings.Resync(context.Background(), 0, func(r *feed.Record) error {
+		if r.Kind == feed.KindReading {
+			resynced++
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if resynced != 2*31+4 {
+		t.Fatalf("resync sent %d raw readings, want 66", resynced)
 	}
 }
 

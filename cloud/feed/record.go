@@ -30,10 +30,13 @@ const (
 	// KindStatus: a device's status message (online, clock quality,
 	// buffer backlog).
 	KindStatus Kind = "status"
+	// KindReading: a raw reading as stored (only when the collector feeds
+	// raw readings).
+	KindReading Kind = "reading"
 )
 
 // Record is one entry of the results feed, schema version 1. Exactly one
-// of Result, Late, Device and Status is set, as Kind says.
+// of Result, Late, Device, Status and Reading is set, as Kind says.
 type Record struct {
 	V    int  `json:"v"`
 	Kind Kind `json:"kind"`
@@ -52,6 +55,8 @@ type Record struct {
 	Late   *store.LateReading  `json:"late,omitempty"`
 	Device *store.DeviceInfo   `json:"device,omitempty"`
 	Status *store.Status       `json:"status,omitempty"`
+	// Reading is set on kind reading.
+	Reading *store.RawReading `json:"reading,omitempty"`
 }
 
 // ErrBadRecord is wrapped by Decode's errors.
@@ -68,6 +73,8 @@ func (r *Record) DeviceID() string {
 		return r.Device.ID
 	case r.Status != nil:
 		return r.Status.Device
+	case r.Reading != nil:
+		return r.Reading.Device
 	}
 	return ""
 }
@@ -102,7 +109,7 @@ func (r *Record) validate() error {
 		return fmt.Errorf("%w: schema version %d, this release reads %d", ErrBadRecord, r.V, Version)
 	}
 	set := 0
-	for _, ok := range []bool{r.Result != nil, r.Late != nil, r.Device != nil, r.Status != nil} {
+	for _, ok := range []bool{r.Result != nil, r.Late != nil, r.Device != nil, r.Status != nil, r.Reading != nil} {
 		if ok {
 			set++
 		}
@@ -117,6 +124,8 @@ func (r *Record) validate() error {
 		ok = ok && r.Device != nil && r.Device.ID != ""
 	case KindStatus:
 		ok = ok && r.Status != nil && r.Status.Device != ""
+	case KindReading:
+		ok = ok && r.Reading != nil && r.Reading.Device != ""
 	default:
 		return fmt.Errorf("%w: unknown kind %q", ErrBadRecord, r.Kind)
 	}
@@ -144,6 +153,9 @@ func FromEntry(source string, p int, e store.FeedEntry) (Record, error) {
 	case store.FeedStatus:
 		r.Kind, r.Status = KindStatus, new(store.Status)
 		err = json.Unmarshal(e.Payload, r.Status)
+	case store.FeedReading:
+		r.Kind, r.Reading = KindReading, new(store.RawReading)
+		err = json.Unmarshal(e.Payload, r.Reading)
 	default:
 		return Record{}, fmt.Errorf("%w: partition %d entry %d: unknown kind %q", ErrBadRecord, p, e.Seq, e.Kind)
 	}

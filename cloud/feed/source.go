@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/gridedge/gridedge/cloud/readlog"
 	"github.com/gridedge/gridedge/cloud/store"
@@ -37,7 +38,8 @@ type Source interface {
 	Commit(sink string, p int, next uint64) error
 	// Resync calls fn with the current state of partition p's devices
 	// (results at their highest revision, late readings, device counters,
-	// statuses; records marked Resync) from one consistent snapshot, and
+	// statuses; raw readings if so configured; records marked Resync) from
+	// one consistent snapshot, and
 	// returns the sequence to follow the feed from afterwards.
 	Resync(ctx context.Context, p int, fn func(*Record) error) (uint64, error)
 }
@@ -46,12 +48,33 @@ type Source interface {
 type Local struct {
 	st    *store.Store
 	parts int
+	// readingsAge, when positive, makes Resync include the stored raw
+	// readings of that age at most.
+	readingsAge time.Duration
+	now         func() time.Time
 }
+
+// LocalOption changes a Local.
+type LocalOption func(*Local)
+
+// WithResyncReadings makes Resync also send the raw readings stored in the
+// last age (as kind reading records), for a sink that keeps raw readings
+// that long. The store must feed raw readings (store.WithFeedReadings).
+func WithResyncReadings(age time.Duration) LocalOption {
+	return func(l *Local) { l.readingsAge = age }
+}
+
+// WithLocalClock replaces time.Now (tests).
+func WithLocalClock(now func() time.Time) LocalOption { return func(l *Local) { l.now = now } }
 
 // NewLocal returns the feed of st, whose readings log has partitions
 // partitions.
-func NewLocal(st *store.Store, partitions int) *Local {
-	return &Local{st: st, parts: partitions}
+func NewLocal(st *store.Store, partitions int, opts ...LocalOption) *Local {
+	l := &Local{st: st, parts: partitions, now: time.Now}
+	for _, o := range opts {
+		o(l)
+	}
+	return l
 }
 
 // ID implements Source.
@@ -96,7 +119,11 @@ func (l *Local) Commit(sink string, p int, next uint64) error {
 // Resync implements Source.
 func (l *Local) Resync(ctx context.Context, p int, fn func(*Record) error) (uint64, error) {
 	owns := func(device string) bool { return readlog.PartitionFor([]byte(device), l.parts) == p }
-	return l.st.FeedResync(p, owns, func(e store.FeedEntry) error {
+	var since time.Time
+	if l.readingsAge > 0 {
+		since = l.now().Add(-l.readingsAge)
+	}
+	return l.st.FeedResync(p, owns, since, func(e store.FeedEntry) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}

@@ -3,12 +3,16 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/gridedge/gridedge/cloud/store/seriesblock"
+	"github.com/gridedge/gridedge/shared/wire"
 )
 
 // FeedKind says what a feed entry carries; its payload is the JSON the store
@@ -21,7 +25,26 @@ const (
 	FeedLate   FeedKind = 'l'
 	FeedDevice FeedKind = 'd'
 	FeedStatus FeedKind = 's'
+	// FeedReading carries a stored raw reading (RawReading), only with
+	// WithFeedReadings.
+	FeedReading FeedKind = 'w'
 )
+
+// RawReading is a stored raw reading as the feed carries it.
+type RawReading struct {
+	Device      string    `json:"device"`
+	Channel     string    `json:"channel"`
+	Quantity    string    `json:"quantity"`
+	Time        time.Time `json:"time"`
+	Value       float64   `json:"value"`
+	TimeQuality string    `json:"time_quality"`
+	TimeErrorNs int64     `json:"time_error_ns,omitempty"`
+	SeqEpoch    uint64    `json:"seq_epoch,string"`
+	Seq         uint64    `json:"seq"`
+	Received    time.Time `json:"received"`
+	// Flags say why it was kept out of the windows (future, implausible).
+	Flags []string `json:"flags,omitempty"`
+}
 
 // FeedEntry is one record of the results feed of a partition.
 type FeedEntry struct {
@@ -78,10 +101,11 @@ type feedPart struct {
 
 // feedState is the store's feed bookkeeping.
 type feedState struct {
-	on  bool
-	ret FeedRetention
-	mu  sync.Mutex
-	ps  map[int]*feedPart
+	on       bool
+	readings bool
+	ret      FeedRetention
+	mu       sync.Mutex
+	ps       map[int]*feedPart
 }
 
 // WithFeed turns the results feed on: every PutOutput, PutDevice and
@@ -89,6 +113,30 @@ type feedState struct {
 // for sinks to follow (cloud/feed). Off (the default) writes none.
 func WithFeed(r FeedRetention) Option {
 	return func(s *settings) { s.feed, s.feedRet = true, r }
+}
+
+// WithFeedReadings also feeds every stored raw reading (Batch.FeedReadings;
+// with WithFeed only).
+func WithFeedReadings() Option { return func(s *settings) { s.feedReadings = true } }
+
+// FeedsReadings says whether raw readings go to the feed: a writer
+// collects them for Batch.FeedReadings only then.
+func (s *Store) FeedsReadings() bool { return s.feed.on && s.feed.readings }
+
+// FeedReadings appends raw readings stored by this batch to the feed (when
+// the store FeedsReadings).
+func (b *Batch) FeedReadings(rs []RawReading) error {
+	if !b.s.FeedsReadings() {
+		return nil
+	}
+	for i := range rs {
+		data, err := json.Marshal(&rs[i])
+		if err != nil {
+			return fmt.Errorf("store: encode reading: %w", err)
+		}
+		b.appendFeed(FeedReading, data)
+	}
+	return nil
 }
 
 // feedKey: F part(2) seq(8). Feed values: kind(1) at(8) payload. The
@@ -455,7 +503,10 @@ func (s *Store) trimFeedBelow(p int, seq uint64, byRetention bool) error {
 // Seq 0, and returns partition p's next feed sequence at that snapshot:
 // a sink that stores all of them and then follows the feed from that
 // sequence misses nothing.
-func (s *Store) FeedResync(p int, owns func(device string) bool, fn func(FeedEntry) error) (uint64, error) {
+//
+// With readingsSince set and the store feeding raw readings, the stored raw
+// readings of those devices dated from readingsSince on are included too.
+func (s *Store) FeedResync(p int, owns func(device string) bool, readingsSince time.Time, fn func(FeedEntry) error) (uint64, error) {
 	fp := s.feedPart(p)
 	fp.mu.Lock()
 	snap := s.db.NewSnapshot()
@@ -492,7 +543,54 @@ func (s *Store) FeedResync(p int, owns func(device string) bool, fn func(FeedEnt
 			return 0, fmt.Errorf("store: feed resync: %w", err)
 		}
 	}
+	if !readingsSince.IsZero() && s.FeedsReadings() {
+		if err := resyncReadings(snap, owns, readingsSince.UnixNano(), at, fn); err != nil {
+			return 0, err
+		}
+	}
 	return next, nil
+}
+
+// resyncReadings feeds the raw readings dated from since on of the devices
+// owns selects.
+func resyncReadings(snap *pebble.Snapshot, owns func(string) bool, since int64, at time.Time, fn func(FeedEntry) error) error {
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixBlock}, UpperBound: []byte{prefixBlock + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	var pts []seriesblock.Point
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		if len(k) < 1+2+4+24 {
+			return errBadKey
+		}
+		device := field(k[1:], 0)
+		if !owns(device) || timeFromOrdered(binary.BigEndian.Uint64(k[len(k)-24:]))+int64(MaxBlockSpan) < since {
+			continue
+		}
+		channel := field(k[1:], 1)
+		q := wire.Quantity(binary.BigEndian.Uint32(k[len(k)-28:]))
+		if pts, err = seriesblock.AppendPoints(pts[:0], it.Value()); err != nil {
+			return fmt.Errorf("store: feed resync: block of %s/%s: %w", device, channel, err)
+		}
+		for _, pt := range pts {
+			if pt.TimeNs < since {
+				continue
+			}
+			quality, flags := UnpackQuality(pt.Quality)
+			data, err := json.Marshal(RawReading{Device: device, Channel: channel, Quantity: q.Name(),
+				Time: time.Unix(0, pt.TimeNs).UTC(), Value: pt.Value, TimeQuality: quality.Name(), TimeErrorNs: pt.ErrNs,
+				SeqEpoch: pt.Epoch, Seq: pt.Seq, Received: time.Unix(0, pt.ReceivedNs).UTC(), Flags: flags.Names()})
+			if err != nil {
+				return err
+			}
+			if err := fn(FeedEntry{Kind: FeedReading, At: at, Payload: data}); err != nil {
+				return err
+			}
+		}
+	}
+	return it.Error()
 }
 
 // field returns the i-th 0-separated part of k.

@@ -43,12 +43,13 @@ type Retention struct {
 type Option func(*settings)
 
 type settings struct {
-	logger     *slog.Logger
-	cacheBytes int64
-	memtable   uint64
-	sync       bool
-	feed       bool
-	feedRet    FeedRetention
+	logger       *slog.Logger
+	cacheBytes   int64
+	memtable     uint64
+	sync         bool
+	feed         bool
+	feedRet      FeedRetention
+	feedReadings bool
 }
 
 // WithLogger sets the logger (default slog.Default()).
@@ -110,7 +111,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	s.feed.on, s.feed.ret = cfg.feed, cfg.feedRet
+	s.feed.on, s.feed.ret, s.feed.readings = cfg.feed, cfg.feedRet, cfg.feedReadings
 	if err := s.initFeed(); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("store: feed: %w", err)

@@ -41,7 +41,7 @@ func (w *Worker) commit() error {
 		}
 	}
 	moved := resume != w.c.Committed
-	if !w.dirtyAny && delta.Empty() && len(w.pending.Results) == 0 && len(w.pending.Late) == 0 && !moved {
+	if !w.dirtyAny && len(w.feedReadings) == 0 && delta.Empty() && len(w.pending.Results) == 0 && len(w.pending.Late) == 0 && !moved {
 		w.lastCommit = time.Now()
 		w.evict()
 		w.publish()
@@ -77,6 +77,10 @@ func (w *Worker) commit() error {
 			return err
 		}
 	}
+	if err := b.FeedReadings(w.feedReadings); err != nil {
+		b.Abandon()
+		return err
+	}
 	for _, sb := range w.sealed {
 		w.putBlock(b, sb.k, sb.ob)
 	}
@@ -99,6 +103,8 @@ func (w *Worker) commit() error {
 	}
 	clear(w.sealed)
 	w.sealed = w.sealed[:0]
+	clear(w.feedReadings)
+	w.feedReadings = w.feedReadings[:0]
 	w.status = w.status[:0]
 	clear(w.conflicts)
 	w.conflicts = w.conflicts[:0]

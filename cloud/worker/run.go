@@ -356,4 +356,9 @@ func (w *Worker) addRaw(device, channel string, epoch uint64, r *wire.ReadingVie
 	}
 	_ = ob.enc.Append(p) // never full: sealed at BlockPoints < seriesblock.MaxPoints
 	ob.dirty, ob.lastUse = true, w.cycles
+	if w.cfg.Store.FeedsReadings() {
+		w.feedReadings = append(w.feedReadings, store.RawReading{Device: device, Channel: channel, Quantity: r.Quantity.Name(),
+			Time: time.Unix(0, r.WallNs).UTC(), Value: r.Value, TimeQuality: r.TimeQuality.Name(), TimeErrorNs: r.TimeErrorNs,
+			SeqEpoch: epoch, Seq: r.Seq, Received: time.Unix(0, receivedNs).UTC(), Flags: flags.Names()})
+	}
 }

@@ -142,6 +142,9 @@ type Worker struct {
 	names     map[string]string
 	dups      []*wire.ReadingView
 	conflicts []pendingConflict
+	// feedReadings are the readings stored since the last commit, for the
+	// results feed (only when the store feeds raw readings).
+	feedReadings []store.RawReading
 	// conflictIndex numbers the conflicts of the record being applied;
 	// keptThisHour and hourStart bound the conflicts kept.
 	conflictIndex int

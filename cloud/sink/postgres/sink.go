@@ -46,6 +46,9 @@ func WithBackoff(first, longest time.Duration) Option {
 	return func(s *Sink) { s.backoff0, s.backoffMax = first, longest }
 }
 
+// WithClock replaces time.Now for the readings retention (tests).
+func WithClock(now func() time.Time) Option { return func(s *Sink) { s.now = now } }
+
 // Sink writes a results feed into PostgreSQL. Run it once.
 type Sink struct {
 	src      feed.Source
@@ -57,6 +60,12 @@ type Sink struct {
 	maxConns int32
 
 	backoff0, backoffMax time.Duration
+
+	readings          bool
+	readingsRetention time.Duration
+	now               func() time.Time
+	partMu            sync.Mutex
+	partitions        map[time.Time]bool // reading partitions known to exist
 
 	pool      *pgxpool.Pool
 	ready     chan struct{}
@@ -72,6 +81,8 @@ type Sink struct {
 		txs       prometheus.Counter
 		errors    prometheus.Counter
 		resyncs   prometheus.Counter
+		skipped   prometheus.Counter
+		dropped   prometheus.Counter
 	}
 }
 
@@ -80,9 +91,13 @@ type Sink struct {
 func New(src feed.Source, rawURL string, opts ...Option) (*Sink, error) {
 	s := &Sink{src: src, url: rawURL, log: slog.Default(), batchMax: 5000, maxConns: 4,
 		backoff0: 200 * time.Millisecond, backoffMax: 10 * time.Second, ready: make(chan struct{}),
+		now: time.Now, partitions: map[time.Time]bool{},
 		pos: make([]atomic.Uint64, src.Partitions()), known: make([]atomic.Bool, src.Partitions())}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.readings && s.readingsRetention <= 0 {
+		return nil, fmt.Errorf("postgres: readings retention %v must be positive", s.readingsRetention)
 	}
 	cfg, err := pgxpool.ParseConfig(rawURL)
 	if err != nil {
@@ -153,11 +168,15 @@ func (s *Sink) initMetrics() {
 		Help: "Failed sink operations (connection, migration, transaction); each is retried after a backoff."})
 	s.m.resyncs = prometheus.NewCounter(prometheus.CounterOpts{Name: "gridedge_sink_resyncs_total", ConstLabels: l,
 		Help: "Resynchronisations from the store's current state: a new database, or a position the feed's retention had trimmed."})
+	s.m.skipped = prometheus.NewCounter(prometheus.CounterOpts{Name: "gridedge_sink_readings_skipped_total", ConstLabels: l,
+		Help: "Raw readings not written: dated before the readings retention or more than 2 days ahead of the clock."})
+	s.m.dropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "gridedge_sink_reading_partitions_dropped_total", ConstLabels: l,
+		Help: "Day partitions of gridedge.readings dropped by the readings retention."})
 }
 
 // Metrics returns the sink's metrics for a registry.
 func (s *Sink) Metrics() []prometheus.Collector {
-	return []prometheus.Collector{s.m.connected, s.m.lag, s.m.rows, s.m.records, s.m.txs, s.m.errors, s.m.resyncs}
+	return []prometheus.Collector{s.m.connected, s.m.lag, s.m.rows, s.m.records, s.m.txs, s.m.errors, s.m.resyncs, s.m.skipped, s.m.dropped}
 }
 
 // Lag is the number of feed records not yet written, over the partitions
@@ -184,6 +203,9 @@ func (s *Sink) Run(ctx context.Context) error {
 	defer s.pool.Close()
 	var wg sync.WaitGroup
 	wg.Go(func() { s.setup(ctx) })
+	if s.readings {
+		wg.Go(func() { s.dropLoop(ctx) })
+	}
 	for p := range s.src.Partitions() {
 		wg.Go(func() { s.follow(ctx, p) })
 	}
@@ -308,7 +330,7 @@ func (s *Sink) followOnce(ctx context.Context, p int) error {
 		}
 		b := newBatch()
 		for i := range recs {
-			b.add(&recs[i], s.history)
+			b.add(&recs[i], s.history, s.readings)
 		}
 		next := pos + uint64(len(recs))
 		if err := s.write(ctx, b, &position{s.src.ID(), p, next}, len(recs)); err != nil {
@@ -336,15 +358,28 @@ const txTimeout = time.Minute
 func (s *Sink) write(ctx context.Context, b *batch, pos *position, records int) error {
 	tctx, cancel := context.WithTimeout(ctx, txTimeout)
 	defer cancel()
+	if len(b.readings) > 0 {
+		var days map[time.Time]bool
+		b.readings, days = s.keepReadings(b.readings, s.now())
+		if err := s.ensurePartitions(tctx, days); err != nil {
+			return err
+		}
+	}
 	n, err := writeTx(tctx, s.pool, b, pos)
 	if err != nil {
+		if len(b.readings) > 0 {
+			// A partition may have been dropped meanwhile: check them again.
+			s.partMu.Lock()
+			clear(s.partitions)
+			s.partMu.Unlock()
+		}
 		return err
 	}
 	s.connected.Store(true)
 	s.m.txs.Inc()
 	s.m.records.Add(float64(records))
 	for table, c := range map[string]int{"results": n.results, "result_history": n.history, "late_readings": n.late,
-		"devices": n.devices, "device_status": n.statuses} {
+		"devices": n.devices, "device_status": n.statuses, "readings": n.readings} {
 		if c > 0 {
 			s.m.rows.WithLabelValues(table).Add(float64(c))
 		}
@@ -383,7 +418,7 @@ func (s *Sink) resync(ctx context.Context, p int) (uint64, error) {
 		return err
 	}
 	next, err := s.src.Resync(ctx, p, func(r *feed.Record) error {
-		b.add(r, s.history)
+		b.add(r, s.history, s.readings)
 		if n++; b.len() >= s.batchMax {
 			return flush()
 		}

@@ -335,3 +335,61 @@ func TestTrimmedPositionResyncs(t *testing.T) {
 	}
 	pgsinktest.RequireEqual(t, url, st, "p")
 }
+
+// Raw readings go to day partitions created on demand; readings before the
+// retention or far ahead are skipped (counted); partitions wholly past the
+// retention are dropped.
+func TestReadingsInDayPartitions(t *testing.T) {
+	pg := pgtest.Start(t)
+	url := pg.CreateDB("w")
+	st, err := store.Open(t.TempDir(), store.WithFeed(store.FeedRetention{}), store.WithFeedReadings(), store.WithSync(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	src := feed.NewLocal(st, parts)
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	var clock atomic.Int64
+	clock.Store(now.UnixNano())
+	r := run(t, src, url, postgres.WithReadings(3*24*time.Hour), postgres.WithClock(func() time.Time { return time.Unix(0, clock.Load()) }))
+	r.caughtUp(t, src) // positions on the empty store: raw readings are not resynchronised
+	var rs []store.RawReading
+	for h := -24 * 5; h <= 24*4; h += 6 { // 5 days back to 4 ahead
+		rs = append(rs, store.RawReading{Device: "d", Channel: "mains", Quantity: "active_power", Time: now.Add(time.Duration(h) * time.Hour),
+			Value: float64(h), TimeQuality: "synced", SeqEpoch: 1 << 63, Seq: uint64(h + 1000), Received: now})
+	}
+	rs[len(rs)-1].Flags = []string{"future"}
+	b := st.NewBatch(readlog.PartitionFor([]byte("d"), parts))
+	if err := b.FeedReadings(rs); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	r.caughtUp(t, src)
+	// Kept: from 2026-11-24 00:00 (3 days back, by day) to before 2026-11-30.
+	want := 0
+	for _, x := range rs {
+		if !x.Time.Before(time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)) && x.Time.Before(time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)) {
+			want++
+		}
+	}
+	if got := query(t, url, "SELECT count(*) FROM gridedge.readings"); got != int64(want) {
+		t.Fatalf("%d readings written, want %d", got, want)
+	}
+	if got := counter(t, r.reg, "gridedge_sink_readings_skipped_total"); int(got) != len(rs)-want {
+		t.Fatalf("%v readings skipped, want %d", got, len(rs)-want)
+	}
+	if got := query(t, url, "SELECT count(*) FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'readings'"); got != 6 {
+		t.Fatalf("%d day partitions, want 6 (24th to 29th)", got)
+	}
+	// Two days later the 24th and 25th are past the retention.
+	clock.Store(now.Add(48 * time.Hour).UnixNano())
+	n, err := r.sink.DropOldReadings(context.Background())
+	if err != nil || n != 2 {
+		t.Fatalf("dropped %d partitions, %v; want 2", n, err)
+	}
+	if got := query(t, url, "SELECT count(*) FROM gridedge.readings WHERE reading_time < '2026-11-26'"); got != 0 {
+		t.Fatalf("%d readings left before the retention", got)
+	}
+}

@@ -15,10 +15,8 @@ import (
 
 // rowsWritten counts the rows one transaction sent, per table.
 type rowsWritten struct {
-	results, history, late, devices, statuses int
+	results, history, late, devices, statuses, readings int
 }
-
-func (r rowsWritten) total() int { return r.results + r.history + r.late + r.devices + r.statuses }
 
 type resultKey struct {
 	pipeline, device, channel, quantity string
@@ -41,6 +39,7 @@ type batch struct {
 	late     map[lateKey]*store.LateReading
 	devices  map[string]*store.DeviceInfo
 	statuses map[string]*store.Status
+	readings []*store.RawReading
 }
 
 func newBatch() *batch {
@@ -49,12 +48,17 @@ func newBatch() *batch {
 }
 
 func (b *batch) len() int {
-	return len(b.results) + len(b.late) + len(b.devices) + len(b.statuses)
+	return len(b.results) + len(b.late) + len(b.devices) + len(b.statuses) + len(b.readings)
 }
 
-// add folds a record in (records in feed order).
-func (b *batch) add(r *feed.Record, history bool) {
+// add folds a record in (records in feed order); raw readings only when
+// readings is set.
+func (b *batch) add(r *feed.Record, history, readings bool) {
 	switch {
+	case r.Reading != nil:
+		if readings {
+			b.readings = append(b.readings, r.Reading)
+		}
 	case r.Result != nil:
 		w := r.Result
 		k := resultKey{w.Pipeline, w.Device, w.Channel, w.Quantity, w.Start.UnixNano()}
@@ -218,6 +222,10 @@ func (b *batch) queue(q *pgx.Batch, pos *position) (rowsWritten, error) {
 		}
 		q.Queue(upsertStatuses, cols[0], cols[1], received, online, cols[2], cols[3], wall, cols[4], buffered, dropped, cols[5])
 		n.statuses = len(b.statuses)
+	}
+	if len(b.readings) > 0 {
+		queueReadings(q, b.readings)
+		n.readings = len(b.readings)
 	}
 	if pos != nil {
 		q.Queue(setPosition, pos.source, pos.partition, int64(pos.next))

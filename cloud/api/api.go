@@ -67,6 +67,7 @@ func WithMaxConcurrent(n int) Option {
 type server struct {
 	pipelines   []string
 	st          *store.Store
+	res         Results
 	gatherer    prometheus.Gatherer
 	health      func() error
 	log         *slog.Logger
@@ -87,6 +88,9 @@ func New(st *store.Store, opts ...Option) http.Handler {
 		windowSizes: []time.Duration{time.Minute}, slots: make(chan struct{}, 16), dash: defaultDashLimits}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.res == nil {
+		s.res = st
 	}
 	read, admin := s.guard(apitoken.RoleRead), s.guard(apitoken.RoleAdmin)
 	mux := http.NewServeMux()

@@ -52,7 +52,7 @@ func (s *server) devices(w http.ResponseWriter, r *http.Request) {
 	}
 	n, more := 0, false
 	s.stream(w, nil, "devices", func(emit func(any) error) error {
-		return s.st.Devices(q.after, func(id string, info *store.DeviceInfo, st *store.Status) error {
+		return s.res.Devices(q.after, func(id string, info *store.DeviceInfo, st *store.Status) error {
 			if n == q.limit {
 				more = true
 				return errStop
@@ -116,7 +116,7 @@ func (s *server) results(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.stream(w, []field{{"pipeline", q.Pipeline}}, "results", func(emit func(any) error) error {
-		return s.st.Results(q, func(res *store.WindowResult) error { return emit(res) })
+		return s.res.Results(q, func(res *store.WindowResult) error { return emit(res) })
 	}, nil)
 }
 
@@ -127,7 +127,7 @@ func (s *server) late(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.stream(w, nil, "late", func(emit func(any) error) error {
-		return s.st.LateReadings(q, func(l *store.LateReading) error { return emit(l) })
+		return s.res.LateReadings(q, func(l *store.LateReading) error { return emit(l) })
 	}, nil)
 }
 

@@ -58,10 +58,12 @@ type Collector struct {
 	analytics     *analytics.Runner
 	analyticsOpts []analytics.Option
 	// pg is the PostgreSQL sink, nil unless configured.
-	pg      *postgres.Sink
-	broker  *broker.Broker
-	httpLn  net.Listener
-	httpSrv *http.Server
+	pg *postgres.Sink
+	// pgReader serves the API from PostgreSQL (postgres.serve_api).
+	pgReader *postgres.Reader
+	broker   *broker.Broker
+	httpLn   net.Listener
+	httpSrv  *http.Server
 	// MQTT connection: the broker URL without credentials (safe to log),
 	// the credentials, the client id and what keeps the client connected.
 	mqttURL  string
@@ -172,6 +174,13 @@ func New(cfg Config, opts ...Option) (*Collector, error) {
 		c.closeResources()
 		return nil, fmt.Errorf("collector: %w", err)
 	}
+	pgAPI, reader, err := postgresAPI(cfg)
+	if err != nil {
+		c.closeResources()
+		return nil, fmt.Errorf("collector: %w", err)
+	}
+	c.pgReader = reader
+	apiOpts = append(apiOpts, pgAPI...)
 	c.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		c.closeResources()
@@ -617,6 +626,9 @@ func (c *Collector) closeResources() error {
 	}
 	if c.pg != nil {
 		c.pg.Close()
+	}
+	if c.pgReader != nil {
+		c.pgReader.Close()
 	}
 	if c.rlog != nil {
 		if err := c.rlog.Close(); err != nil {

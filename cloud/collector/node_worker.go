@@ -50,6 +50,8 @@ type WorkerNode struct {
 	analytics *analytics.Runner
 	// pg is the PostgreSQL sink of this node's store, nil unless configured.
 	pg *postgres.Sink
+	// pgReader serves the API from PostgreSQL (postgres.serve_api).
+	pgReader *postgres.Reader
 
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -143,6 +145,13 @@ func NewWorker(cfg Config, opts ...Option) (*WorkerNode, error) {
 			return nil, fmt.Errorf("collector: register metrics: %w", err)
 		}
 	}
+	pgAPI, reader, err := postgresAPI(cfg)
+	if err != nil {
+		n.Close()
+		return nil, fmt.Errorf("collector: %w", err)
+	}
+	n.pgReader = reader
+	apiOpts = append(apiOpts, pgAPI...)
 	if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		n.Close()
 		return nil, fmt.Errorf("collector: http_addr %s: %w", cfg.HTTPAddr, err)
@@ -392,6 +401,9 @@ func (n *WorkerNode) Close() error {
 		}
 		if n.pg != nil {
 			n.pg.Close()
+		}
+		if n.pgReader != nil {
+			n.pgReader.Close()
 		}
 		if n.st != nil {
 			errs = append(errs, n.st.Close())

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gridedge/gridedge/cloud/api"
 	"github.com/gridedge/gridedge/cloud/feed"
 	"github.com/gridedge/gridedge/cloud/sink/postgres"
 	"github.com/gridedge/gridedge/cloud/store"
@@ -37,6 +38,10 @@ type PostgresConfig struct {
 	// connections.
 	BatchRecords int `yaml:"batch_records"`
 	MaxConns     int `yaml:"max_conns"`
+	// ServeAPI serves /api/v1/results, /api/v1/late and /api/v1/devices
+	// from PostgreSQL instead of this process's store: in the cluster
+	// wiring every worker node then answers for every partition.
+	ServeAPI bool `yaml:"serve_api"`
 }
 
 // DefaultPostgresConfig is the sink's configuration when not set: off.
@@ -47,6 +52,9 @@ func DefaultPostgresConfig() PostgresConfig {
 // Validate checks the sink's settings.
 func (p PostgresConfig) Validate() error {
 	if p.URL == "" {
+		if p.ServeAPI {
+			return errors.New("postgres.serve_api: needs postgres.url")
+		}
 		return nil
 	}
 	u, err := url.Parse(p.URL)
@@ -98,23 +106,33 @@ func (c Config) storeOptions(log *slog.Logger) []store.Option {
 	return opts
 }
 
+// password is the sink's password: the first line of password_file, or
+// the one given (from the environment).
+func (p PostgresConfig) password() (string, error) {
+	if p.PasswordFile == "" {
+		return p.Password, nil
+	}
+	b, err := os.ReadFile(p.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("postgres.password_file: %w", err)
+	}
+	pass, _, _ := strings.Cut(string(b), "\n")
+	pass = strings.TrimRight(pass, "\r")
+	if pass == "" {
+		return "", errors.New("postgres.password_file: the first line is empty")
+	}
+	return pass, nil
+}
+
 // newPostgresSink builds the PostgreSQL sink of st's feed (nil when off).
 func newPostgresSink(c Config, st *store.Store, partitions int, log *slog.Logger) (*postgres.Sink, error) {
 	p := c.Postgres
 	if p.URL == "" {
 		return nil, nil
 	}
-	pass := p.Password
-	if p.PasswordFile != "" {
-		b, err := os.ReadFile(p.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("postgres.password_file: %w", err)
-		}
-		pass, _, _ = strings.Cut(string(b), "\n")
-		pass = strings.TrimRight(pass, "\r")
-		if pass == "" {
-			return nil, errors.New("postgres.password_file: the first line is empty")
-		}
+	pass, err := p.password()
+	if err != nil {
+		return nil, err
 	}
 	if u, err := url.Parse(p.URL); err == nil {
 		if _, ok := u.User.Password(); ok || u.Query().Has("password") {
@@ -132,6 +150,23 @@ func newPostgresSink(c Config, st *store.Store, partitions int, log *slog.Logger
 		fopts = append(fopts, feed.WithResyncReadings(p.ReadingsRetention))
 	}
 	return postgres.New(feed.NewLocal(st, partitions, fopts...), p.URL, opts...)
+}
+
+// postgresAPI returns the API option serving results, late readings and
+// devices from PostgreSQL (postgres.serve_api), and the reader to close.
+func postgresAPI(c Config) ([]api.Option, *postgres.Reader, error) {
+	if !c.Postgres.ServeAPI || c.Postgres.URL == "" {
+		return nil, nil, nil
+	}
+	pass, err := c.Postgres.password()
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := postgres.NewReader(c.Postgres.URL, pass, int32(c.Postgres.MaxConns))
+	if err != nil {
+		return nil, nil, err
+	}
+	return []api.Option{api.WithResults(r)}, r, nil
 }
 
 // feedMetrics exports the results feed's size and the records its

@@ -1,11 +1,19 @@
 package collector
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/gridedge/gridedge/cloud/api"
+	"github.com/gridedge/gridedge/cloud/sink/postgres"
 	"github.com/gridedge/gridedge/cloud/sink/postgres/pgsinktest"
 	"github.com/gridedge/gridedge/cloud/sink/postgres/pgtest"
 	"github.com/gridedge/gridedge/cloud/store"
@@ -201,6 +209,7 @@ func TestPostgresSinkEndToEnd(t *testing.T) {
 		t.Fatal("no later revision in the history")
 	}
 	t.Logf("%d results equal in PostgreSQL and the store", n)
+	apiFromPostgres(t, c, dbURL, pipes)
 	checkDashboards(t, dbURL, pgStart.Add(-24*time.Hour), pgStart.Add(48*time.Hour))
 }
 
@@ -215,4 +224,92 @@ func (c *Collector) pgConnected() bool {
 		}
 	}
 	return false
+}
+
+// apiFromPostgres checks that the API served from PostgreSQL
+// (postgres.serve_api) answers results, late readings and devices exactly
+// as the store-backed API does.
+func apiFromPostgres(t *testing.T, c *Collector, dbURL string, pipes []string) {
+	t.Helper()
+	reader, err := postgres.NewReader(dbURL, "", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	fromPG := httptest.NewServer(api.New(c.Store(), api.WithResults(reader), api.WithPipelines(pipes), api.WithDefaultTimeZone(c.cfg.SiteTZ)))
+	defer fromPG.Close()
+	paths := []string{"/api/v1/devices", "/api/v1/late?device=house-1", "/api/v1/results?pipeline=energy_15m&history=1&limit=100000"}
+	for _, p := range pipes {
+		for _, d := range []string{"house-1", "house-2"} {
+			paths = append(paths, "/api/v1/results?pipeline="+p+"&device="+d+"&limit=100000")
+		}
+	}
+	for _, path := range paths {
+		var want, got map[string]any
+		getJSON(t, "http://"+c.HTTPAddr()+path, &want)
+		getJSON(t, fromPG.URL+path, &got)
+		// PostgreSQL keeps times to the microsecond.
+		if !reflect.DeepEqual(toMicros(want), got) {
+			w, _ := json.Marshal(want)
+			g, _ := json.Marshal(got)
+			t.Fatalf("%s differs from PostgreSQL:\nstore:      %.600s\npostgresql: %.600s", path, w, g)
+		}
+	}
+}
+
+// toMicros truncates every RFC 3339 time in a decoded JSON value to
+// microseconds.
+func toMicros(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = toMicros(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = toMicros(e)
+		}
+	case string:
+		if t, err := time.Parse(time.RFC3339Nano, x); err == nil && strings.Contains(x, "T") {
+			b, _ := t.Truncate(time.Microsecond).MarshalJSON()
+			return strings.Trim(string(b), `"`)
+		}
+	}
+	return v
+}
+
+// The PostgreSQL settings are checked, naming the key, and the password
+// file's first line is the password.
+func TestPostgresConfig(t *testing.T) {
+	for key, mutate := range map[string]func(*Config){
+		"postgres.url":           func(c *Config) { c.Postgres.URL = "mysql://x/y" },
+		"postgres.serve_api":     func(c *Config) { c.Postgres.ServeAPI = true },
+		"postgres.batch_records": func(c *Config) { c.Postgres.URL, c.Postgres.BatchRecords = "postgres://h/db", 0 },
+		"postgres.readings_retention": func(c *Config) {
+			c.Postgres.URL, c.Postgres.Readings, c.Postgres.ReadingsRetention = "postgres://h/db", true, time.Hour
+		},
+		"feed_max_bytes": func(c *Config) { c.FeedMaxBytes = 10 },
+		"feed_retention": func(c *Config) { c.FeedRetention = time.Second },
+	} {
+		cfg := testConfig(t, "tcp://127.0.0.1:1", t.TempDir())
+		mutate(&cfg)
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: error %v does not name it", key, err)
+		}
+	}
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte("s3cret\nignored\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := PostgresConfig{URL: "postgres://u@h/db", PasswordFile: pw, ServeAPI: true, MaxConns: 2}
+	if got, err := p.password(); err != nil || got != "s3cret" {
+		t.Fatalf("password %q, %v", got, err)
+	}
+	cfg := testConfig(t, "tcp://127.0.0.1:1", t.TempDir())
+	cfg.Postgres = p
+	opts, reader, err := postgresAPI(cfg)
+	if err != nil || reader == nil || len(opts) != 1 {
+		t.Fatalf("serve_api: %d options, reader %v, %v", len(opts), reader, err)
+	}
+	reader.Close()
 }

@@ -151,6 +151,7 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 		pgURL          = fs.String("postgres-url", "", "PostgreSQL sink: postgres://user@host:5432/database?sslmode=...; results, late readings, devices and statuses are written there (docs/postgres.md); the password goes in -postgres-password-file or GRIDEDGE_POSTGRES_PASSWORD, not here")
 		pgPassFile     = fs.String("postgres-password-file", "", "file whose first line is the PostgreSQL password (default: GRIDEDGE_POSTGRES_PASSWORD from the environment)")
 		pgHistory      = fs.Bool("postgres-history", false, "also write every revision of every window to gridedge.result_history")
+		pgServeAPI     = fs.Bool("postgres-serve-api", false, "serve /api/v1/results, /api/v1/late and /api/v1/devices from PostgreSQL (in a cluster every worker node then answers for every partition)")
 		pgReadings     = fs.Bool("postgres-readings", false, "also write every raw reading to gridedge.readings (day partitions, dropped after postgres.readings_retention, default 30d)")
 		logLevel       = fs.String("log-level", "info", "debug, info, warn or error")
 		httpAddrFile   = fs.String("http-addr-file", "", "write the bound HTTP address (host:port) to this file once listening; useful with -http-addr 127.0.0.1:0")
@@ -267,6 +268,8 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 			cfg.Postgres.PasswordFile = *pgPassFile
 		case "postgres-history":
 			cfg.Postgres.History = *pgHistory
+		case "postgres-serve-api":
+			cfg.Postgres.ServeAPI = *pgServeAPI
 		case "postgres-readings":
 			cfg.Postgres.Readings = *pgReadings
 		case "pipelines":

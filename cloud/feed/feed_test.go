@@ -417,3 +417,31 @@ func TestAgeBound(t *testing.T) {
 		t.Fatalf("stats %+v: want the 5 old records trimmed and counted", s)
 	}
 }
+
+// A store reopened without the feed (its sink was removed from the
+// configuration) drops what the feed still held at the next TrimFeed.
+func TestFeedOffDropsLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, dir, store.FeedRetention{})
+	src := feed.NewLocal(st, 1)
+	if err := src.Commit("gone", 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	put(t, st, 0, window.Output{Results: []window.Result{result("d", 0, 1)}})
+	st.Close()
+	st, err := store.Open(dir, store.WithSync(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	put(t, st, 0, window.Output{Results: []window.Result{result("d", 1, 1)}})
+	if s := st.FeedStats(0); s.Next != 1 || s.Bytes == 0 {
+		t.Fatalf("stats %+v: want the one record written with the feed on", s)
+	}
+	if err := st.TrimFeed(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if s := st.FeedStats(0); s.First != 1 || s.Bytes != 0 {
+		t.Fatalf("stats %+v: want nothing kept with the feed off", s)
+	}
+}

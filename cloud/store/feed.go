@@ -390,9 +390,8 @@ func (s *Store) feedFloor(p int) (floor uint64, ok bool, err error) {
 }
 
 // TrimFeed applies the feed retention to every partition: entries below
-// the lowest registered cursor (everything, where no sink is registered),
-// then the byte and age bounds. It returns how many entries it deleted
-// that a registered sink had not passed.
+// the lowest registered cursor (everything, where no sink is registered or
+// the store was opened without the feed), then the byte and age bounds.
 func (s *Store) TrimFeed(now time.Time) error {
 	s.feed.mu.Lock()
 	parts := make([]int, 0, len(s.feed.ps))
@@ -407,7 +406,9 @@ func (s *Store) TrimFeed(now time.Time) error {
 			errs = append(errs, err)
 			continue
 		}
-		if !ok {
+		if !ok || !s.feed.on {
+			// Nothing registered, or the feed is off (no sink configured any
+			// more): nothing is kept for sinks.
 			floor = s.FeedStats(p).Next
 		}
 		if err := s.trimFeedBelow(p, floor, false); err != nil {

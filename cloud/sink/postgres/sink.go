@@ -301,6 +301,7 @@ func (s *Sink) followOnce(ctx context.Context, p int) error {
 		}
 	}
 	s.setPos(p, pos)
+	registered := false // this run has told the feed its cursor
 	for ctx.Err() == nil {
 		recs, err := s.src.Read(p, pos, s.batchMax)
 		if errors.Is(err, feed.ErrTrimmed) {
@@ -317,9 +318,12 @@ func (s *Sink) followOnce(ctx context.Context, p int) error {
 			return err
 		}
 		if len(recs) == 0 {
-			// Register (and keep) the cursor, then sleep until a commit.
-			if err := s.src.Commit(Name, p, pos); err != nil {
-				return err
+			// Register the cursor once, then sleep until a commit.
+			if !registered {
+				if err := s.src.Commit(Name, p, pos); err != nil {
+					return err
+				}
+				registered = true
 			}
 			select {
 			case <-ctx.Done():
@@ -341,6 +345,7 @@ func (s *Sink) followOnce(ctx context.Context, p int) error {
 		if err := s.src.Commit(Name, p, pos); err != nil {
 			return err
 		}
+		registered = true
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -178,7 +179,21 @@ func TestPostgresSinkEndToEnd(t *testing.T) {
 	workersIdle(t, c)
 	pgCaughtUp(t, c)
 
+	// The last minute and five minutes of each series close only when
+	// their device goes idle (provisional, 5 s): wait for those, then for
+	// PostgreSQL to follow.
 	pipes := pipelineNames(collectorPipelines(cfg))
+	waitFor(t, "the idle devices' last windows", func() bool {
+		n := 0
+		for _, q := range []store.ResultQuery{{Pipeline: "windows_1m", From: pgStart.Add(359 * time.Minute)}, {Pipeline: "windows_5m", From: pgStart.Add(355 * time.Minute)}} {
+			_ = c.Store().Results(q, func(*store.WindowResult) error { n++; return nil })
+		}
+		return n == 16
+	})
+	waitFor(t, "PostgreSQL equal to the store", func() bool {
+		diffs, _, err := pgsinktest.ResultsDiff(context.Background(), dbURL, c.Store(), pipes)
+		return err == nil && len(diffs) == 0
+	})
 	n := pgsinktest.RequireEqual(t, dbURL, c.Store(), pipes...)
 	var storeLate int
 	for _, d := range devices {

@@ -9,11 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gridedge/gridedge/cloud/api"
+	"github.com/gridedge/gridedge/cloud/readlog"
 	"github.com/gridedge/gridedge/cloud/sink/postgres"
 	"github.com/gridedge/gridedge/cloud/sink/postgres/pgsinktest"
 	"github.com/gridedge/gridedge/cloud/sink/postgres/pgtest"
@@ -327,4 +329,56 @@ func TestPostgresConfig(t *testing.T) {
 		t.Fatalf("serve_api: %d options, reader %v, %v", len(opts), reader, err)
 	}
 	reader.Close()
+}
+
+// In the cluster wiring every worker node writes its partitions into one
+// PostgreSQL database, and with serve_api each node's API answers for
+// every device, including those of partitions another node runs.
+func TestClusterServesTheAPIFromPostgres(t *testing.T) {
+	b := mqtttest.Start(t)
+	k := kafkaCluster(t)
+	pg := pgtest.Start(t)
+	dbURL := pg.CreateDB("cluster")
+	var ws []*WorkerNode
+	for i := range 2 {
+		cfg := clusterConfig(t, RoleWorker, "", k)
+		cfg.Kafka.InstanceID = fmt.Sprintf("pg-worker-%d", i)
+		cfg.Postgres.URL, cfg.Postgres.ServeAPI = dbURL, true
+		w, _ := startWorker(t, cfg)
+		ws = append(ws, w)
+	}
+	startIntake(t, clusterConfig(t, RoleIntake, b.URL(), k))
+	waitFor(t, "every partition owned by one worker", func() bool { return everyPartitionOnce(ws...) && len(ws[0].Owned()) > 0 && len(ws[1].Owned()) > 0 })
+	devices := []string{"m-01", "m-02", "m-03", "m-04", "m-05", "m-06", "m-07", "m-08"}
+	ag := newAgent(t, b.URL(), "pg-cluster-agents", nil)
+	for _, d := range devices {
+		ag.publish("site", d, encode(t, makeBatch(d, 3, 0, 120)))
+	}
+	waitFor(t, "every batch acknowledged", func() bool { return ag.ackCount() >= len(devices) })
+	// Either node's API lists every device, with its readings stored.
+	for _, w := range ws {
+		waitFor(t, "every device through "+w.HTTPAddr(), func() bool {
+			var out struct{ Devices []deviceJSON }
+			getJSON(t, "http://"+w.HTTPAddr()+"/api/v1/devices", &out)
+			n := 0
+			for _, d := range out.Devices {
+				if d.ReadingsStored == 120 {
+					n++
+				}
+			}
+			return n == len(devices)
+		})
+	}
+	// A device of the other node's partitions has its windows on this one.
+	other := ""
+	for _, d := range devices {
+		if !slices.Contains(ws[0].Owned(), readlog.PartitionFor([]byte(d), clusterPartitions)) {
+			other = d
+		}
+	}
+	waitFor(t, other+"'s results through the other node", func() bool {
+		var out struct{ Results []store.WindowResult }
+		getJSON(t, "http://"+ws[0].HTTPAddr()+"/api/v1/results?pipeline=windows_1m&device="+other, &out)
+		return len(out.Results) > 0
+	})
 }

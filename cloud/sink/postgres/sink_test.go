@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -433,5 +434,17 @@ func TestReadingsInDayPartitions(t *testing.T) {
 	}
 	if got := query(t, url, "SELECT count(*) FROM gridedge.readings WHERE reading_time < '2026-11-26'"); got != 0 {
 		t.Fatalf("%d readings left before the retention", got)
+	}
+}
+
+// A password in the URL never reaches a log line.
+func TestRedact(t *testing.T) {
+	for _, u := range []string{"postgres://gridedge:s3cret@db:5432/g", "postgres://gridedge@db/g?sslmode=require&password=s3cret"} {
+		if r := postgres.Redact(u); strings.Contains(r, "s3cret") || !strings.Contains(r, "db") {
+			t.Errorf("Redact(%q) = %q", u, r)
+		}
+	}
+	if _, err := postgres.New(feed.NewLocal(openStore(t, store.FeedRetention{}), 1), "postgres://u:s3cret@[bad"); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("bad URL error %v", err)
 	}
 }

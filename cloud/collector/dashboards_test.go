@@ -64,6 +64,7 @@ func pgCount(t testing.TB, url, sql string) int64 {
 
 var (
 	timeFilter = regexp.MustCompile(`\$__timeFilter\(([^)]+)\)`)
+	timeGroup  = regexp.MustCompile(`\$__timeGroup(Alias)?\(\s*([^,)]+?)\s*,\s*'?([^,)']+?)'?\s*(?:,[^)]*)?\)`)
 	variable   = regexp.MustCompile(`\$\{(\w+)(?::\w+)?\}|\$(\w+)`)
 )
 
@@ -72,6 +73,25 @@ var (
 func grafanaSQL(sql string, from, to time.Time, vars map[string]string) string {
 	ts := func(t time.Time) string { return "'" + t.UTC().Format(time.RFC3339Nano) + "'::timestamptz" }
 	sql = timeFilter.ReplaceAllString(sql, "$1 BETWEEN "+ts(from)+" AND "+ts(to))
+	// $__timeGroup(col, interval[, fill]) and its Alias form: buckets of
+	// the interval ($__interval is 1m here).
+	sql = timeGroup.ReplaceAllStringFunc(sql, func(m string) string {
+		sub := timeGroup.FindStringSubmatch(m)
+		iv := sub[3]
+		if iv == "$__interval" {
+			iv = "1m"
+		}
+		d, err := time.ParseDuration(iv)
+		if err != nil {
+			return m // left for PostgreSQL to refuse, naming it
+		}
+		secs := fmt.Sprint(int64(d.Seconds()))
+		out := "to_timestamp(floor(extract(epoch from " + sub[2] + ")/" + secs + ")*" + secs + ")"
+		if sub[1] != "" {
+			out += ` AS "time"`
+		}
+		return out
+	})
 	sql = strings.NewReplacer("$__timeFrom()", ts(from), "$__timeTo()", ts(to), "$__interval_ms", "60000", "$__interval", "1m").Replace(sql)
 	return variable.ReplaceAllStringFunc(sql, func(m string) string {
 		sub := variable.FindStringSubmatch(m)
@@ -166,4 +186,16 @@ func checkDashboards(t *testing.T, url string, from, to time.Time) {
 		t.Fatalf("no SQL query found in %s", dashboardsDir)
 	}
 	t.Logf("%d dashboard queries returned rows", queries)
+}
+
+// The macro substitution is Grafana's, for the macros the shipped
+// dashboards may use.
+func TestGrafanaSQLMacros(t *testing.T) {
+	from, to := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
+	got := grafanaSQL(`SELECT $__timeGroupAlias(window_start, $__interval), $__timeGroup(t, '5m') FROM x WHERE $__timeFilter(window_start) AND device = '$device' AND d IN (${device}) AND s < $__timeTo() AND e > $__timeFrom()`,
+		from, to, map[string]string{"device": "m-1"})
+	want := `SELECT to_timestamp(floor(extract(epoch from window_start)/60)*60) AS "time", to_timestamp(floor(extract(epoch from t)/300)*300) FROM x WHERE window_start BETWEEN '2026-11-20T00:00:00Z'::timestamptz AND '2026-11-21T00:00:00Z'::timestamptz AND device = 'm-1' AND d IN (m-1) AND s < '2026-11-21T00:00:00Z'::timestamptz AND e > '2026-11-20T00:00:00Z'::timestamptz`
+	if got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
 }

@@ -273,7 +273,7 @@ func (s *Sink) follow(ctx context.Context, p int) {
 	}
 	wait := s.backoff0
 	for ctx.Err() == nil {
-		err := s.followOnce(ctx, p)
+		err := s.followOnce(ctx, p, &wait)
 		if err == nil || ctx.Err() != nil {
 			return
 		}
@@ -288,8 +288,9 @@ func (s *Sink) follow(ctx context.Context, p int) {
 }
 
 // followOnce loads the position from PostgreSQL and writes on from there
-// until ctx ends (nil) or an operation fails.
-func (s *Sink) followOnce(ctx context.Context, p int) error {
+// until ctx ends (nil) or an operation fails. A committed transaction
+// resets the backoff (*wait) to its first pause.
+func (s *Sink) followOnce(ctx context.Context, p int, wait *time.Duration) error {
 	pos, ok, err := s.loadPosition(ctx, p)
 	if err != nil {
 		return err
@@ -342,6 +343,7 @@ func (s *Sink) followOnce(ctx context.Context, p int) error {
 		}
 		pos = next
 		s.setPos(p, pos)
+		*wait = s.backoff0
 		if err := s.src.Commit(Name, p, pos); err != nil {
 			return err
 		}

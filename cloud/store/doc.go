@@ -12,6 +12,12 @@
 // of a commit is stored or none of it, and the worker resumes from the
 // stored offset: exactly once.
 //
+// Opened WithFeed, the same batch also appends the results feed
+// (feed.go): numbered records of every result, late reading, device and
+// status, per partition, that external sinks follow with cursors of their
+// own (cloud/feed); it is trimmed below the lowest sink cursor and bounded
+// by size and age.
+//
 // Every data class has a retention (Retention) enforced by Trim with range
 // deletions followed by a compaction of the range, so the disk space is
 // returned, not only the keys.

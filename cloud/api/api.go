@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/gridedge/gridedge/cloud/analytics"
 	"github.com/gridedge/gridedge/cloud/apitoken"
 	"github.com/gridedge/gridedge/cloud/store"
 )
@@ -47,6 +48,13 @@ func WithPipelines(names []string) Option {
 	return func(s *server) { s.pipelines = slices.Clone(names) }
 }
 
+// WithAnalyticsPipelines names the pipelines of the anomaly bands and the
+// forecasts the dashboard draws (default: anomaly_15m and forecast_15m, the
+// analytics' defaults). They are drawn only when also served (WithPipelines).
+func WithAnalyticsPipelines(anomaly, forecast string) Option {
+	return func(s *server) { s.anomalyPipeline, s.forecastPipeline = anomaly, forecast }
+}
+
 // WithTokens requires a bearer token from t on every route but /healthz:
 // a read token for the API, the page and the metrics, an admin token for
 // raw dead-letter payloads. Without it the API is open (bind it to
@@ -77,6 +85,8 @@ type server struct {
 	slots       chan struct{}
 	dash        dashLimits
 
+	anomalyPipeline, forecastPipeline string
+
 	authMu     sync.Mutex
 	authLogged time.Time
 	authFailed int
@@ -85,7 +95,8 @@ type server struct {
 // New returns the HTTP handler for the API over st.
 func New(st *store.Store, opts ...Option) http.Handler {
 	s := &server{st: st, gatherer: prometheus.NewRegistry(), health: st.Ping, log: slog.Default(),
-		windowSizes: []time.Duration{time.Minute}, slots: make(chan struct{}, 16), dash: defaultDashLimits}
+		windowSizes: []time.Duration{time.Minute}, slots: make(chan struct{}, 16), dash: defaultDashLimits,
+		anomalyPipeline: analytics.DefaultConfig().Anomaly, forecastPipeline: analytics.DefaultConfig().Forecast}
 	for _, o := range opts {
 		o(s)
 	}

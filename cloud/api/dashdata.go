@@ -40,10 +40,10 @@ const (
 // dashLimits are the dashboard's bounds in force (the constants above;
 // tests lower them).
 type dashLimits struct {
-	scan, count, readings int
+	scan, count, readings, anomalies int
 }
 
-var defaultDashLimits = dashLimits{scan: DashMaxScan, count: DashCountCap, readings: DashMaxReadings}
+var defaultDashLimits = dashLimits{scan: DashMaxScan, count: DashCountCap, readings: DashMaxReadings, anomalies: DashAnomalyScan}
 
 // withDashLimits sets the dashboard's bounds (tests).
 func withDashLimits(l dashLimits) Option { return func(s *server) { s.dash = l } }
@@ -171,6 +171,12 @@ type fleetView struct {
 	// LateSinceStart and DeadSinceStart come from this collector's
 	// metrics (NaN when it has none).
 	LateSinceStart, DeadSinceStart float64
+	// Anomalies are the windows flagged by the analytics in the last 24 h
+	// (AnomalyDevices the devices they belong to); HasAnomalies is false
+	// when the anomaly pipeline is not served.
+	HasAnomalies   bool
+	Anomalies      count
+	AnomalyDevices int
 }
 
 // chartView is one chart with its legend.
@@ -198,6 +204,7 @@ type detailView struct {
 	Row      deviceRow
 	Power    chartView
 	Energy   chartView
+	Bands    bandsView
 	Circuits []string
 	Days     []energyRow
 	Late     count
@@ -243,6 +250,11 @@ func (s *server) gatherDashboard(q dashQuery, now time.Time) (*dashView, error) 
 	}
 	totals := s.metricTotals("gridedge_collector_window_late_readings_total", "gridedge_collector_deadletters_total")
 	v.Fleet.LateSinceStart, v.Fleet.DeadSinceStart = totals[0], totals[1]
+	if v.Fleet.HasAnomalies = slices.Contains(s.pipelines, s.anomalyPipeline); v.Fleet.HasAnomalies {
+		if v.Fleet.Anomalies, v.Fleet.AnomalyDevices, err = s.countAnomalies(now); err != nil {
+			return nil, err
+		}
+	}
 	if sel != nil {
 		if v.Detail, err = s.gatherDetail(q, *sel, now); err != nil {
 			return nil, err
@@ -383,6 +395,9 @@ func (s *server) gatherDetail(q dashQuery, sel selected, now time.Time) (*detail
 		return nil, err
 	}
 	if err := s.energyChart(d, sel.row.ID, end, q.Days, loc, colors); err != nil {
+		return nil, err
+	}
+	if err := s.bandCharts(d, sel.row.ID, end, loc, colors); err != nil {
 		return nil, err
 	}
 	n := 0

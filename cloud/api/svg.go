@@ -152,13 +152,7 @@ func lineChart(title, unit string, from, to time.Time, loc *time.Location, serie
 	w, h := float64(svgW-padL-padR), float64(svgH-padT-pB)
 	y := func(v float64) float64 { return padT + h*(top-v)/(top-bottom) }
 	fmt.Fprintf(&b, `<svg class="chart line" viewBox="0 0 %d %d" role="img" aria-label="%s">`, svgW, svgH, esc(title))
-	// Grid and value axis: 4 steps.
-	for i := 0; i <= 4; i++ {
-		v := bottom + (top-bottom)*float64(i)/4
-		fmt.Fprintf(&b, `<line class="grid" x1="%d" x2="%d" y1="%.1f" y2="%.1f"/>`, padL, svgW-padR, y(v), y(v))
-		fmt.Fprintf(&b, `<text class="axis" x="%d" y="%.1f" text-anchor="end">%s</text>`, padL-4, y(v)+4, esc(fmtNum(v)))
-	}
-	fmt.Fprintf(&b, `<text class="axis" x="4" y="%d">%s</text>`, padT+8, esc(unit))
+	valueGrid(&b, bottom, top, y, unit)
 	// Time axis: 4 labels.
 	for i := 0; i <= 4; i++ {
 		t := from.Add(time.Duration(float64(to.Sub(from)) * float64(i) / 4))
@@ -264,12 +258,7 @@ func stackedBars(title string, slots int, circuits, colors []string, days []barD
 	w, h := float64(svgW-padL-padR), float64(svgH-padT-pB)
 	y := func(v float64) float64 { return padT + h*(top-v)/(top-bottom) }
 	fmt.Fprintf(&b, `<svg class="chart bars" viewBox="0 0 %d %d" role="img" aria-label="%s">`, svgW, svgH, esc(title))
-	for i := 0; i <= 4; i++ {
-		v := bottom + (top-bottom)*float64(i)/4
-		fmt.Fprintf(&b, `<line class="grid" x1="%d" x2="%d" y1="%.1f" y2="%.1f"/>`, padL, svgW-padR, y(v), y(v))
-		fmt.Fprintf(&b, `<text class="axis" x="%d" y="%.1f" text-anchor="end">%s</text>`, padL-4, y(v)+4, esc(fmtNum(v)))
-	}
-	fmt.Fprintf(&b, `<text class="axis" x="4" y="%d">Wh</text>`, padT+8)
+	valueGrid(&b, bottom, top, y, "Wh")
 	slot := w / float64(max(slots, 1))
 	bw := slot * 0.6
 	for _, d := range days {

@@ -192,6 +192,7 @@ func New(cfg Config, opts ...Option) (*Collector, error) {
 			api.WithHealth(c.health),
 			api.WithLogger(c.log),
 			api.WithPipelines(servedPipelines(cfg, pipes)),
+			api.WithAnalyticsPipelines(cfg.Analytics.Anomaly, cfg.Analytics.Forecast),
 			api.WithWindowSizes(cfg.WindowSizes),
 			api.WithDefaultTimeZone(cfg.SiteTZ))...),
 		ReadHeaderTimeout: 10 * time.Second,

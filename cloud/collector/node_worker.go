@@ -162,6 +162,7 @@ func NewWorker(cfg Config, opts ...Option) (*WorkerNode, error) {
 			api.WithHealth(n.health),
 			api.WithLogger(n.log),
 			api.WithPipelines(servedPipelines(cfg, n.pipes)),
+			api.WithAnalyticsPipelines(cfg.Analytics.Anomaly, cfg.Analytics.Forecast),
 			api.WithWindowSizes(cfg.WindowSizes),
 			api.WithDefaultTimeZone(cfg.SiteTZ))...),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -69,7 +69,7 @@ func kindName(k int) string {
 // end and its forecast_15m windows from there to bandSpan after end.
 func (s *server) bandCharts(d *detailView, device string, end time.Time, loc *time.Location, colors palette) error {
 	b := &d.Bands
-	b.Title = fmt.Sprintf("Expected energy band, anomalies and forecast per channel, %s back and ahead (times in %s)", shortDuration(bandSpan), loc)
+	b.Title = fmt.Sprintf("Energy per window against its expected band, anomalies and forecast, %s back and ahead (Wh per window; times in %s)", shortDuration(bandSpan), loc)
 	if !slices.Contains(s.pipelines, s.anomalyPipeline) && !slices.Contains(s.pipelines, s.forecastPipeline) {
 		b.Empty, b.Note = true, "the analytics pipelines ("+s.anomalyPipeline+", "+s.forecastPipeline+") are not configured"
 		return nil

@@ -333,3 +333,172 @@ func BenchmarkDashboard1000Devices(b *testing.B) {
 		b.SetBytes(int64(rec.Body.Len()))
 	}
 }
+
+// bandResult is an anomaly_15m (actual ≥ 0) or forecast_15m (actual NaN)
+// result of a window of size at start.
+func bandResult(device, channel string, start time.Time, size time.Duration, expected, actual float64, kind int) window.Result {
+	r := window.Result{Pipeline: "forecast_15m", Key: window.Key{Device: device, Channel: channel, Quantity: wire.Quantity_QUANTITY_ACTIVE_POWER},
+		Start: start.UnixNano(), End: start.Add(size).UnixNano(), Revision: 1,
+		Names: []string{"expected", "lower", "upper"}, Values: []float64{expected, expected - 50, expected + 50},
+		Coverage: 1, WorstQuality: wire.TimeQuality_TIME_QUALITY_SYNCED}
+	if !math.IsNaN(actual) {
+		flag := 0.0
+		if kind != 0 {
+			flag = 1
+		}
+		r.Pipeline = "anomaly_15m"
+		r.Names = append(r.Names, "actual", "score", "anomaly", "kind")
+		r.Values = append(r.Values, actual, (actual-expected)/12.5, flag, float64(kind))
+	}
+	return r
+}
+
+func bandServer(t *testing.T, st *store.Store, opts ...Option) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(New(st, append([]Option{WithDefaultTimeZone("UTC"),
+		WithPipelines([]string{dailyPipeline, quarterPipeline, "anomaly_15m", "forecast_15m"})}, opts...)...))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// pathOf is the d of the first <path class="cls" …> of body (of channel
+// when it names one).
+func pathOf(t *testing.T, body, cls, channel string) string {
+	t.Helper()
+	re := regexp.MustCompile(`<path class="` + cls + `"(?: data-series="` + regexp.QuoteMeta(channel) + `")?[^>]* d="([^"]*)"`)
+	m := re.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no %s path for %q", cls, channel)
+	}
+	return m[1]
+}
+
+func points(d string) int { return strings.Count(d, "M") + strings.Count(d, "L") }
+
+// The band chart of the selected device is drawn from the stored anomaly
+// and forecast results: band, expected, actual, the flagged windows with
+// their kind, the next 24 h of forecast; the fleet counts the windows
+// flagged in the last 24 h; nothing a device named reaches the page raw.
+func TestDashboardAnomalyBands(t *testing.T) {
+	end := time.Now().Add(-time.Minute).Truncate(time.Second)
+	q := end.Truncate(15 * time.Minute)
+	const w = 15 * time.Minute
+	var res []window.Result
+	for _, ch := range []string{"mains", hostile} {
+		for i := 1; i <= 95; i++ { // the scored windows of the last 24 h
+			actual, kind := 100.0, 0
+			switch {
+			case ch == "mains" && i == 10:
+				actual, kind = 400, 1 // spike
+			case ch == hostile && i == 20:
+				actual, kind = 0, 7 // a kind the dashboard does not know
+			}
+			res = append(res, bandResult("dev-1", ch, q.Add(-time.Duration(i)*w), w, 100, actual, kind))
+		}
+		for i := 1; i <= 10; i++ { // forecasts of scored windows: not drawn
+			res = append(res, bandResult("dev-1", ch, q.Add(-time.Duration(i)*w), w, 5000, math.NaN(), 0))
+		}
+		for i := range 96 { // the next 24 h
+			res = append(res, bandResult("dev-1", ch, q.Add(time.Duration(i)*w), w, 120, math.NaN(), 0))
+		}
+	}
+	// Older than 24 h: neither drawn nor counted.
+	res = append(res, bandResult("dev-1", "mains", q.Add(-30*time.Hour), w, 100, 900, 2),
+		// Another device's flagged window counts for the fleet.
+		bandResult("dev-2", "sub1", q.Add(-2*time.Hour), w, 100, 0, 3))
+	st := dashStore(t, []keyed{
+		statusRecord(t, "site-a", "dev-1", true, "UTC", end),
+		statusRecord(t, "site-a", "dev-3", true, "UTC", end),
+		powerRecord(t, "dev-1", []string{"mains"}, end, 2*time.Minute),
+	}, res)
+	body := get(t, bandServer(t, st), "/?device=dev-1", 200, nil)
+
+	if !strings.Contains(body, `id="n-anomalies">3<`) || !strings.Contains(body, "on 2 devices") {
+		t.Fatalf("fleet anomaly card: %s", regexp.MustCompile(`<div class="card[^"]*"><span>anomalies[^\n]*`).FindString(body))
+	}
+	if n := strings.Count(body, `<figure class="band-chart"`); n != 2 {
+		t.Fatalf("%d band charts, want 2", n)
+	}
+	mains := body[strings.Index(body, `data-channel="mains"`):]
+	mains = mains[:strings.Index(mains, "</figure>")]
+	// The band is the upper then the lower edge of the 95 scored windows;
+	// expected and actual one point each; the forecast the next 96.
+	for _, c := range []struct {
+		cls  string
+		want int
+	}{{"band", 2 * 95}, {"expected", 95}, {"actual", 95}, {"band-forecast", 2 * 96}, {"forecast", 96}} {
+		if n := points(pathOf(t, mains, c.cls, "mains")); n != c.want {
+			t.Fatalf("%s: %d points, want %d", c.cls, n, c.want)
+		}
+	}
+	if strings.Contains(mains, "5.0k") || strings.Contains(mains, "900") {
+		t.Fatal("a past window's forecast or a window older than 24 h is drawn")
+	}
+	if n := strings.Count(mains, `<g class="anomaly"`); n != 1 || !strings.Contains(mains, `<g class="anomaly" data-kind="spike">`) ||
+		!strings.Contains(mains, ": spike, actual 400, expected 100 (band 50 to 150), score 24</title>") {
+		t.Fatalf("mains: %d flagged windows, want the spike: %s", n, mains)
+	}
+	if !strings.Contains(mains, "1 window flagged") || !strings.Contains(mains, `class="now"`) {
+		t.Fatal("mains chart lacks its caption or now line")
+	}
+	if !strings.Contains(body, `<g class="anomaly" data-kind="unknown">`) {
+		t.Fatal("the unknown kind is not flagged as unknown")
+	}
+	// The hostile channel's chart, caption and tooltips are escaped.
+	if strings.Contains(body, "<img") || strings.Contains(body, "onerror=alert(1)>") {
+		t.Fatal("page holds the hostile channel unescaped")
+	}
+	if n := strings.Count(body, "&lt;img src=x onerror=alert(1)&gt;"); n < 4 {
+		t.Fatalf("the hostile channel is shown escaped %d times, want its figure, caption, paths and tooltips", n)
+	}
+
+	// A device without analytics results says so.
+	if b := get(t, bandServer(t, st), "/?device=dev-3", 200, nil); !strings.Contains(b, `id="bands-empty"`) || strings.Contains(b, `class="band-chart"`) {
+		t.Fatal("dev-3 (no results) lacks the empty note")
+	}
+	// Without the pipelines served: no card, a note.
+	b := get(t, dashServer(t, st), "/?device=dev-1", 200, nil)
+	if strings.Contains(b, `id="n-anomalies"`) || !strings.Contains(b, "are not configured") {
+		t.Fatal("analytics not served: card shown or note missing")
+	}
+}
+
+// The band charts and the fleet count are bounded: at most maxChartSeries
+// channels, bandWindows windows a side (the newest), DashAnomalyScan
+// results scanned for the count.
+func TestDashboardAnomalyBandsAreBounded(t *testing.T) {
+	end := time.Now().Add(-time.Minute).Truncate(time.Second)
+	q := end.Truncate(5 * time.Minute)
+	var res []window.Result
+	for c := range maxChartSeries + 2 {
+		ch := fmt.Sprintf("ch-%02d", c)
+		n := 3
+		if c == 0 {
+			n = bandWindows + 30 // 5-minute windows: more than a side holds
+		}
+		for i := 1; i <= n; i++ {
+			res = append(res, bandResult("dev-1", ch, q.Add(-time.Duration(i)*5*time.Minute), 5*time.Minute, 100, 100, 1))
+		}
+	}
+	st := dashStore(t, []keyed{statusRecord(t, "site-a", "dev-1", true, "UTC", end), powerRecord(t, "dev-1", []string{"mains"}, end, time.Minute)}, res)
+	lim := defaultDashLimits
+	lim.anomalies = 50
+	body := get(t, bandServer(t, st, withDashLimits(lim)), "/?device=dev-1", 200, nil)
+	if n := strings.Count(body, `<figure class="band-chart"`); n != maxChartSeries || strings.Contains(body, `data-channel="ch-08"`) {
+		t.Fatalf("%d band charts, want the first %d", n, maxChartSeries)
+	}
+	if !strings.Contains(body, fmt.Sprintf("the first %d channels by name are shown", maxChartSeries)) {
+		t.Fatal("no note on the channels left out")
+	}
+	first := body[strings.Index(body, `data-channel="ch-00"`):]
+	if n := points(pathOf(t, first, "expected", "ch-00")); n != bandWindows {
+		t.Fatalf("ch-00: %d windows drawn, want %d", n, bandWindows)
+	}
+	if n := strings.Count(first[:strings.Index(first, "</figure>")], `<g class="anomaly"`); n != bandWindows {
+		t.Fatalf("ch-00: %d flagged windows drawn, want the newest %d", n, bandWindows)
+	}
+	// The fleet count stops at the scan bound and says so.
+	if !strings.Contains(body, `id="n-anomalies">50&#43;<`) {
+		t.Fatalf("fleet count not capped: %s", regexp.MustCompile(`id="n-anomalies">[^<]*`).FindString(body))
+	}
+}

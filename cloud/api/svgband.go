@@ -14,8 +14,8 @@ import (
 // actual values (<path class="actual">); the flagged windows each as a
 // <g class="anomaly" data-kind="…"> (a highlighted column and a dot on
 // the actual value, its title naming the kind and the numbers); its
-// forecast windows (s.Future) as a lighter band (<path class="band
-// forecast">) around the forecast (<path class="forecast">); a line marks
+// forecast windows (s.Future) as a lighter band (<path
+// class="band-forecast">) around the forecast (<path class="forecast">); a line marks
 // now. Points sit at their window's middle; a missing window breaks the
 // lines and the band. It draws at most len(Past)+len(Future) points per
 // path, which the caller bounds.
@@ -41,15 +41,8 @@ func bandChart(title string, from, now, to time.Time, loc *time.Location, s band
 	x := func(t time.Time) float64 { return padL + w*min(max(float64(t.Sub(from))/span, 0), 1) }
 	mid := func(p bandPoint) float64 { return x(p.Start.Add(p.End.Sub(p.Start) / 2)) }
 	y := func(v float64) float64 { return padT + h*(top-min(max(v, bottom), top))/(top-bottom) }
-	unit := "Wh"
-	for _, ps := range [][]bandPoint{s.Past, s.Future} {
-		if len(ps) > 0 {
-			unit = "Wh/" + shortDuration(ps[0].End.Sub(ps[0].Start))
-			break
-		}
-	}
 	fmt.Fprintf(&b, `<svg class="chart band" viewBox="0 0 %d %d" role="img" aria-label="%s">`, svgW, svgH, esc(title))
-	valueGrid(&b, bottom, top, y, unit)
+	valueGrid(&b, bottom, top, y, "Wh")
 	for i := 0; i <= 4; i++ {
 		t := from.Add(time.Duration(span * float64(i) / 4))
 		anchor := "middle"
@@ -110,7 +103,7 @@ func bandChart(title string, from, now, to time.Time, loc *time.Location, s band
 	}
 	expected := func(p bandPoint) float64 { return p.Expected }
 	band("band", s.Past)
-	band("band forecast", s.Future)
+	band("band-forecast", s.Future)
 	line("expected", "", s.Past, expected)
 	line("forecast", "", s.Future, expected)
 	line("actual", ` stroke="`+s.Color+`"`, s.Past, func(p bandPoint) float64 { return p.Actual })

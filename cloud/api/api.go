@@ -86,6 +86,9 @@ type server struct {
 	dash        dashLimits
 
 	anomalyPipeline, forecastPipeline string
+	// anomalies is the fleet's last count of flagged windows, reused for
+	// anomalyCountTTL.
+	anomalies anomalyCount
 
 	authMu     sync.Mutex
 	authLogged time.Time

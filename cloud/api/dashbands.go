@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/gridedge/gridedge/cloud/analytics"
@@ -194,10 +195,30 @@ func kindOf(r *store.WindowResult) int {
 	return -1
 }
 
+// anomalyCountTTL is how long the fleet's count of flagged windows is
+// reused before it is counted again.
+const anomalyCountTTL = time.Minute
+
+// anomalyCount is the fleet's count of flagged windows as of At.
+type anomalyCount struct {
+	mu      sync.Mutex
+	at      time.Time
+	flagged count
+	devices int
+}
+
 // countAnomalies counts the windows flagged in the anomaly results whose
 // window starts in the 24 h before now, reading at most the anomaly scan
-// bound (DashAnomalyScan) of results.
+// bound (DashAnomalyScan) of results, and the devices they belong to. A
+// count less than anomalyCountTTL old is reused, so pages refreshing
+// every few seconds scan the results once a minute.
 func (s *server) countAnomalies(now time.Time) (count, int, error) {
+	c := &s.anomalies
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.at.IsZero() && now.Sub(c.at) < anomalyCountTTL && !now.Before(c.at) {
+		return c.flagged, c.devices, nil
+	}
 	n, flagged := 0, 0
 	devices := map[string]bool{}
 	err := s.st.Results(store.ResultQuery{Pipeline: s.anomalyPipeline, From: now.Add(-24 * time.Hour), To: now, Limit: s.dash.anomalies + 1},
@@ -215,5 +236,6 @@ func (s *server) countAnomalies(now time.Time) (count, int, error) {
 	if err != nil && !errors.Is(err, errStop) {
 		return count{}, 0, err
 	}
-	return count{N: flagged, Capped: n > s.dash.anomalies}, len(devices), nil
+	c.at, c.flagged, c.devices = now, count{N: flagged, Capped: n > s.dash.anomalies}, len(devices)
+	return c.flagged, c.devices, nil
 }

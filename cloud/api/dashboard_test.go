@@ -502,3 +502,74 @@ func TestDashboardAnomalyBandsAreBounded(t *testing.T) {
 		t.Fatalf("fleet count not capped: %s", regexp.MustCompile(`id="n-anomalies">[^<]*`).FindString(body))
 	}
 }
+
+// captureServer hands the server New builds to the test.
+func captureServer(p **server) Option { return func(s *server) { *p = s } }
+
+// The fleet's count of flagged windows is reused for a minute, then
+// counted again.
+func TestDashboardAnomalyCountIsReused(t *testing.T) {
+	now := time.Now().Truncate(time.Minute)
+	st := dashStore(t, nil, []window.Result{bandResult("dev-1", "mains", now.Add(-time.Hour), 15*time.Minute, 100, 400, 1)})
+	var s *server
+	New(st, WithPipelines([]string{"anomaly_15m"}), captureServer(&s))
+	put := func(r window.Result) {
+		b := st.NewBatch(0)
+		if err := b.PutOutput(window.Output{Results: []window.Result{r}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		at   time.Duration
+		want int
+	}{{0, 1}, {30 * time.Second, 1}, {anomalyCountTTL, 2}} {
+		n, devs, err := s.countAnomalies(now.Add(c.at))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.N != c.want || n.Capped || devs != c.want {
+			t.Fatalf("at +%v: %v flagged on %d devices, want %d on %d", c.at, n, devs, c.want, c.want)
+		}
+		if c.at == 0 {
+			put(bandResult("dev-2", "mains", now.Add(-2*time.Hour), 15*time.Minute, 100, 0, 3))
+		}
+	}
+}
+
+// BenchmarkDashboardAnomalies gathers the page when the fleet's anomaly
+// results of the last 24 h reach the scan bound (DashAnomalyScan: 54
+// devices of four channels with 95 windows each) and its count is not
+// reused, the selected device with its four band charts and forecasts.
+func BenchmarkDashboardAnomalies(b *testing.B) {
+	end := time.Now().Add(-time.Minute).Truncate(time.Second)
+	q := end.Truncate(15 * time.Minute)
+	const w = 15 * time.Minute
+	var res []window.Result
+	for d := range DashAnomalyScan/(4*94) + 1 {
+		dev := fmt.Sprintf("m-%03d", d)
+		for _, ch := range []string{"mains", "sub1", "sub2", "sub3"} {
+			for i := 1; i <= 95; i++ {
+				res = append(res, bandResult(dev, ch, q.Add(-time.Duration(i)*w), w, 100, 100, i%40/39))
+				if d == 0 {
+					res = append(res, bandResult(dev, ch, q.Add(time.Duration(i-1)*w), w, 100, math.NaN(), 0))
+				}
+			}
+		}
+	}
+	st := dashStore(b, []keyed{statusRecord(b, "site-a", "m-000", true, "UTC", end), powerRecord(b, "m-000", []string{"mains"}, end, time.Minute)}, res)
+	var s *server
+	New(st, WithPipelines([]string{dailyPipeline, quarterPipeline, "anomaly_15m", "forecast_15m"}), captureServer(&s))
+	dq, _ := parseDashQuery(map[string][]string{"device": {"m-000"}})
+	now := time.Now()
+	b.ResetTimer()
+	for b.Loop() {
+		s.anomalies.at = time.Time{} // count again
+		v, err := s.gatherDashboard(dq, now)
+		if err != nil || !v.Fleet.Anomalies.Capped || v.Detail == nil || len(v.Detail.Bands.Charts) != 4 {
+			b.Fatal(err, v.Fleet.Anomalies)
+		}
+	}
+}

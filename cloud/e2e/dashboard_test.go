@@ -77,7 +77,13 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 
 	broker := mqtttest.Start(t)
-	c := startCollector(t, broker.URL(), t.TempDir())
+	// The analytics refit every 2 s instead of every 10 minutes, so the
+	// band charts have results within the test.
+	cfgFile := filepath.Join(t.TempDir(), "collector.yaml")
+	if err := os.WriteFile(cfgFile, []byte("analytics:\n  every: 2s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := startCollector(t, broker.URL(), t.TempDir(), "-config", cfgFile)
 	paris, err := time.LoadLocation("Europe/Paris")
 	if err != nil {
 		t.Fatal(err)
@@ -119,6 +125,15 @@ func TestDashboardInChromium(t *testing.T) {
 		return len(out.Results) > 0
 	})
 
+	// The analytics scored today's quarter hours (a day of history before
+	// them) and forecast the next 24 h.
+	for _, pipeline := range []string{"anomaly_15m", "forecast_15m"} {
+		poll.Until(t, time.Minute, pipeline+" results of sim-0001", func() bool {
+			c.getJSON("/api/v1/results", map[string][]string{"pipeline": {pipeline}, "device": {"sim-0001"}, "channel": {"mains"}}, &out)
+			return len(out.Results) > 0
+		})
+	}
+
 	url := "http://" + c.httpAddr + "/?device=sim-0001"
 	dom, logs := browse(t, chromium, url, 12*time.Second, "--dump-dom")
 	if errs := consoleErrors.FindAllString(logs, -1); len(errs) > 0 {
@@ -145,6 +160,19 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	if !strings.Contains(dom, `data-circuit="rest"`) {
 		t.Fatal("no rest segment")
+	}
+	// Anomaly bands: a chart per channel, each with its band, actual
+	// values and a forecast band to the right of now.
+	if n := strings.Count(dom, `<figure class="band-chart"`); n < 4 {
+		t.Fatalf("%d band charts, want one per channel (mains, sub1..sub3, rest)", n)
+	}
+	for _, cls := range []string{"band", "actual", "band-forecast", "forecast"} {
+		if !regexp.MustCompile(`<path class="` + cls + `"[^>]* d="M[^"]*L`).MatchString(dom) {
+			t.Fatalf("no %s path with points in the band charts", cls)
+		}
+	}
+	if !strings.Contains(dom, `id="n-anomalies"`) {
+		t.Fatal("no fleet anomaly count")
 	}
 	if n := strings.Count(dom, `<tr class="device`); n != 3 {
 		t.Fatalf("%d device rows, want 3", n)

@@ -79,7 +79,7 @@ func (s *server) bandCharts(d *detailView, device string, end time.Time, loc *ti
 	series := map[string]*bandSeries{}
 	quantity := map[string]string{}
 	var names []string
-	more := false
+	more, cut := false, false
 	// read collects one pipeline's windows of [lo, hi) for the device: one
 	// quantity per channel (the lowest, the choice the derived series
 	// make), at most maxChartSeries channels, at most per windows a side.
@@ -87,9 +87,14 @@ func (s *server) bandCharts(d *detailView, device string, end time.Time, loc *ti
 		if !slices.Contains(s.pipelines, pipeline) {
 			return nil
 		}
-		limit := (maxChartSeries + 1) * per
+		limit, n := (maxChartSeries+1)*per, 0
 		err := s.st.Results(store.ResultQuery{Pipeline: pipeline, Device: device, From: lo, To: hi, Limit: limit},
 			func(r *store.WindowResult) error {
+				if n++; n == limit {
+					// Windows finer than bandSpan / bandWindows: the
+					// read stopped before the last channels.
+					cut = true
+				}
 				if q, seen := quantity[r.Channel]; seen && q != r.Quantity {
 					return nil
 				}
@@ -164,6 +169,8 @@ func (s *server) bandCharts(d *detailView, device string, end time.Time, loc *ti
 	}
 	b.Empty = len(b.Charts) == 0
 	switch {
+	case cut:
+		b.Note = fmt.Sprintf("the device's analytics windows are finer than one page reads (%d per channel and side): channels or windows may be missing", bandWindows)
 	case more:
 		b.Note = fmt.Sprintf("the first %d channels by name are shown", maxChartSeries)
 	case truncated:

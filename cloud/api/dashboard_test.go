@@ -480,7 +480,14 @@ func TestDashboardAnomalyBandsAreBounded(t *testing.T) {
 			res = append(res, bandResult("dev-1", ch, q.Add(-time.Duration(i)*5*time.Minute), 5*time.Minute, 100, 100, 1))
 		}
 	}
-	st := dashStore(t, []keyed{statusRecord(t, "site-a", "dev-1", true, "UTC", end), powerRecord(t, "dev-1", []string{"mains"}, end, time.Minute)}, res)
+	// dev-2: six channels of 200 5-minute windows, more than a page reads.
+	for c := range 6 {
+		for i := 1; i <= 200; i++ {
+			res = append(res, bandResult("dev-2", fmt.Sprintf("ch-%02d", c), q.Add(-time.Duration(i)*5*time.Minute), 5*time.Minute, 100, 100, 0))
+		}
+	}
+	st := dashStore(t, []keyed{statusRecord(t, "site-a", "dev-1", true, "UTC", end), statusRecord(t, "site-a", "dev-2", true, "UTC", end),
+		powerRecord(t, "dev-1", []string{"mains"}, end, time.Minute)}, res)
 	lim := defaultDashLimits
 	lim.anomalies = 50
 	body := get(t, bandServer(t, st, withDashLimits(lim)), "/?device=dev-1", 200, nil)
@@ -496,6 +503,11 @@ func TestDashboardAnomalyBandsAreBounded(t *testing.T) {
 	}
 	if n := strings.Count(first[:strings.Index(first, "</figure>")], `<g class="anomaly"`); n != bandWindows {
 		t.Fatalf("ch-00: %d flagged windows drawn, want the newest %d", n, bandWindows)
+	}
+	body2 := get(t, bandServer(t, st), "/?device=dev-2", 200, nil)
+	if n := strings.Count(body2, `<figure class="band-chart"`); n != (maxChartSeries+1)*bandWindows/200+1 ||
+		!strings.Contains(body2, "finer than one page reads") {
+		t.Fatalf("dev-2: %d charts, or no note on the read stopped", n)
 	}
 	// The fleet count stops at the scan bound and says so.
 	if !strings.Contains(body, `id="n-anomalies">50&#43;<`) {

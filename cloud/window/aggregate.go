@@ -27,6 +27,9 @@ func (e *Engine) add(si int32, joinCol int8, r *Reading, had bool, prevMax int64
 			w.dirty = true
 			e.setDirtyOpen(s.dp)
 		}
+		if s.carry {
+			e.carryNext(si, w, r, wm)
+		}
 		return
 	}
 	var late []Span
@@ -41,6 +44,9 @@ func (e *Engine) add(si int32, joinCol int8, r *Reading, had bool, prevMax int64
 			accepted = true
 		} else {
 			w.add(p, r, s.needPts)
+		}
+		if s.carry {
+			e.carryNext(si, w, r, wm)
 		}
 		if sp.End <= wm {
 			w.dirty = true
@@ -289,8 +295,9 @@ func (w *win) coverage() float64 {
 	return float64(n) / float64(w.nslots)
 }
 
-// value computes aggregate i of w. counterResets is set for EnergyCounter.
-func (p *pipe) value(w *win, f Func, q wire.Quantity) (v float64, resets int) {
+// value computes aggregate i of w. counterResets is set for EnergyCounter;
+// base, when not nil, is the series' reading before the window (carry.go).
+func (p *pipe) value(w *win, f Func, q wire.Quantity, base *point) (v float64, resets int) {
 	switch f.resolve(q) {
 	case Count:
 		return float64(w.count), 0
@@ -313,7 +320,7 @@ func (p *pipe) value(w *win, f Func, q wire.Quantity) (v float64, resets int) {
 		n := float64(w.count)
 		return math.Sqrt(max(0, (w.s2-w.s1*w.s1/n)/(n-1))), 0
 	case EnergyCounter:
-		return counterEnergy(w.sorted())
+		return counterEnergy(w.sorted(), base)
 	case EnergyIntegral:
 		return integrateStep(w.sorted(), w.end, p.maxGap), 0
 	case EnergyBinned:
@@ -325,14 +332,22 @@ func (p *pipe) value(w *win, f Func, q wire.Quantity) (v float64, resets int) {
 // counterEnergy is the energy (Wh) a cumulative counter recorded over pts in
 // event-time order: the sum of non-negative increments; a decrease is a reset
 // after which the new value itself counts (the counter restarted from 0).
-func counterEnergy(pts []point) (wh float64, resets int) {
-	for i := 1; i < len(pts); i++ {
-		d := pts[i].v - pts[i-1].v
+// base, when not nil, is the reading before pts[0]: the increment from it
+// counts too.
+func counterEnergy(pts []point, base *point) (wh float64, resets int) {
+	step := func(prev, cur float64) {
+		d := cur - prev
 		if d < 0 {
 			resets++
-			d = pts[i].v
+			d = cur
 		}
 		wh += d
+	}
+	if base != nil && len(pts) > 0 {
+		step(base.v, pts[0].v)
+	}
+	for i := 1; i < len(pts); i++ {
+		step(pts[i-1].v, pts[i].v)
 	}
 	return wh, resets
 }

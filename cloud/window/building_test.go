@@ -185,8 +185,14 @@ pipelines:
 					t.Errorf("%s day %d: sum %v, want %v", k, d, s, a.sum)
 				}
 			case "meter_daily":
-				if wh, _ := r.Value("wh"); wh != a.last-a.first {
-					t.Errorf("%s day %d: %v Wh, want %v", k, d, wh, a.last-a.first)
+				// A day's energy runs from the previous day's last reading
+				// (the increment across midnight belongs to the later day).
+				from := a.first
+				if d > 0 {
+					from = perDay[d-1].last
+				}
+				if wh, _ := r.Value("wh"); wh != a.last-from {
+					t.Errorf("%s day %d: %v Wh, want %v", k, d, wh, a.last-from)
 				}
 			}
 			wantRev := uint32(1)

@@ -10,8 +10,13 @@ import (
 	"github.com/gridedge/gridedge/shared/wire"
 )
 
-// checkpointVersion changes whenever the encoding below does.
-const checkpointVersion = 3
+// checkpointVersion changes whenever the encoding below does. Version 4
+// appends the counter bases (carry.go) to a device's state; version 3
+// state, which has none, still restores.
+const (
+	checkpointVersion     = 4
+	oldestReadableVersion = 3
+)
 
 // ErrCheckpoint is wrapped by Restore errors: the bytes are not a checkpoint
 // of this engine version and configuration.
@@ -178,8 +183,8 @@ func (e *Engine) header() []byte {
 }
 
 func (e *Engine) readHeader(r *dec) error {
-	if v := r.u(); r.err == nil && v != checkpointVersion {
-		return fmt.Errorf("%w: version %d, want %d", ErrCheckpoint, v, checkpointVersion)
+	if v := r.u(); r.err == nil && (v < oldestReadableVersion || v > checkpointVersion) {
+		return fmt.Errorf("%w: version %d, want %d..%d", ErrCheckpoint, v, oldestReadableVersion, checkpointVersion)
 	}
 	if r.err != nil || len(r.b) < 32 {
 		return fmt.Errorf("%w: no header", ErrCheckpoint)
@@ -234,6 +239,7 @@ func (e *Engine) deviceState(di int32) []byte {
 			writeSeries(&w, &e.series[si])
 		}
 	}
+	e.writeBases(&w, d)
 	return w.b
 }
 
@@ -377,6 +383,9 @@ func (e *Engine) restoreDevice(data []byte) error {
 		for _, si := range dp.series {
 			readSeries(&r, &e.series[si])
 		}
+	}
+	if len(r.b) > 0 && r.err == nil {
+		e.readBases(&r, d)
 	}
 	if r.err != nil {
 		return fmt.Errorf("device %s: %w", name, r.err)

@@ -112,6 +112,10 @@ type series struct {
 	panes         []*win // paned pipelines: data per slide-wide pane
 	cur           *win
 	sess          *sessionState
+	// carry: an energy counter in non-overlapping windows, whose first
+	// increment comes from the series' previous reading (carry.go).
+	carry bool
+	base  *point // last reading of the latest purged window (carry series)
 }
 
 type point struct {

@@ -26,6 +26,7 @@ func (e *Engine) emit(s *series, p *pipe, rec *win, provisional bool) {
 		rec.fired = true
 	}
 	w := e.windowData(s, p, rec)
+	base := e.counterBase(s, rec)
 	res := Result{
 		Pipeline:     p.spec.Name,
 		Key:          s.key,
@@ -41,7 +42,7 @@ func (e *Engine) emit(s *series, p *pipe, rec *win, provisional bool) {
 	}
 	for i, f := range p.funcs {
 		var resets int
-		res.Values[i], resets = p.value(w, f, s.key.Quantity)
+		res.Values[i], resets = p.value(w, f, s.key.Quantity, base)
 		res.CounterResets += resets
 		if f == Readings {
 			res.Values[i] = float64(w.count)
@@ -102,6 +103,9 @@ func (e *Engine) advance(dpi int32, wm int64) {
 			if w.fired && w.end+p.late <= wm {
 				if s.cur == w {
 					s.cur = nil
+				}
+				if s.carry {
+					s.keepBase(w)
 				}
 				e.release(w)
 				continue
@@ -239,7 +243,7 @@ func (e *Engine) derive(dpi int32, start int64, provisional bool) {
 			if !anyWorst || w.worst.Worse(worst) {
 				worst, anyWorst = w.worst, true
 			}
-			v, _ := p.value(w, p.funcs[ai], s.key.Quantity)
+			v, _ := p.value(w, p.funcs[ai], s.key.Quantity, e.counterBase(s, w))
 			return v, true
 		}
 		return 0, false

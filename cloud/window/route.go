@@ -112,6 +112,7 @@ func (e *Engine) newRoute(k routeKey) int32 {
 				f = f.resolve(key.Quantity)
 				e.series[si].needPts = e.series[si].needPts || f.needsPoints()
 				e.series[si].needBins = e.series[si].needBins || f == EnergyBinned
+				e.series[si].carry = e.series[si].carry || f == EnergyCounter && p.carries()
 			}
 			e.dps[dpi].series = append(e.dps[dpi].series, si)
 		}

@@ -328,7 +328,7 @@ func (e *Engine) emitSession(s *series, p *pipe, x *session, rev uint32, provisi
 			continue
 		}
 		var resets int
-		res.Values[i], resets = p.value(w, f, s.key.Quantity)
+		res.Values[i], resets = p.value(w, f, s.key.Quantity, nil)
 		res.CounterResets += resets
 	}
 	e.stats.Results++

@@ -93,6 +93,22 @@ func Compute(pipes []window.Pipeline, zones map[string]string, arrivals []window
 			maxT[r.Device] = r.TimeNs
 		}
 	}
+	// A counter's increment from the last reading of the previous window
+	// (tumbling and calendar windows) belongs to the next window.
+	prevLast := map[groupKey]*window.Reading{}
+	byStart := map[groupKey][]int64{}
+	for gk := range groups {
+		sk := groupKey{pipe: gk.pipe, key: gk.key}
+		byStart[sk] = append(byStart[sk], gk.start)
+	}
+	for sk, starts := range byStart {
+		slices.Sort(starts)
+		for i := 1; i < len(starts); i++ {
+			prev := groups[groupKey{pipe: sk.pipe, key: sk.key, start: starts[i-1]}].readings
+			last := slices.MaxFunc(prev, byTime)
+			prevLast[groupKey{pipe: sk.pipe, key: sk.key, start: starts[i]}] = &last
+		}
+	}
 	finals := map[groupKey]window.Result{}
 	for gk, g := range groups {
 		p := &pipes[gk.pipe]
@@ -108,7 +124,12 @@ func Compute(pipes []window.Pipeline, zones map[string]string, arrivals []window
 		if g.end > wm {
 			continue
 		}
-		finals[gk] = aggregate(p, gk.key, gk.start, g.end, rs)
+		var base *window.Reading
+		switch p.Window.Kind {
+		case window.Tumbling, window.Day, window.Week, window.Month:
+			base = prevLast[gk]
+		}
+		finals[gk] = aggregate(p, gk.key, gk.start, g.end, rs, base)
 	}
 	// Derived series: every referenced series must have a final result.
 	for dk, keys := range seriesOrder {
@@ -264,8 +285,9 @@ func windowsOf(p *window.Pipeline, loc *time.Location, t int64) []window.Span {
 	return []window.Span{{Start: s.UnixNano(), End: e.UnixNano()}}
 }
 
-// aggregate computes a window's result from its readings in event-time order.
-func aggregate(p *window.Pipeline, key window.Key, start, end int64, rs []window.Reading) window.Result {
+// aggregate computes a window's result from its readings in event-time
+// order; base is the series' reading before the window (counters), or nil.
+func aggregate(p *window.Pipeline, key window.Key, start, end int64, rs []window.Reading, base *window.Reading) window.Result {
 	res := window.Result{
 		Pipeline: p.Name, Key: key, Start: start, End: end, Count: int64(len(rs)),
 		WorstQuality: worstOf(rs),
@@ -305,13 +327,17 @@ func aggregate(p *window.Pipeline, key window.Key, start, end int64, rs []window
 		case window.Stddev:
 			v = stddev(rs)
 		case window.EnergyCounter:
-			for i := 1; i < len(rs); i++ {
-				if rs[i].Value < rs[i-1].Value {
-					res.CounterResets++
-					v += rs[i].Value
-				} else {
-					v += rs[i].Value - rs[i-1].Value
+			prev := base
+			for i := range rs {
+				if prev != nil {
+					if rs[i].Value < prev.Value {
+						res.CounterResets++
+						v += rs[i].Value
+					} else {
+						v += rs[i].Value - prev.Value
+					}
 				}
+				prev = &rs[i]
 			}
 		case window.EnergyBinned:
 			v = binned(p, start, end, rs)
@@ -436,7 +462,7 @@ func sessions(p *window.Pipeline, key window.Key, rs []window.Reading, wm int64)
 			for _, r := range rows[i:j] {
 				members = append(members, window.Reading{TimeNs: r.t, Value: r.vals[0], Quality: wire.TimeQuality_TIME_QUALITY_SYNCED})
 			}
-			res := aggregate(p, key, start, end, members)
+			res := aggregate(p, key, start, end, members, nil)
 			res.Count = int64(j - i)
 			res.Rows = nil
 			for _, r := range rows[i:j] {

@@ -1,6 +1,7 @@
 package window
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/sha256"
 	"errors"
@@ -42,12 +43,19 @@ type Delta struct {
 // Empty reports whether nothing changed.
 func (d Delta) Empty() bool { return d.Header == nil && len(d.Devices) == 0 }
 
+// fingerprint identifies a pipeline configuration. Fields added to
+// Pipeline after checkpoint version 3 (ActiveAny, Requires) are left out
+// when unset, so the state of an unchanged configuration still restores.
 func fingerprint(pipes []*pipe) [32]byte {
 	specs := make([]Pipeline, len(pipes))
 	for i, p := range pipes {
 		specs[i] = p.spec
 	}
-	return sha256.Sum256(fmt.Appendf(nil, "%#v", specs))
+	b := fmt.Appendf(nil, "%#v", specs)
+	for _, unset := range []string{", ActiveAny:[]string(nil)", ", Requires:[]window.Selector(nil)"} {
+		b = bytes.ReplaceAll(b, []byte(unset), nil)
+	}
+	return sha256.Sum256(b)
 }
 
 // markDirty records that device di's state changed since the last delta.

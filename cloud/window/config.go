@@ -42,6 +42,8 @@ func DefaultPipelines() []Pipeline {
 //	    derived: [{name: rest, expr: "mains.e - sub1.e"}]
 //	    join: [mains, kettle]
 //	    active: kettle                       # rows count only while kettle != 0
+//	    active_any: [kettle, oven]           # or: while any of them != 0
+//	    requires: [{quantity: state}]        # only devices with such a series
 //
 // Errors name the line and the problem. Every pipeline is validated.
 func ParseConfig(data []byte) ([]Pipeline, error) {
@@ -176,6 +178,32 @@ func stringList(n *yaml.Node) ([]string, error) {
 	return out, nil
 }
 
+// selectors reads a list of {device, channel, quantity} globs.
+func selectors(v *yaml.Node, what string) ([]Selector, error) {
+	if v.Kind != yaml.SequenceNode {
+		return nil, lineErr(v, "%s must be a list of {device, channel, quantity}", what)
+	}
+	var out []Selector
+	for _, in := range v.Content {
+		var sel Selector
+		if err := eachKey(in, func(k string, vv *yaml.Node) error {
+			switch k {
+			case "device":
+				return scalar(vv, &sel.Device)
+			case "channel":
+				return scalar(vv, &sel.Channel)
+			case "quantity":
+				return scalar(vv, &sel.Quantity)
+			}
+			return lineErr(vv, "unknown %s key %q (want device, channel, quantity)", what, k)
+		}); err != nil {
+			return nil, err
+		}
+		out = append(out, sel)
+	}
+	return out, nil
+}
+
 func parsePipeline(n *yaml.Node) (Pipeline, error) {
 	var p Pipeline
 	err := eachKey(n, func(key string, v *yaml.Node) error {
@@ -183,27 +211,17 @@ func parsePipeline(n *yaml.Node) (Pipeline, error) {
 		case "name":
 			return scalar(v, &p.Name)
 		case "inputs":
-			if v.Kind != yaml.SequenceNode {
-				return lineErr(v, "inputs must be a list of {device, channel, quantity}")
-			}
-			for _, in := range v.Content {
-				var sel Selector
-				if err := eachKey(in, func(k string, vv *yaml.Node) error {
-					switch k {
-					case "device":
-						return scalar(vv, &sel.Device)
-					case "channel":
-						return scalar(vv, &sel.Channel)
-					case "quantity":
-						return scalar(vv, &sel.Quantity)
-					}
-					return lineErr(vv, "unknown input key %q (want device, channel, quantity)", k)
-				}); err != nil {
-					return err
-				}
-				p.Inputs = append(p.Inputs, sel)
-			}
-			return nil
+			var err error
+			p.Inputs, err = selectors(v, "inputs")
+			return err
+		case "requires":
+			var err error
+			p.Requires, err = selectors(v, "requires")
+			return err
+		case "active_any":
+			var err error
+			p.ActiveAny, err = stringList(v)
+			return err
 		case "window":
 			return parseWindow(v, &p.Window)
 		case "aggregations":

@@ -14,7 +14,7 @@ func TestDefaultPipelines(t *testing.T) {
 	for _, p := range ps {
 		names = append(names, p.Name)
 	}
-	if got := strings.Join(names, ","); got != "power_1m,energy_15m,energy_daily" {
+	if got := strings.Join(names, ","); got != "power_1m,energy_15m,energy_daily,appliance_sessions,power_snapshots" {
 		t.Fatalf("default pipelines %s", got)
 	}
 	daily := ps[2]

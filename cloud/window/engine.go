@@ -178,7 +178,10 @@ type pipe struct {
 	joinKey  string
 	joinIdx  map[string]int8
 	joinCols int
-	active   int // column that must be non-zero, -1 for none
+	// activeMask has a bit per joined column of which one must be
+	// non-zero for a row to count (0: every complete row counts);
+	// stateMask the columns StateReadings/StateMerged count.
+	activeMask, stateMask uint64
 	// paned sliding pipelines keep each reading once, in a slide-wide pane;
 	// windows are records (revision, flags) merged from panes on emission.
 	paned bool
@@ -263,9 +266,14 @@ func compile(spec Pipeline, idx int32) (*pipe, error) {
 		p.joinKey = joinName(spec.Join)
 	}
 	p.paned = spec.Window.Kind == Sliding && p.size%p.slide == 0 && p.slide%p.slotW == 0
-	p.active = slices.Index(spec.Join, spec.Active)
-	if spec.Active == "" {
-		p.active = -1
+	for i, c := range spec.Join {
+		if c == spec.Active || slices.Contains(spec.ActiveAny, c) {
+			p.activeMask |= 1 << i
+		}
+	}
+	p.stateMask = p.activeMask
+	if p.stateMask == 0 {
+		p.stateMask = 1<<len(spec.Join) - 1
 	}
 	return p, nil
 }

@@ -5,6 +5,7 @@ package window
 
 import (
 	"math"
+	"slices"
 	"time"
 
 	"github.com/gridedge/gridedge/shared/wire"
@@ -84,48 +85,88 @@ func (e *Engine) newRoute(k routeKey) int32 {
 	dev := e.deviceIndex(k.device)
 	d := &e.devs[dev]
 	k.device = d.name // intern
-	rt := route{dev: dev}
+	rt := route{dev: dev, key: k}
+	// Pipelines whose Requires this series meets for the first time on the
+	// device: they take the device's earlier series too, from now on.
+	var newlyMet []*pipe
+	for _, p := range e.pipes {
+		if len(p.spec.Requires) == 0 {
+			continue
+		}
+		if p.spec.requiresMet(k.device, k.channel, k.q) && !e.requiresMet(dev, p) {
+			newlyMet = append(newlyMet, p)
+		}
+	}
 	for _, p := range e.pipes {
 		if !p.selects(k.device, k.channel, k.q) {
 			continue
 		}
-		ji := int8(-1)
-		key := Key{Device: d.name, Channel: k.channel, Quantity: k.q}
-		if p.joinIdx != nil {
-			var ok bool
-			if ji, ok = p.joinIdx[k.channel]; !ok {
-				continue
-			}
-			key = Key{Device: d.name, Channel: p.joinKey}
+		if len(p.spec.Requires) > 0 && !e.requiresMet(dev, p) && !slices.Contains(newlyMet, p) {
+			continue
 		}
-		dpi := e.devPipe(dev, p.idx)
-		si := int32(-1)
-		if p.joinIdx != nil {
-			for _, s := range e.dps[dpi].series {
-				si = s
-			}
-		}
-		if si < 0 {
-			si = int32(len(e.series))
-			e.series = append(e.series, series{pipe: p.idx, dp: dpi, dev: dev, key: key})
-			for _, f := range p.funcs {
-				f = f.resolve(key.Quantity)
-				e.series[si].needPts = e.series[si].needPts || f.needsPoints()
-				e.series[si].needBins = e.series[si].needBins || f == EnergyBinned
-				e.series[si].carry = e.series[si].carry || f == EnergyCounter && p.carries()
-			}
-			e.dps[dpi].series = append(e.dps[dpi].series, si)
-		}
-		rt.targets = append(rt.targets, target{si, ji})
+		e.addTarget(&rt, p)
 	}
-	rt.key = k
 	if len(rt.targets) == 0 {
 		e.log.Debug("window: series selected by no pipeline", "device", k.device, "channel", k.channel, "quantity", k.q.Name())
 	}
 	i := int32(len(e.routeTab))
+	for _, p := range newlyMet {
+		for _, dr := range e.devs[dev].routes {
+			if r := &e.routeTab[dr.route]; p.selects(r.key.device, r.key.channel, r.key.q) {
+				e.addTarget(r, p)
+			}
+		}
+	}
 	e.routeTab = append(e.routeTab, rt)
+	d = &e.devs[dev]
 	d.routes = append(d.routes, devRoute{channel: k.channel, q: k.q, route: i})
 	return i
+}
+
+// requiresMet reports whether device dev already has a series that meets
+// p's Requires.
+func (e *Engine) requiresMet(dev int32, p *pipe) bool {
+	for _, dr := range e.devs[dev].routes {
+		if p.spec.requiresMet(e.devs[dev].name, dr.channel, dr.q) {
+			return true
+		}
+	}
+	return false
+}
+
+// addTarget makes route rt feed pipeline p, creating the series.
+func (e *Engine) addTarget(rt *route, p *pipe) {
+	k := rt.key
+	dev := rt.dev
+	name := e.devs[dev].name
+	ji := int8(-1)
+	key := Key{Device: name, Channel: k.channel, Quantity: k.q}
+	if p.joinIdx != nil {
+		var ok bool
+		if ji, ok = p.joinIdx[k.channel]; !ok {
+			return
+		}
+		key = Key{Device: name, Channel: p.joinKey}
+	}
+	dpi := e.devPipe(dev, p.idx)
+	si := int32(-1)
+	if p.joinIdx != nil {
+		for _, s := range e.dps[dpi].series {
+			si = s
+		}
+	}
+	if si < 0 {
+		si = int32(len(e.series))
+		e.series = append(e.series, series{pipe: p.idx, dp: dpi, dev: dev, key: key})
+		for _, f := range p.funcs {
+			f = f.resolve(key.Quantity)
+			e.series[si].needPts = e.series[si].needPts || f.needsPoints()
+			e.series[si].needBins = e.series[si].needBins || f == EnergyBinned
+			e.series[si].carry = e.series[si].carry || f == EnergyCounter && p.carries()
+		}
+		e.dps[dpi].series = append(e.dps[dpi].series, si)
+	}
+	rt.targets = append(rt.targets, target{si, ji})
 }
 
 func (p *pipe) selects(device, channel string, q wire.Quantity) bool {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"hash/fnv"
 	"math"
+	"math/bits"
 	"slices"
 	"strings"
 	"time"
@@ -283,11 +284,50 @@ func sessionRows(p *pipe, pts []jpoint) []Row {
 				seen++
 			}
 		}
-		if seen == p.joinCols && (p.active < 0 || vals[p.active] != 0) {
+		if seen == p.joinCols && p.rowActive(vals) {
 			rows = append(rows, Row{TimeNs: sec, Values: vals})
 		}
 	}
 	return rows
+}
+
+// rowActive reports whether a complete joined row counts: some active
+// column is non-zero, or no column is active.
+func (p *pipe) rowActive(vals []float64) bool {
+	if p.activeMask == 0 {
+		return true
+	}
+	for i, v := range vals {
+		if p.activeMask&(1<<i) != 0 && v != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// stateShare counts, for a joined session dated [start, last], the
+// readings of the state columns and how many of them were merged into the
+// per-second join (the last of their column in a second where every
+// column has a reading). pts is sorted.
+func (p *pipe) stateShare(pts []jpoint, start, last int64) (readings, merged int) {
+	i, _ := slices.BinarySearchFunc(pts, start, func(pt jpoint, t int64) int { return cmp.Compare(p.rowTime(pt.t), t) })
+	for i < len(pts) && p.rowTime(pts[i].t) <= last {
+		sec := p.rowTime(pts[i].t)
+		var have uint64
+		n := 0
+		for ; i < len(pts) && p.rowTime(pts[i].t) == sec; i++ {
+			c := pts[i].col
+			have |= 1 << c
+			if p.stateMask&(1<<c) != 0 {
+				n++
+			}
+		}
+		readings += n
+		if have == 1<<p.joinCols-1 {
+			merged += bits.OnesCount64(have & p.stateMask)
+		}
+	}
+	return readings, merged
 }
 
 func (x *session) signature() uint64 {
@@ -322,9 +362,20 @@ func (e *Engine) emitSession(s *series, p *pipe, x *session, rev uint32, provisi
 		Values: make([]float64, len(p.funcs)), Count: int64(len(x.rows)),
 		Coverage: w.coverage(), WorstQuality: w.worst, Rows: x.rows,
 	}
+	stateN, mergedN := -1, 0
 	for i, f := range p.funcs {
-		if f == Readings {
+		switch f {
+		case Readings:
 			res.Values[i] = float64(len(x.rows))
+			continue
+		case StateReadings, StateMerged:
+			if stateN < 0 {
+				stateN, mergedN = p.stateShare(s.sess.pts, x.start, x.rows[len(x.rows)-1].TimeNs)
+			}
+			res.Values[i] = float64(stateN)
+			if f == StateMerged {
+				res.Values[i] = float64(mergedN)
+			}
 			continue
 		}
 		var resets int

@@ -72,6 +72,14 @@ const (
 	// inside one slot is bridged. It keeps ~64 B per slot instead of 40 B
 	// per reading, so a day of 1 Hz power costs kilobytes, not megabytes.
 	EnergyBinned
+	// StateReadings and StateMerged are for joined session pipelines: the
+	// readings of the state channels (Active or ActiveAny; every joined
+	// channel when neither is set) dated within the session, and how many
+	// of them were merged into the per-second join — the last reading of
+	// its channel in a second for which every joined channel has a
+	// reading. StateMerged / StateReadings is the session's merged share.
+	StateReadings
+	StateMerged
 )
 
 var funcNames = map[Func]string{
@@ -79,6 +87,7 @@ var funcNames = map[Func]string{
 	First: "first", Last: "last", Stddev: "stddev",
 	EnergyCounter: "energy_counter", EnergyIntegral: "energy_integral",
 	Readings: "readings", Energy: "energy", EnergyBinned: "energy_binned",
+	StateReadings: "state_readings", StateMerged: "state_merged",
 }
 
 func (f Func) String() string {
@@ -187,7 +196,19 @@ type Pipeline struct {
 	// state), so sessions are the appliance's active periods. Empty: every
 	// complete row counts.
 	Active string
+	// ActiveAny is Active for several channels: a row counts when any of
+	// them is non-zero (sessions are the periods when any appliance is on).
+	// At most one of Active and ActiveAny is set.
+	ActiveAny []string
+	// Requires limits the pipeline to devices that have a series matching
+	// one of these selectors (e.g. {Quantity: "state"}): a device's series
+	// enter the pipeline from the first reading of such a series on.
+	// Empty: every device.
+	Requires []Selector
 }
+
+// maxJoin bounds the channels of a join (one bit each in a row's mask).
+const maxJoin = 64
 
 // maxWindowsPerReading bounds size/slide of sliding windows.
 const maxWindowsPerReading = 3600
@@ -204,6 +225,13 @@ func (p *Pipeline) Validate() error {
 		for _, pat := range []string{s.Device, s.Channel, s.Quantity} {
 			if _, err := path.Match(pat, ""); err != nil {
 				return fmt.Errorf("pipeline %s: input %d: pattern %q: %w", p.Name, i, pat, err)
+			}
+		}
+	}
+	for i, s := range p.Requires {
+		for _, pat := range []string{s.Device, s.Channel, s.Quantity} {
+			if _, err := path.Match(pat, ""); err != nil {
+				return fmt.Errorf("pipeline %s: requires %d: pattern %q: %w", p.Name, i, pat, err)
 			}
 		}
 	}
@@ -267,7 +295,39 @@ func (p *Pipeline) Validate() error {
 	if p.Active != "" && !slices.Contains(p.Join, p.Active) {
 		return fmt.Errorf("pipeline %s: active channel %q is not in join %v", p.Name, p.Active, p.Join)
 	}
+	if p.Active != "" && len(p.ActiveAny) > 0 {
+		return fmt.Errorf("pipeline %s: set active or active_any, not both", p.Name)
+	}
+	for _, c := range p.ActiveAny {
+		if !slices.Contains(p.Join, c) {
+			return fmt.Errorf("pipeline %s: active_any channel %q is not in join %v", p.Name, c, p.Join)
+		}
+	}
+	if len(p.Join) > maxJoin {
+		return fmt.Errorf("pipeline %s: join of %d channels (limit %d)", p.Name, len(p.Join), maxJoin)
+	}
+	for i, c := range p.Join {
+		if slices.Contains(p.Join[:i], c) {
+			return fmt.Errorf("pipeline %s: channel %q joined twice", p.Name, c)
+		}
+	}
+	for _, a := range p.Aggregations {
+		if (a.Func == StateReadings || a.Func == StateMerged) && len(p.Join) == 0 {
+			return fmt.Errorf("pipeline %s: aggregation %s needs a joined session pipeline", p.Name, a.Name)
+		}
+	}
 	return nil
+}
+
+// requires reports whether a device with the series keys qualifies for
+// the pipeline (always, without Requires).
+func (p *Pipeline) requiresMet(device, channel string, q wire.Quantity) bool {
+	for _, s := range p.Requires {
+		if s.Matches(device, channel, q) {
+			return true
+		}
+	}
+	return false
 }
 
 // CoverageSlot is the slot width Coverage counts in: MaxGap (default 1 s),

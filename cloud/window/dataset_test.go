@@ -137,3 +137,59 @@ func TestActiveAnyValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A device that met Requires after its first series restores from its
+// delta with the same pipelines and series, and goes on identically.
+func TestRequiresSurvivesDeltaRestore(t *testing.T) {
+	pipes := window.DefaultPipelines()
+	run := func(restoreAt int) map[winID]window.Result {
+		eng := mustEngine(t, pipes...)
+		got := map[winID]window.Result{}
+		var seq uint64
+		take := func() {
+			for _, r := range eng.TakeOutput().Results {
+				got[winID{r.Pipeline, r.Key, r.Start}] = r
+			}
+		}
+		for s := range 100 {
+			if s == restoreAt {
+				take()
+				d, err := eng.TakeDelta()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var states [][]byte
+				for _, ds := range d.Devices {
+					states = append(states, ds.State)
+				}
+				if eng, err = window.RestoreDelta(pipes, d.Header, states); err != nil {
+					t.Fatal(err)
+				}
+			}
+			seq++
+			eng.Apply(&window.Reading{Device: "home", Channel: "mains", Quantity: power, TimeNs: sec(float64(s)), Value: float64(s), Quality: synced, SeqEpoch: 1, Seq: seq})
+			if s >= 5 {
+				for _, a := range appliances {
+					seq++
+					on := 0.0
+					if s > 20 && s < 70 {
+						on = 1
+					}
+					eng.Apply(&window.Reading{Device: "home", Channel: a, Quantity: wire.Quantity_QUANTITY_STATE, TimeNs: sec(float64(s)), Value: on, Quality: synced, SeqEpoch: 1, Seq: seq})
+				}
+			}
+		}
+		take()
+		return got
+	}
+	want := run(-1)
+	got := run(40)
+	if len(got) != len(want) {
+		t.Fatalf("%d windows after restore, want %d", len(got), len(want))
+	}
+	for id, w := range want {
+		if g, ok := got[id]; !ok || diffResult(g, w) != "" || g.Revision != w.Revision || len(g.Rows) != len(w.Rows) {
+			t.Fatalf("%v: got %+v, want %+v", id, g, w)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gridedge/gridedge/cloud/analytics"
 	"github.com/gridedge/gridedge/cloud/apitoken"
+	"github.com/gridedge/gridedge/cloud/dataset"
 	"github.com/gridedge/gridedge/cloud/store"
 )
 
@@ -73,17 +74,18 @@ func WithMaxConcurrent(n int) Option {
 }
 
 type server struct {
-	pipelines   []string
-	st          *store.Store
-	res         Results
-	gatherer    prometheus.Gatherer
-	health      func() error
-	log         *slog.Logger
-	defaultTZ   string
-	windowSizes []time.Duration
-	tokens      *apitoken.Tokens
-	slots       chan struct{}
-	dash        dashLimits
+	pipelines    []string
+	datasetSpecs []dataset.Spec
+	st           *store.Store
+	res          Results
+	gatherer     prometheus.Gatherer
+	health       func() error
+	log          *slog.Logger
+	defaultTZ    string
+	windowSizes  []time.Duration
+	tokens       *apitoken.Tokens
+	slots        chan struct{}
+	dash         dashLimits
 
 	anomalyPipeline, forecastPipeline string
 	// anomalies is the fleet's last count of flagged windows, reused for
@@ -113,6 +115,7 @@ func New(st *store.Store, opts ...Option) http.Handler {
 	mux.Handle("GET /api/v1/readings", read(s.readings))
 	mux.Handle("GET /api/v1/results", read(s.results))
 	mux.Handle("GET /api/v1/late", read(s.late))
+	mux.Handle("GET /api/v1/datasets", read(s.datasets))
 	mux.Handle("GET /api/v1/deadletters", read(s.deadLetters))
 	mux.Handle("GET /api/v1/deadletters/{id}", admin(s.deadLetter))
 	mux.Handle("GET /api/v1/conflicts", read(s.conflicts))

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gridedge/gridedge/cloud/apitoken"
+	"github.com/gridedge/gridedge/cloud/dataset"
 	"github.com/gridedge/gridedge/cloud/store"
 )
 
@@ -38,7 +39,8 @@ func tokenServer(t *testing.T) (srv *httptest.Server, read, admin string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv = httptest.NewServer(New(st, WithTokens(tk), WithLogger(quiet), WithPipelines([]string{"p"})))
+	srv = httptest.NewServer(New(st, WithTokens(tk), WithLogger(quiet), WithPipelines([]string{"p"}),
+		WithDatasets([]dataset.Spec{{Pipeline: "p", Columns: []string{"value"}}})))
 	t.Cleanup(srv.Close)
 	return srv, read, admin
 }
@@ -65,7 +67,8 @@ func TestTokensGuardEveryRouteButHealth(t *testing.T) {
 	srv, read, admin := tokenServer(t)
 	for _, path := range []string{"/", "/dashboard/fragment", "/metrics", "/api/v1/devices", "/api/v1/deadletters", "/api/v1/conflicts",
 		"/api/v1/windows?device=d", "/api/v1/readings?device=d&channel=m&quantity=energy", "/api/v1/results?pipeline=p",
-		"/api/v1/late?device=d", "/api/v1/deadletters/1"} {
+		"/api/v1/late?device=d", "/api/v1/deadletters/1",
+		"/api/v1/datasets?pipeline=p&from=2026-11-23T00:00:00Z&to=2026-11-24T00:00:00Z"} {
 		for _, tok := range []string{"", "gdt_guess", read + "x", strings.TrimPrefix(read, "gdt_")} {
 			if got := status(t, srv, path, tok); got != 401 {
 				t.Errorf("%s with token %q: %d, want 401", path, tok, got)

@@ -23,6 +23,7 @@ import (
 	"github.com/gridedge/gridedge/cloud/api"
 	"github.com/gridedge/gridedge/cloud/apitoken"
 	"github.com/gridedge/gridedge/cloud/broker"
+	"github.com/gridedge/gridedge/cloud/dataset"
 	"github.com/gridedge/gridedge/cloud/diskguard"
 	"github.com/gridedge/gridedge/cloud/intake"
 	"github.com/gridedge/gridedge/cloud/mqttclient"
@@ -193,6 +194,7 @@ func New(cfg Config, opts ...Option) (*Collector, error) {
 			api.WithLogger(c.log),
 			api.WithPipelines(servedPipelines(cfg, pipes)),
 			api.WithAnalyticsPipelines(cfg.Analytics.Anomaly, cfg.Analytics.Forecast),
+			api.WithDatasets(dataset.Specs(pipes)),
 			api.WithWindowSizes(cfg.WindowSizes),
 			api.WithDefaultTimeZone(cfg.SiteTZ))...),
 		ReadHeaderTimeout: 10 * time.Second,

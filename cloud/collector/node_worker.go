@@ -16,6 +16,7 @@ import (
 
 	"github.com/gridedge/gridedge/cloud/analytics"
 	"github.com/gridedge/gridedge/cloud/api"
+	"github.com/gridedge/gridedge/cloud/dataset"
 	"github.com/gridedge/gridedge/cloud/diskguard"
 	"github.com/gridedge/gridedge/cloud/readlog"
 	"github.com/gridedge/gridedge/cloud/readlog/kafka"
@@ -43,9 +44,11 @@ type WorkerNode struct {
 	now   func() time.Time
 	reg   *prometheus.Registry
 	pipes []window.Pipeline
-	st    *store.Store
-	klog  *kafka.Log
-	disk  *diskguard.Guard
+	// quality measures the datasets the partitions' workers commit.
+	quality *dataset.Quality
+	st      *store.Store
+	klog    *kafka.Log
+	disk    *diskguard.Guard
 	// analytics derives bands and forecasts (nil when disabled).
 	analytics *analytics.Runner
 	// pg is the PostgreSQL sink of this node's store, nil unless configured.
@@ -94,6 +97,7 @@ func NewWorker(cfg Config, opts ...Option) (*WorkerNode, error) {
 	}
 	n := &WorkerNode{cfg: cfg, log: c.log, now: c.now, reg: prometheus.NewRegistry(), pipes: collectorPipelines(cfg),
 		parts: map[int]*partitionRun{}}
+	n.quality = dataset.NewQuality(n.pipes)
 	if err := store.RefuseOldFormat(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("collector: %w", err)
 	}
@@ -123,7 +127,7 @@ func NewWorker(cfg Config, opts ...Option) (*WorkerNode, error) {
 		Help: "Readings-topic records a worker never read because retention deleted them first (state restarted past them)."})
 	n.m.restarts = prometheus.NewCounter(prometheus.CounterOpts{Name: "gridedge_collector_worker_restarts_total",
 		Help: "Partition workers restarted from their stored state after an error."})
-	cols := append(workerMetrics(n.stats), n.m.trimmed, n.m.restarts,
+	cols := append(workerMetrics(n.stats), n.m.trimmed, n.m.restarts, n.quality,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gridedge_collector_worker_partitions",
 			Help: "Readings-topic partitions this worker owns."}, func() float64 { return float64(len(n.Owned())) }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -163,6 +167,7 @@ func NewWorker(cfg Config, opts ...Option) (*WorkerNode, error) {
 			api.WithLogger(n.log),
 			api.WithPipelines(servedPipelines(cfg, n.pipes)),
 			api.WithAnalyticsPipelines(cfg.Analytics.Anomaly, cfg.Analytics.Forecast),
+			api.WithDatasets(dataset.Specs(n.pipes)),
 			api.WithWindowSizes(cfg.WindowSizes),
 			api.WithDefaultTimeZone(cfg.SiteTZ))...),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -326,6 +331,7 @@ func (n *WorkerNode) runPartition(ctx context.Context, p int, pr *partitionRun) 
 		var w *worker.Worker
 		if err == nil {
 			wc.Partition, wc.Log, wc.Store, wc.Pipelines, wc.Now, wc.Logger = p, n.klog, n.st, n.pipes, n.now, n.log
+			wc.Observe = n.quality.Observe
 			w, err = worker.New(wc)
 		}
 		if err == nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gridedge/gridedge/cloud/dataset"
 	"github.com/gridedge/gridedge/cloud/readlog"
 	"github.com/gridedge/gridedge/cloud/readlog/local"
 	"github.com/gridedge/gridedge/cloud/store"
@@ -66,6 +67,7 @@ type workers struct {
 	canWrite func() bool
 	now      func() time.Time
 	l        *slog.Logger
+	quality  *dataset.Quality
 
 	mu  sync.Mutex
 	ws  []*worker.Worker
@@ -73,7 +75,7 @@ type workers struct {
 }
 
 func newWorkers(cfg Config, pipes []window.Pipeline, lg *local.Log, st *store.Store, canWrite func() bool, now func() time.Time, l *slog.Logger) *workers {
-	return &workers{cfg: cfg, pipes: pipes, log: lg, st: st, canWrite: canWrite, now: now, l: l,
+	return &workers{cfg: cfg, pipes: pipes, log: lg, st: st, canWrite: canWrite, now: now, l: l, quality: dataset.NewQuality(pipes),
 		ws: make([]*worker.Worker, lg.Partitions()), err: make([]error, lg.Partitions())}
 }
 
@@ -83,6 +85,7 @@ func (w *workers) newWorker(p int) (*worker.Worker, error) {
 		return nil, err
 	}
 	wc.Partition, wc.Log, wc.Store, wc.Pipelines, wc.Now, wc.Logger = p, w.log, w.st, w.pipes, w.now, w.l
+	wc.Observe = w.quality.Observe
 	return worker.New(wc)
 }
 
@@ -220,7 +223,7 @@ func (w *workers) metrics() []prometheus.Collector {
 	if w == nil {
 		return nil
 	}
-	return append(workerMetrics(w.stats),
+	return append(workerMetrics(w.stats), w.quality,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gridedge_collector_lag_records", Help: "Readings-log records durable but not yet read by the workers."}, func() float64 {
 			st, ws := w.log.Stats(), w.stats()
 			var lag int64

@@ -42,6 +42,17 @@ func uninterruptedResults(t testing.TB, truth []truthReading) map[string]engine.
 	}
 	sorted := append([]truthReading(nil), truth...)
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].time.Before(sorted[j].time) })
+	// Every series exists from the device's first reading on, as in the
+	// collector, whose engine resolves a batch's series before applying
+	// it (a device's first batch holds its power and its states): the
+	// pipelines that require a state series take the device from there.
+	for _, r := range sorted {
+		q, err := wire.ParseQuantity(r.quantity)
+		if err != nil {
+			t.Fatalf("truth quantity %q: %v", r.quantity, err)
+		}
+		eng.Resolve(r.device, r.channel, q)
+	}
 	for _, r := range sorted {
 		q, err := wire.ParseQuantity(r.quantity)
 		if err != nil {

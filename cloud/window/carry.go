@@ -78,10 +78,10 @@ func (s *series) keepBase(w *win) {
 	s.base = &b
 }
 
-// writeBases appends the counter bases of device d's series (checkpoint
-// version 4): their count, then each one's ordinal among the device's
-// series (in device-pipeline, then series order) and its point. A device
-// without bases writes a zero count.
+// writeBases appends the counter bases of device d's series to its state:
+// their count, then each one's ordinal among the device's series (in
+// device-pipeline, then series order) and its point. A device without
+// bases writes a zero count.
 func (e *Engine) writeBases(w *enc, d *device) {
 	var n uint64
 	e.eachSeries(d, func(_ int, s *series) {
@@ -98,7 +98,8 @@ func (e *Engine) writeBases(w *enc, d *device) {
 	})
 }
 
-// readBases reads what writeBases wrote; version 3 state ends before it.
+// readBases reads what writeBases wrote; state written before counter
+// bases existed ends before it.
 func (e *Engine) readBases(r *dec, d *device) {
 	n := r.n(6)
 	bySeries := make(map[int]point, n)

@@ -160,7 +160,7 @@ func TestCounterAcrossWindowsSurvivesDeltaRestoreAndReplay(t *testing.T) {
 }
 
 // compatPipelines is the configuration testdata/compat/checkpoint-v3.bin
-// was taken with, by the version-3 engine (before counter bases existed):
+// was taken with, by the engine before counter bases existed:
 // a counter and a power series, three daily readings at 06:00 UTC
 // (1000, 1500, 2300 Wh; power 50 W), applied through offset 6.
 func compatPipelines() []window.Pipeline {
@@ -185,7 +185,7 @@ func TestVersion3CheckpointStillRestores(t *testing.T) {
 	}
 	eng, err := window.Restore(compatPipelines(), old)
 	if err != nil {
-		t.Fatalf("version 3 checkpoint: %v", err)
+		t.Fatalf("checkpoint from before counter bases: %v", err)
 	}
 	if eng.AppliedThrough() != 6 {
 		t.Fatalf("applied through %d, want 6", eng.AppliedThrough())
@@ -210,7 +210,7 @@ func TestVersion3CheckpointStillRestores(t *testing.T) {
 	if got := energyOf(apply(3, 2600)); !slices.Equal(got, []float64{800}) {
 		t.Fatalf("day 2 after restore: %v, want [800]", got)
 	}
-	// The state written now is version 4 and restores too.
+	// The state written now, with counter bases, restores too.
 	cp, err := eng.Checkpoint()
 	if err != nil {
 		t.Fatal(err)

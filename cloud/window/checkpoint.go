@@ -11,13 +11,11 @@ import (
 	"github.com/gridedge/gridedge/shared/wire"
 )
 
-// checkpointVersion changes whenever the encoding below does. Version 4
-// appends the counter bases (carry.go) to a device's state; version 3
-// state, which has none, still restores.
-const (
-	checkpointVersion     = 4
-	oldestReadableVersion = 3
-)
+// checkpointVersion changes whenever the encoding below does in a way
+// the reader cannot tell. A device's state may end with the counter bases
+// of its series (carry.go); state written before they existed, which ends
+// without them, restores as it is.
+const checkpointVersion = 3
 
 // ErrCheckpoint is wrapped by Restore errors: the bytes are not a checkpoint
 // of this engine version and configuration.
@@ -44,8 +42,7 @@ type Delta struct {
 func (d Delta) Empty() bool { return d.Header == nil && len(d.Devices) == 0 }
 
 // fingerprint identifies a pipeline configuration. Fields added to
-// Pipeline after checkpoint version 3 (ActiveAny, Requires) are left out
-// when unset, so the state of an unchanged configuration still restores.
+// Pipeline later (ActiveAny, Requires) are left out when unset, so the state of an unchanged configuration still restores.
 func fingerprint(pipes []*pipe) [32]byte {
 	specs := make([]Pipeline, len(pipes))
 	for i, p := range pipes {
@@ -191,8 +188,8 @@ func (e *Engine) header() []byte {
 }
 
 func (e *Engine) readHeader(r *dec) error {
-	if v := r.u(); r.err == nil && (v < oldestReadableVersion || v > checkpointVersion) {
-		return fmt.Errorf("%w: version %d, want %d..%d", ErrCheckpoint, v, oldestReadableVersion, checkpointVersion)
+	if v := r.u(); r.err == nil && v != checkpointVersion {
+		return fmt.Errorf("%w: version %d, want %d", ErrCheckpoint, v, checkpointVersion)
 	}
 	if r.err != nil || len(r.b) < 32 {
 		return fmt.Errorf("%w: no header", ErrCheckpoint)

@@ -61,6 +61,8 @@ type Engine struct {
 	idleCand, idleSpare []int32
 	// dirtyDevs lists the devices changed since the last TakeDelta.
 	dirtyDevs []int32
+	// batchRoutes is ApplyBatch's scratch.
+	batchRoutes []Route
 	stats     Stats
 	log       *slog.Logger
 }

@@ -197,11 +197,19 @@ func (e *Engine) Apply(r *Reading) {
 	e.ApplyRoute(e.Resolve(r.Device, r.Channel, r.Quantity), r)
 }
 
-// ApplyBatch applies rs in order.
+// ApplyBatch applies rs in order, after resolving the series of all of
+// them: a pipeline with Requires that the batch's first qualifying series
+// opens to the device takes every reading of the batch, whatever their
+// order within it (a device's first batch holds its power and its states).
 func (e *Engine) ApplyBatch(rs []Reading) {
+	routes := e.batchRoutes[:0]
 	for i := range rs {
-		e.Apply(&rs[i])
+		routes = append(routes, e.Resolve(rs[i].Device, rs[i].Channel, rs[i].Quantity))
 	}
+	for i := range rs {
+		e.ApplyRoute(routes[i], &rs[i])
+	}
+	e.batchRoutes = routes[:0]
 }
 
 // ApplyRoute is Apply for a reading whose series was resolved with Resolve;

@@ -108,6 +108,9 @@ func (w *Worker) commit() error {
 	w.status = w.status[:0]
 	clear(w.conflicts)
 	w.conflicts = w.conflicts[:0]
+	if w.cfg.Observe != nil {
+		w.cfg.Observe(w.pending.Results)
+	}
 	if time.Since(w.hourStart) >= time.Hour {
 		w.hourStart, w.keptThisHour = time.Now(), 0
 	}

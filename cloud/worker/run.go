@@ -291,9 +291,7 @@ func (w *Worker) applyBatch(offset int64, rec intake.Record, device string, d *d
 		}
 		w.addRaw(device, channel, h.SeqEpoch, r, rec.ReceivedNs, flags, d)
 	}
-	for i := range w.readings {
-		w.eng.Apply(&w.readings[i])
-	}
+	w.eng.ApplyBatch(w.readings)
 	if len(w.dups) > 0 {
 		w.conflictIndex = 0
 		ri := recordInfo{device: device, site: rec.Site, receivedNs: rec.ReceivedNs}

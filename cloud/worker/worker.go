@@ -56,8 +56,12 @@ type Config struct {
 	// (the disk is below its write floor) the worker neither commits nor
 	// reads on, and resumes by itself once it is true again.
 	CanWrite func() bool
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// Observe, when set, is called with the results of each commit once
+	// they are durable (e.g. dataset quality metrics); it must not keep
+	// the slice. After a restart the re-read results are observed again.
+	Observe func([]window.Result)
+	Now     func() time.Time
+	Logger  *slog.Logger
 }
 
 // Stats are a worker's counters.

@@ -63,8 +63,8 @@ type Engine struct {
 	dirtyDevs []int32
 	// batchRoutes is ApplyBatch's scratch.
 	batchRoutes []Route
-	stats     Stats
-	log       *slog.Logger
+	stats       Stats
+	log         *slog.Logger
 }
 
 // Stats are the engine's counters since it was created (restored counters

@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -101,8 +102,24 @@ func (w *parquetWriter) Close(truncated bool) error {
 
 // ReadParquet reads a dataset written as Parquet, calling fn for every row
 // in file order (the Row is reused between calls), and returns its value
-// columns and whether the file says it was truncated at a limit.
+// columns and whether the file says it was truncated at a limit. A corrupt
+// file is an error (a panic of the Parquet decoder on it included).
+//
+// Read only files you trust, such as the exports of GET /api/v1/datasets:
+// the Parquet decoder (parquet-go) sizes its allocations from lengths
+// declared in the file's metadata, so a crafted file of a few hundred bytes
+// can make it allocate gigabytes. ReadParquet refuses a footer longer than
+// the file (checkFrame), but not a list length inside the footer. The
+// collector never reads Parquet; it only writes it.
 func ReadParquet(in io.ReaderAt, size int64, fn func(*Row) error) (cols []string, truncated bool, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("dataset: parquet: corrupt file: %v", p)
+		}
+	}()
+	if err := checkFrame(in, size); err != nil {
+		return nil, false, err
+	}
 	f, err := parquet.OpenFile(in, size)
 	if err != nil {
 		return nil, false, fmt.Errorf("dataset: parquet: %w", err)
@@ -185,6 +202,33 @@ func parquetRow(pr parquet.Row, idx []int, row *Row) error {
 			return err
 		}
 		row.Values[i] = v.Double()
+	}
+	return nil
+}
+
+// checkFrame checks a Parquet file's frame — "PAR1", ..., footer, footer
+// length (4 bytes, little endian), "PAR1" — before the decoder reads it:
+// the decoder allocates the footer length it reads, up to 4 GiB, before
+// comparing it with the file's size.
+func checkFrame(in io.ReaderAt, size int64) error {
+	const magic = "PAR1"
+	if size < 12 {
+		return fmt.Errorf("dataset: parquet: %d bytes is not a Parquet file", size)
+	}
+	var head, tail [4]byte
+	var foot [8]byte
+	if _, err := in.ReadAt(head[:], 0); err != nil {
+		return fmt.Errorf("dataset: parquet: %w", err)
+	}
+	if _, err := in.ReadAt(foot[:], size-8); err != nil {
+		return fmt.Errorf("dataset: parquet: %w", err)
+	}
+	copy(tail[:], foot[4:])
+	if string(head[:]) != magic || string(tail[:]) != magic {
+		return errors.New("dataset: parquet: no PAR1 frame: not a Parquet file")
+	}
+	if n := int64(binary.LittleEndian.Uint32(foot[:4])); n > size-12 {
+		return fmt.Errorf("dataset: parquet: footer of %d bytes in a file of %d", n, size)
 	}
 	return nil
 }

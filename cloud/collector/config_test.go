@@ -80,7 +80,7 @@ site_tz: Europe/Paris
 		t.Fatal(err)
 	}
 	// Absent: the shipped pipelines.
-	if names := pipelineNames(DefaultConfig().Pipelines); strings.Join(names, ",") != "power_1m,energy_15m,energy_daily" {
+	if names := pipelineNames(DefaultConfig().Pipelines); strings.Join(names, ",") != "power_1m,energy_15m,energy_daily,appliance_sessions,power_snapshots" {
 		t.Fatalf("default pipelines %v", names)
 	}
 

@@ -132,7 +132,7 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 		ackTimeout     = fs.Duration("ack-timeout", def.AckTimeout, "how long to wait for the broker to take an end-to-end ack")
 		ackQueue       = fs.Int("ack-queue", def.AckQueue, "acks waiting to be published before new ones are dropped (the agent's resend recovers them)")
 		partitions     = fs.Int("partitions", def.Partitions, "readings-log partitions, one worker each (default: the number of cores); fixed when the data directory is created")
-		pipelinesPath  = fs.String("pipelines", "", "window pipelines file (time_zone and pipelines, like cloud/window/default.yaml); overrides the pipelines section of -config; default: the shipped pipelines power_1m, energy_15m, energy_daily")
+		pipelinesPath  = fs.String("pipelines", "", "window pipelines file (time_zone and pipelines, like cloud/window/default.yaml); overrides the pipelines section of -config; default: the shipped pipelines power_1m, energy_15m, energy_daily, appliance_sessions, power_snapshots")
 		commitEvery    = fs.Duration("commit-interval", def.CommitInterval, "how often the windowing engine commits results and its checkpoint")
 		zoneGrace      = fs.Duration("zone-grace", def.ZoneGrace, "how long the windowing engine waits for a new device's status (its time zone) before applying its readings; 0 disables")
 		deadLetters    = fs.Int("deadletter-limit", def.DeadLetterLimit, "dead letters kept (rejected payloads, for diagnosis); the oldest are deleted beyond it")

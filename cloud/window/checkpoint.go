@@ -42,14 +42,15 @@ type Delta struct {
 func (d Delta) Empty() bool { return d.Header == nil && len(d.Devices) == 0 }
 
 // fingerprint identifies a pipeline configuration. Fields added to
-// Pipeline later (ActiveAny, Requires) are left out when unset, so the state of an unchanged configuration still restores.
+// Pipeline later (ActiveAny, Requires, Window.MaxDuration) are left out
+// when unset, so the state of an unchanged configuration still restores.
 func fingerprint(pipes []*pipe) [32]byte {
 	specs := make([]Pipeline, len(pipes))
 	for i, p := range pipes {
 		specs[i] = p.spec
 	}
 	b := fmt.Appendf(nil, "%#v", specs)
-	for _, unset := range []string{", ActiveAny:[]string(nil)", ", Requires:[]window.Selector(nil)"} {
+	for _, unset := range []string{", MaxDuration:0", ", ActiveAny:[]string(nil)", ", Requires:[]window.Selector(nil)"} {
 		b = bytes.ReplaceAll(b, []byte(unset), nil)
 	}
 	return sha256.Sum256(b)

@@ -33,7 +33,7 @@ func DefaultPipelines() []Pipeline {
 //	pipelines:
 //	  - name: power_1m
 //	    inputs: [{device: "*", channel: "*", quantity: active_power}]
-//	    window: {kind: tumbling, size: 1m}   # sliding: size, slide; session: gap, min_duration; day, week, month
+//	    window: {kind: tumbling, size: 1m}   # sliding: size, slide; session: gap, min_duration, max_duration; day, week, month
 //	    aggregations: [count, mean, {name: e, func: energy_integral}]
 //	    out_of_orderness: 10s
 //	    allowed_lateness: 3d
@@ -316,6 +316,8 @@ func parseWindow(n *yaml.Node, w *WindowSpec) error {
 			return duration(v, &w.Gap)
 		case "min_duration":
 			return duration(v, &w.MinDuration)
+		case "max_duration":
+			return duration(v, &w.MaxDuration)
 		}
 		return lineErr(v, "unknown window key %q", key)
 	})

@@ -3,6 +3,7 @@ package window_test
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/gridedge/gridedge/cloud/window"
 	"github.com/gridedge/gridedge/shared/wire"
@@ -192,4 +193,69 @@ func TestRequiresSurvivesDeltaRestore(t *testing.T) {
 			t.Fatalf("%v: got %+v, want %+v", id, g, w)
 		}
 	}
+}
+
+// An appliance that never turns off: the shipped max_duration (1 h) cuts
+// its activity into sessions of at most an hour, and the device's state —
+// the readings its session buffer holds — stays within an hour and the
+// lateness of readings however long the stream runs.
+func TestSessionMaxDurationBoundsItsBuffer(t *testing.T) {
+	pipes := window.DefaultPipelines()
+	var sess window.Pipeline
+	for _, p := range pipes {
+		if p.Name == "appliance_sessions" {
+			sess = p
+		}
+	}
+	if sess.Window.MaxDuration != time.Hour {
+		t.Fatalf("appliance_sessions max_duration %v, want 1h", sess.Window.MaxDuration)
+	}
+	eng := mustEngine(t, sess)
+	var seq uint64
+	var sessions []window.Result
+	stateSize := func() int {
+		d, err := eng.TakeDelta()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, ds := range d.Devices {
+			n += len(ds.State)
+		}
+		return n
+	}
+	for s := range 4 * 3600 {
+		seq++
+		eng.Apply(&window.Reading{Device: "home", Channel: "mains", Quantity: power, TimeNs: sec(float64(s)), Value: 2000, Quality: synced, SeqEpoch: 1, Seq: seq})
+		for _, a := range appliances {
+			seq++
+			on := 0.0
+			if a == "water_heater" {
+				on = 1 // stuck on
+			}
+			eng.Apply(&window.Reading{Device: "home", Channel: a, Quantity: wire.Quantity_QUANTITY_STATE, TimeNs: sec(float64(s)), Value: on, Quality: synced, SeqEpoch: 1, Seq: seq})
+		}
+		for _, r := range eng.TakeOutput().Results {
+			if !r.Provisional && !r.Retracted {
+				sessions = append(sessions, r)
+			}
+		}
+	}
+	size := stateSize()
+	// At most max_duration + lateness + 2 gaps + a minute of readings, 6
+	// channels at 1 Hz, 40 B each (a point encodes in fewer); the whole
+	// 4 h would be 86,400 readings.
+	bound := int((time.Hour + 10*time.Minute + 11*time.Second + time.Minute).Seconds()) * 6 * 40
+	if size > bound {
+		t.Fatalf("device state %d B after 4 h of an appliance stuck on, bound %d B", size, bound)
+	}
+	if len(sessions) != 3 {
+		t.Fatalf("%d sessions closed in 4 h, want 3 of an hour (the fourth is open)", len(sessions))
+	}
+	for _, x := range sessions {
+		if span := x.Rows[len(x.Rows)-1].TimeNs - x.Start; span >= int64(time.Hour) || len(x.Rows) != 3600 {
+			t.Fatalf("session of %d rows spanning %v", len(x.Rows), time.Duration(span))
+		}
+	}
+	t.Logf("device state after 4 h: %d B (bound %d B)", size, bound)
 }

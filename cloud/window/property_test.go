@@ -59,6 +59,12 @@ func propertyPipelines() []window.Pipeline {
 			OutOfOrderness: time.Second, AllowedLateness: 8 * time.Second, IdleTimeout: 20 * time.Second,
 		},
 		{
+			Name: "sesscut", Inputs: []window.Selector{{Channel: "a"}},
+			Window:         window.WindowSpec{Kind: window.Session, Gap: 3 * time.Second, MinDuration: 4 * time.Second, MaxDuration: 12 * time.Second},
+			Aggregations:   []window.Aggregation{{Name: "count", Func: window.Count}, {Name: "sum", Func: window.Sum}},
+			OutOfOrderness: time.Second, AllowedLateness: 8 * time.Second, IdleTimeout: 20 * time.Second,
+		},
+		{
 			Name: "join", Inputs: []window.Selector{{Quantity: "active_power"}}, Join: []string{"a", "b"}, Active: "b",
 			Window:         window.WindowSpec{Kind: window.Session, Gap: 5 * time.Second, MinDuration: 6 * time.Second},
 			Aggregations:   []window.Aggregation{{Name: "count", Func: window.Count}, {Name: "rows", Func: window.Readings}, {Name: "mean", Func: window.Mean}},

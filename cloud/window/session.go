@@ -229,10 +229,11 @@ func (ss *sessionState) compute(p *pipe) []session {
 	}
 	rows := sessionRows(p, ss.pts)
 	gap := int64(p.spec.Window.Gap)
+	maxDur := int64(p.spec.Window.MaxDuration)
 	var out []session
 	for i := 0; i < len(rows); {
 		j := i + 1
-		for j < len(rows) && rows[j].TimeNs-rows[j-1].TimeNs < gap {
+		for j < len(rows) && rows[j].TimeNs-rows[j-1].TimeNs < gap && (maxDur == 0 || rows[j].TimeNs-rows[i].TimeNs < maxDur) {
 			j++
 		}
 		out = append(out, session{start: rows[i].TimeNs, end: rows[j-1].TimeNs + gap, rows: rows[i:j:j]})

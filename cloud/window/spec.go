@@ -156,12 +156,17 @@ type Derived struct {
 }
 
 // WindowSpec is the window shape. Size is used by Tumbling and Sliding, Slide
-// by Sliding, Gap and MinDuration by Session.
+// by Sliding, Gap, MinDuration and MaxDuration by Session.
 type WindowSpec struct {
 	Kind        Kind
 	Size, Slide time.Duration
 	Gap         time.Duration
 	MinDuration time.Duration
+	// MaxDuration, when set, cuts a session whose rows span this long: the
+	// row that would make it longer starts the next session. It bounds the
+	// readings a session holds (a stream that never pauses would hold
+	// them all). 0: no bound.
+	MaxDuration time.Duration
 }
 
 // Pipeline declares one windowed computation.
@@ -253,6 +258,9 @@ func (p *Pipeline) Validate() error {
 		if w.Gap <= 0 {
 			return fmt.Errorf("pipeline %s: session window needs gap > 0", p.Name)
 		}
+		if w.MaxDuration < 0 || w.MaxDuration > 0 && w.MaxDuration <= w.MinDuration {
+			return fmt.Errorf("pipeline %s: session max_duration must be above min_duration", p.Name)
+		}
 	case Day, Week, Month:
 	default:
 		return fmt.Errorf("pipeline %s: unknown window kind %d", p.Name, w.Kind)
@@ -288,6 +296,9 @@ func (p *Pipeline) Validate() error {
 	}
 	if w.Kind == Session && len(p.Derived) > 0 {
 		return fmt.Errorf("pipeline %s: derived series are not supported on session windows", p.Name)
+	}
+	if w.MaxDuration != 0 && w.Kind != Session {
+		return fmt.Errorf("pipeline %s: max_duration is only for session windows", p.Name)
 	}
 	if len(p.Join) > 0 && w.Kind != Session {
 		return fmt.Errorf("pipeline %s: join is only supported with session windows", p.Name)

@@ -452,7 +452,7 @@ func sessions(p *window.Pipeline, key window.Key, rs []window.Reading, wm int64)
 	var out []window.Result
 	for i := 0; i < len(rows); {
 		j := i + 1
-		for j < len(rows) && rows[j].t-rows[j-1].t < gap {
+		for j < len(rows) && rows[j].t-rows[j-1].t < gap && (p.Window.MaxDuration == 0 || rows[j].t-rows[i].t < int64(p.Window.MaxDuration)) {
 			j++
 		}
 		start, last := rows[i].t, rows[j-1].t

@@ -86,8 +86,9 @@ type Config struct {
 	DeviceOfflineAfter time.Duration `yaml:"device_offline_after"`
 	// MetricsDeviceLimit bounds the per-device series of /metrics
 	// (gridedge_collector_device_offline_seconds: the devices that went
-	// offline most recently); 0 exports none. Fleet gauges do not depend
-	// on it.
+	// offline most recently; gridedge_dataset_device_*: the first devices
+	// of each dataset pipeline, the rest summed as "_other"); 0 exports
+	// none. Fleet gauges and histograms do not depend on it.
 	MetricsDeviceLimit int `yaml:"metrics_device_limit"`
 	// DataDir holds the readings log (log/) and the store (store/).
 	DataDir string `yaml:"data_dir"`

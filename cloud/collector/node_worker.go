@@ -97,7 +97,7 @@ func NewWorker(cfg Config, opts ...Option) (*WorkerNode, error) {
 	}
 	n := &WorkerNode{cfg: cfg, log: c.log, now: c.now, reg: prometheus.NewRegistry(), pipes: collectorPipelines(cfg),
 		parts: map[int]*partitionRun{}}
-	n.quality = dataset.NewQuality(n.pipes)
+	n.quality = dataset.NewQuality(n.pipes, dataset.WithQualityDevices(cfg.MetricsDeviceLimit))
 	if err := store.RefuseOldFormat(cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("collector: %w", err)
 	}

@@ -75,7 +75,7 @@ type workers struct {
 }
 
 func newWorkers(cfg Config, pipes []window.Pipeline, lg *local.Log, st *store.Store, canWrite func() bool, now func() time.Time, l *slog.Logger) *workers {
-	return &workers{cfg: cfg, pipes: pipes, log: lg, st: st, canWrite: canWrite, now: now, l: l, quality: dataset.NewQuality(pipes),
+	return &workers{cfg: cfg, pipes: pipes, log: lg, st: st, canWrite: canWrite, now: now, l: l, quality: dataset.NewQuality(pipes, dataset.WithQualityDevices(cfg.MetricsDeviceLimit)),
 		ws: make([]*worker.Worker, lg.Partitions()), err: make([]error, lg.Partitions())}
 }
 

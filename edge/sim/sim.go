@@ -570,7 +570,7 @@ func (r *run) meterConfig(m *meter) config.Config {
 		c.Buffer.Dir = filepath.Join(cfg.DataDir, "buffers")
 	}
 	if cfg.States {
-		for _, a := range household.Appliances {
+		for _, a := range household.Appliances() {
 			c.Channels = append(c.Channels, config.Channel{Name: a, Driver: "sim", Quantities: []string{"state"}})
 		}
 	}

@@ -135,8 +135,11 @@ func New(cfg Config, buf *buffer.Buffer, src clock.Source, opts ...Option) (*Pub
 		ackTopic:    topic.For(cfg.Site, cfg.DeviceID, topic.Ack),
 		statusTopic: topic.For(cfg.Site, cfg.DeviceID, topic.Status),
 		wake:        make(chan struct{}, 1),
-		acks:        make(chan *wire.Ack, 256),
-		lost:        make(chan struct{}, 1),
+		// Acks answer batches in flight (at most maxInFlight, plus
+		// resends): twice that is room enough. A full queue makes the
+		// handler wait (onAckMessage); the send loop drains it every round.
+		acks: make(chan *wire.Ack, max(2*o.maxInFlight, 16)),
+		lost: make(chan struct{}, 1),
 	}, nil
 }
 

@@ -2,10 +2,12 @@ package mqttlite
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strings"
@@ -58,6 +60,9 @@ type Options struct {
 	WillPayload  []byte
 	WillQoS      byte
 	WillRetained bool
+	// MaxPacket bounds the size of a packet the broker may send (default
+	// 256 KiB); a bigger one ends the connection before it is read.
+	MaxPacket int
 	// OnConnectionLost is called (on the reader's goroutine) when an open
 	// connection ends other than by Disconnect. It must not block.
 	OnConnectionLost func(error)
@@ -95,6 +100,9 @@ func New(o Options) *Client {
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 10 * time.Second
+	}
+	if o.MaxPacket <= 0 {
+		o.MaxPacket = 256 << 10
 	}
 	return &Client{o: o, pending: map[uint16]*Token{}, handlers: map[string]Handler{}}
 }
@@ -172,7 +180,7 @@ func (c *Client) connect() error {
 		return fmt.Errorf("mqttlite: send connect: %w", err)
 	}
 	r := bufio.NewReaderSize(conn, 512)
-	p, err := packets.ReadPacket(r)
+	p, err := c.readPacket(r)
 	if err != nil {
 		conn.Close()
 		return fmt.Errorf("mqttlite: read connack: %w", err)
@@ -222,7 +230,7 @@ func (c *Client) keepalive(conn net.Conn) {
 // read handles incoming packets until the connection fails.
 func (c *Client) read(conn net.Conn, r *bufio.Reader) {
 	for {
-		p, err := packets.ReadPacket(r)
+		p, err := c.readPacket(r)
 		if err != nil {
 			c.lost(conn, err)
 			return
@@ -422,4 +430,45 @@ func (c *Client) Subscribe(topic string, qos byte, h Handler) *Token {
 		conn.Close()
 	}
 	return t
+}
+
+// readPacket reads one packet, refusing one longer than MaxPacket before
+// allocating for it.
+func (c *Client) readPacket(r *bufio.Reader) (packets.ControlPacket, error) {
+	first, err := r.ReadByte()
+	if err != nil {
+		return nil, err
+	}
+	n, mult := 0, 1
+	for i := 0; ; i++ {
+		if i == 4 {
+			return nil, errors.New("mqttlite: malformed remaining length")
+		}
+		b, err := r.ReadByte()
+		if err != nil {
+			return nil, err
+		}
+		n += int(b&0x7f) * mult
+		if b&0x80 == 0 {
+			break
+		}
+		mult *= 128
+	}
+	if n > c.o.MaxPacket {
+		return nil, fmt.Errorf("mqttlite: broker sent a %d-byte packet, limit %d", n, c.o.MaxPacket)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return nil, err
+	}
+	p, err := packets.NewControlPacketWithHeader(packets.FixedHeader{
+		MessageType: first >> 4, Dup: first&0x08 != 0, Qos: (first >> 1) & 0x03, Retain: first&0x01 != 0, RemainingLength: n,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mqttlite: %w", err)
+	}
+	if err := p.Unpack(bytes.NewReader(body)); err != nil {
+		return nil, fmt.Errorf("mqttlite: malformed %T: %w", p, err)
+	}
+	return p, nil
 }

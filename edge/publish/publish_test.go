@@ -172,7 +172,9 @@ func (c *collector) hasAll(seqs []uint64) bool {
 	return true
 }
 
-func TestBatchesArriveAndNothingDeletedWithoutAck(t *testing.T) { forEachClient(t, testBatchesArriveAndNothingDeletedWithoutAck) }
+func TestBatchesArriveAndNothingDeletedWithoutAck(t *testing.T) {
+	forEachClient(t, testBatchesArriveAndNothingDeletedWithoutAck)
+}
 
 func testBatchesArriveAndNothingDeletedWithoutAck(t *testing.T, clientOpt []Option) {
 	broker := mqtttest.Start(t)
@@ -200,7 +202,9 @@ func testBatchesArriveAndNothingDeletedWithoutAck(t *testing.T, clientOpt []Opti
 	}
 }
 
-func TestAckDeletesExactlyTheAckedRanges(t *testing.T) { forEachClient(t, testAckDeletesExactlyTheAckedRanges) }
+func TestAckDeletesExactlyTheAckedRanges(t *testing.T) {
+	forEachClient(t, testAckDeletesExactlyTheAckedRanges)
+}
 
 func testAckDeletesExactlyTheAckedRanges(t *testing.T, clientOpt []Option) {
 	broker := mqtttest.Start(t)

@@ -17,9 +17,12 @@ type Task struct {
 	kicked  atomic.Bool // a Kick run is pending
 }
 
-// Start runs fn every interval, the first run one interval from now.
-// interval must be positive.
+// Start runs fn every interval, the first run one interval from now. It
+// panics if interval is not positive, as time.NewTicker does.
 func Start(interval time.Duration, fn func()) *Task {
+	if interval <= 0 {
+		panic("periodic: non-positive interval")
+	}
 	p := &Task{every: interval, fn: fn}
 	p.mu.Lock()
 	p.t = time.AfterFunc(interval, p.tick)

@@ -93,7 +93,10 @@ type channel struct {
 	cfg      sensor.Config
 	interval time.Duration
 	sensor   sensor.Sensor
-	errors   atomic.Uint64
+	// instant channels are sensed on their group's goroutine
+	// (sensor.Instant); the others on one goroutine each.
+	instant bool
+	errors  atomic.Uint64
 	// agg summarises samples when the channel aggregates; nil otherwise.
 	agg *aggregator
 	// beat is the unix ns of the sampler's last round; done is set when its
@@ -196,7 +199,7 @@ func New(cfg config.Config, opts ...Option) (*Agent, error) {
 			return nil, fmt.Errorf("agent: channels[%d]: %w", i, err)
 		}
 		iv := cfg.Channels[i].Every()
-		ch := &channel{cfg: sc, interval: iv, sensor: s}
+		ch := &channel{cfg: sc, interval: iv, sensor: s, instant: sensor.IsInstant(s)}
 		if every := cfg.Channels[i].AggregateEvery(); every > 0 {
 			integrate := slices.Contains(sc.Quantities, wire.Quantity_QUANTITY_ENERGY)
 			if ch.agg, err = newAggregator(sc.Channel, every, integrate, env.StateDir); err != nil {
@@ -267,8 +270,7 @@ func (a *Agent) run(ctx context.Context) error {
 			}
 		}()
 	}
-	wg.Add(1)
-	go func() { defer wg.Done(); a.writeStatus(ctx) }()
+	status := a.startStatus()
 	if r, ok := a.src.(interface{ Run(context.Context) error }); ok {
 		wg.Add(1)
 		go func() {
@@ -287,27 +289,36 @@ func (a *Agent) run(ctx context.Context) error {
 		}
 	}()
 
+	// Sampling stops when ctx ends or StopSampling is called; sampling is
+	// done when the last group returns. Neither needs a goroutine of its
+	// own.
 	sampleCtx, stopSamplers := context.WithCancel(a.samplingCtx)
-	go func() {
-		select {
-		case <-ctx.Done():
-		case <-sampleCtx.Done():
-		}
-		stopSamplers()
-	}()
+	unwatch := context.AfterFunc(ctx, stopSamplers)
+	defer unwatch()
 	var samplers sync.WaitGroup
+	var running atomic.Int32
+	running.Store(int32(len(a.groups)))
+	if len(a.groups) == 0 {
+		a.markSamplingDone()
+	}
 	for _, g := range a.groups {
 		samplers.Add(1)
 		for _, ch := range g.channels {
 			ch.beat.Store(time.Now().UnixNano())
 		}
-		go func() { defer samplers.Done(); a.sampleGroup(sampleCtx, g) }()
+		go func() {
+			defer samplers.Done()
+			a.sampleGroup(sampleCtx, g)
+			if running.Add(-1) == 0 {
+				a.markSamplingDone()
+			}
+		}()
 	}
-	go func() { samplers.Wait(); a.markSamplingDone() }()
 
 	<-ctx.Done()
 	stopSamplers()
 	samplers.Wait()
+	status.stop() // and writes the file once more, so a stopped agent's file says so
 	wg.Wait()
 	closeErr := a.Close()
 	return errors.Join(pubErr, closeErr)

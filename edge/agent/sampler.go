@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"math"
 	"strings"
 	"sync"
@@ -89,25 +88,36 @@ func (r *round) stopWaiting() []*wire.Reading {
 }
 
 // sampleGroup runs a group until its ticker ends or ctx is done. At each
-// tick every idle channel of the group senses on its own goroutine; the
-// group waits for all of them and appends their readings in one write, then
-// asks the ticker for the next tick (so a simulated schedule never runs
-// ahead of its sensors). A channel still sensing after half the interval is
-// left behind: the group appends what the others took and goes on, and the
-// slow channel appends its own readings when it finishes and skips the
-// ticks that pass meanwhile. A hung sensor thus costs only its own samples.
+// tick every idle channel of the group senses: an Instant sensor on the
+// group's goroutine, any other on its own goroutine. The group waits for
+// all of them and appends their readings in one write, then asks the
+// ticker for the next tick (so a simulated schedule never runs ahead of its
+// sensors). A channel still sensing after half the interval is left
+// behind: the group appends what the others took and goes on, and the slow
+// channel appends its own readings when it finishes and skips the ticks
+// that pass meanwhile. A hung sensor thus costs only its own samples.
 func (a *Agent) sampleGroup(ctx context.Context, g *group) {
+	// work is nil for channels sensed on this goroutine.
 	work := make([]chan *round, len(g.channels))
 	busy := make([]atomic.Bool, len(g.channels))
+	lastLogged := make([]time.Time, len(g.channels))
+	var lastBoot string
 	var wg sync.WaitGroup
 	for i, ch := range g.channels {
+		if ch.instant {
+			continue
+		}
 		work[i] = make(chan *round, 1)
 		wg.Add(1)
 		go func() { defer wg.Done(); a.senseLoop(ctx, ch, work[i], &busy[i]) }()
 	}
 	defer func() {
-		for _, w := range work {
-			close(w)
+		for i, w := range work {
+			if w != nil {
+				close(w)
+			} else {
+				a.channelDone(g.channels[i], lastBoot)
+			}
 		}
 		wg.Wait()
 	}()
@@ -137,10 +147,34 @@ func (a *Agent) sampleGroup(ctx context.Context, g *group) {
 			continue // every channel is still on an earlier tick
 		}
 		for _, i := range due {
-			work[i] <- r // never blocks: an idle channel's queue is empty
+			if work[i] != nil {
+				work[i] <- r // never blocks: an idle channel's queue is empty
+			}
 		}
+		for _, i := range due {
+			if work[i] == nil {
+				readings := a.senseOnce(ctx, g.channels[i], st, &lastLogged[i])
+				busy[i].Store(false)
+				r.report(readings) // the round is waiting: nothing is late yet
+			}
+		}
+		lastBoot = st.BootID
 		a.awaitRound(ctx, r, patience)
 	}
+}
+
+// channelDone ends a channel's sampling: the aggregation window open when
+// sampling ends is summarised, not lost.
+func (a *Agent) channelDone(ch *channel, lastBoot string) {
+	defer ch.done.Store(true)
+	if ch.agg == nil {
+		return
+	}
+	out, err := ch.agg.flush()
+	if err != nil {
+		a.log.Error("aggregate", "channel", ch.cfg.Channel, "err", err)
+	}
+	a.appendReadings(lastBoot, out)
 }
 
 // awaitRound appends the round's readings once every channel has reported,
@@ -148,7 +182,7 @@ func (a *Agent) sampleGroup(ctx context.Context, g *group) {
 func (a *Agent) awaitRound(ctx context.Context, r *round, patience time.Duration) {
 	select {
 	case <-r.done:
-		a.appendReadings(a.log, r.st.BootID, r.out)
+		a.appendReadings(r.st.BootID, r.out)
 		return
 	default:
 	}
@@ -156,45 +190,34 @@ func (a *Agent) awaitRound(ctx context.Context, r *round, patience time.Duration
 	defer t.Stop()
 	select {
 	case <-r.done:
-		a.appendReadings(a.log, r.st.BootID, r.out)
+		a.appendReadings(r.st.BootID, r.out)
 	case <-t.C:
-		a.appendReadings(a.log, r.st.BootID, r.stopWaiting())
+		a.appendReadings(r.st.BootID, r.stopWaiting())
 	case <-ctx.Done():
-		a.appendReadings(a.log, r.st.BootID, r.stopWaiting())
+		a.appendReadings(r.st.BootID, r.stopWaiting())
 	}
 }
 
 // senseLoop takes one channel's samples for the rounds it is given, until
 // work is closed.
 func (a *Agent) senseLoop(ctx context.Context, ch *channel, work <-chan *round, busy *atomic.Bool) {
-	log := a.log.With("channel", ch.cfg.Channel)
-	defer ch.done.Store(true)
 	var lastBoot string
-	if ch.agg != nil {
-		// The window open when sampling ends is summarised, not lost.
-		defer func() {
-			out, err := ch.agg.flush()
-			if err != nil {
-				log.Error("aggregate", "err", err)
-			}
-			a.appendReadings(log, lastBoot, out)
-		}()
-	}
+	defer func() { a.channelDone(ch, lastBoot) }()
 	var lastLogged time.Time
 	for r := range work {
 		ch.beat.Store(time.Now().UnixNano())
-		readings := a.senseOnce(ctx, log, ch, r.st, &lastLogged)
+		readings := a.senseOnce(ctx, ch, r.st, &lastLogged)
 		lastBoot = r.st.BootID
 		busy.Store(false)
 		if !r.report(readings) {
-			a.appendReadings(log, r.st.BootID, readings)
+			a.appendReadings(r.st.BootID, readings)
 		}
 	}
 }
 
 // senseOnce takes one sample of ch at st and returns its readings (after
 // aggregation, when the channel aggregates).
-func (a *Agent) senseOnce(ctx context.Context, log *slog.Logger, ch *channel, st clock.Stamp, lastLogged *time.Time) []*wire.Reading {
+func (a *Agent) senseOnce(ctx context.Context, ch *channel, st clock.Stamp, lastLogged *time.Time) []*wire.Reading {
 	senseCtx, cancel := context.WithTimeout(withSampleTime(ctx, st), max(ch.interval, time.Second))
 	values, err := ch.sensor.Sense(senseCtx)
 	cancel()
@@ -207,7 +230,7 @@ func (a *Agent) senseOnce(ctx context.Context, log *slog.Logger, ch *channel, st
 		// One log line per channel per minute: a dead sensor must not
 		// flood the SD card.
 		if time.Since(*lastLogged) > time.Minute {
-			log.Warn("sense failed", "sensor", ch.sensor.String(), "err", err, "errors", ch.errors.Load())
+			a.log.Warn("sense failed", "channel", ch.cfg.Channel, "sensor", ch.sensor.String(), "err", err, "errors", ch.errors.Load())
 			*lastLogged = time.Now()
 		}
 	}
@@ -229,7 +252,7 @@ func (a *Agent) senseOnce(ctx context.Context, log *slog.Logger, ch *channel, st
 	if ch.agg != nil {
 		var err error
 		if readings, err = ch.agg.add(st, readings); err != nil {
-			log.Error("aggregate", "err", err)
+			a.log.Error("aggregate", "channel", ch.cfg.Channel, "err", err)
 		}
 	}
 	return readings
@@ -237,7 +260,7 @@ func (a *Agent) senseOnce(ctx context.Context, log *slog.Logger, ch *channel, st
 
 // appendReadings buffers readings of one boot in one write, counts them and
 // tells the publisher.
-func (a *Agent) appendReadings(log *slog.Logger, bootID string, readings []*wire.Reading) {
+func (a *Agent) appendReadings(bootID string, readings []*wire.Reading) {
 	if len(readings) == 0 {
 		return
 	}
@@ -246,7 +269,7 @@ func (a *Agent) appendReadings(log *slog.Logger, bootID string, readings []*wire
 		// At most one line a minute: a full disk must not also fill the log.
 		if now := time.Now().UnixNano(); now-a.appendLoggedAt.Load() > int64(time.Minute) {
 			a.appendLoggedAt.Store(now)
-			log.Error("buffer append failed: readings lost", "err", err, "readings", len(readings), "lost_so_far", lost)
+			a.log.Error("buffer append failed: readings lost", "err", err, "readings", len(readings), "lost_so_far", lost)
 		}
 		return
 	}

@@ -1,14 +1,19 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gridedge/gridedge/edge/clock"
 	"github.com/gridedge/gridedge/edge/config"
 	"github.com/gridedge/gridedge/hardware/sensor"
 	"github.com/gridedge/gridedge/shared/mqtttest"
@@ -182,4 +187,107 @@ func TestOldestUnsentFollowsDeletes(t *testing.T) {
 			t.Fatalf("after deleting %v: oldest %v (ok %v, err %v), want wall %d", step.del, rec.Reading, ok, err, step.want)
 		}
 	}
+}
+
+// instantSensor is a fakeSensor that declares itself sensor.Instant.
+type instantSensor struct {
+	fakeSensor
+	calls *atomic.Int32
+}
+
+func (s instantSensor) Sense(ctx context.Context) ([]sensor.Value, error) {
+	s.calls.Add(1)
+	return s.fakeSensor.Sense(ctx)
+}
+func (instantSensor) Instant() bool { return true }
+
+// Instant sensors are sensed on the schedule's goroutine, beside channels
+// that sense on their own: every tick still takes every channel's reading
+// and appends them in one write, and Instant channels add no goroutine.
+func TestInstantSensorsShareTheScheduleGoroutine(t *testing.T) {
+	broker := mqtttest.Start(t)
+	ackAll(t, broker.URL())
+	cfg := groupConfig(t, broker.URL(), `  - {name: a, driver: instant, interval: 1s, quantities: [active_power]}
+  - {name: b, driver: fake, interval: 1s, quantities: [active_power]}
+  - {name: c, driver: instant, interval: 1s, quantities: [active_power]}
+`)
+	var calls atomic.Int32
+	reg := registry()
+	reg.Register(sensor.Driver{Name: "instant", New: func(sensor.Config, sensor.Env) (sensor.Sensor, error) {
+		return instantSensor{calls: &calls}, nil
+	}})
+	var mu sync.Mutex
+	var writes []int // readings per write, in order
+	var lastSeq uint64
+	var lastWall int64
+	tick := make(chan struct{})
+	a, err := New(cfg, WithRegistry(reg), WithClock(fixedClock{}),
+		WithTicker(func(string, time.Duration) Ticker {
+			return &gatedTicker{countTicker: countTicker{n: 4, interval: time.Second}, gate: tick}
+		}),
+		WithReadingHook(func(_ string, _ uint64, r *wire.Reading) {
+			mu.Lock()
+			defer mu.Unlock()
+			if n := len(writes); n > 0 && lastSeq+1 == r.Seq && r.WallNs == lastWall {
+				writes[n-1]++
+			} else {
+				writes = append(writes, 1)
+			}
+			lastSeq, lastWall = r.Seq, r.WallNs
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	tick <- struct{}{}
+	// While sampling, only the channel that is not Instant has a sensing
+	// goroutine of its own.
+	var stacks bytes.Buffer
+	if err := pprof.Lookup("goroutine").WriteTo(&stacks, 2); err != nil {
+		t.Fatal(err)
+	}
+	senseLoops := strings.Count(stacks.String(), "created by github.com/gridedge/gridedge/edge/agent.(*Agent).sampleGroup ")
+	for range 3 {
+		tick <- struct{}{}
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 45*time.Second)
+	defer wcancel()
+	if err := a.WaitDrained(wctx); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []int{3, 3, 3, 3}; !slices.Equal(writes, want) {
+		t.Fatalf("readings per tick and write: %v, want %v", writes, want)
+	}
+	if calls.Load() != 8 {
+		t.Fatalf("instant sensors sensed %d times, want 8", calls.Load())
+	}
+	if senseLoops != 1 {
+		t.Fatalf("%d sensing goroutines for 1 channel that is not Instant and 2 that are", senseLoops)
+	}
+}
+
+// gatedTicker is a countTicker that waits for its gate before each tick.
+type gatedTicker struct {
+	countTicker
+	gate chan struct{}
+}
+
+func (g *gatedTicker) Next(ctx context.Context) (clock.Stamp, error) {
+	if g.k == g.n {
+		return g.countTicker.Next(ctx) // the schedule has ended
+	}
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return clock.Stamp{}, ctx.Err()
+	}
+	return g.countTicker.Next(ctx)
 }

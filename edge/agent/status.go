@@ -8,11 +8,11 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/gridedge/gridedge/edge/buffer"
 	"github.com/gridedge/gridedge/edge/status"
+	"github.com/gridedge/gridedge/shared/periodic"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Snapshot is the agent's state for status.json, `gridedge-agent status`
@@ -37,26 +37,32 @@ func (a *Agent) Snapshot() status.Snapshot {
 	return s
 }
 
-// writeStatus rewrites state_dir/status.json every status interval until
-// ctx is done, and once more at the end so a stopped agent's file says so.
-func (a *Agent) writeStatus(ctx context.Context) {
-	t := time.NewTicker(a.cfg.StatusInterval.D())
-	defer t.Stop()
-	write := func() {
-		if err := status.Write(a.cfg.StateDir, a.Snapshot()); err != nil {
-			a.log.Warn("write status file", "err", err)
-		}
+// statusFile rewrites state_dir/status.json every status interval from a
+// timer (no goroutine between writes), and once more when stopped.
+type statusFile struct {
+	a    *Agent
+	task *periodic.Task
+}
+
+// startStatus writes the status file now and then every status interval
+// until stop.
+func (a *Agent) startStatus() *statusFile {
+	f := &statusFile{a: a}
+	f.write()
+	f.task = periodic.Start(a.cfg.StatusInterval.D(), f.write)
+	return f
+}
+
+func (f *statusFile) write() {
+	if err := status.Write(f.a.cfg.StateDir, f.a.Snapshot()); err != nil {
+		f.a.log.Warn("write status file", "err", err)
 	}
-	write()
-	for {
-		select {
-		case <-ctx.Done():
-			write()
-			return
-		case <-t.C:
-			write()
-		}
-	}
+}
+
+// stop ends the periodic writes and writes the file a last time.
+func (f *statusFile) stop() {
+	f.task.Stop()
+	f.write()
 }
 
 // serveMetrics serves /metrics on addr until ctx is done. The listener is

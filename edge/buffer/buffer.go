@@ -1,7 +1,6 @@
 package buffer
 
 import (
-	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,18 +8,17 @@ import (
 	"log/slog"
 	"math"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	bolterrors "go.etcd.io/bbolt/errors"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gridedge/gridedge/shared/diskfree"
+	"github.com/gridedge/gridedge/shared/periodic"
 	"github.com/gridedge/gridedge/shared/wire"
 )
 
@@ -119,7 +117,6 @@ type Buffer struct {
 	// thinnedThrough is the highest seq the quota has already thinned to
 	// per-minute summaries; thinning resumes after it. Guarded by mu.
 	thinnedThrough uint64
-	kick           chan struct{}
 	liveShare      float64
 	// free caches the file system's free bytes; freeAt is when (unix ns).
 	free      atomic.Int64
@@ -129,78 +126,10 @@ type Buffer struct {
 	// pending holds acked readings not yet deleted for lack of space.
 	pending atomic.Pointer[pendingSet]
 
-	stop chan struct{}
-	wg   sync.WaitGroup
+	// syncer and maint are the periodic sync (stores that do not sync
+	// themselves) and maintenance; timers, not goroutines (maintain.go).
+	syncer, maint *periodic.Task
 }
-
-// Option changes how a Buffer is opened.
-type Option func(*settings)
-
-type settings struct {
-	syncInterval time.Duration
-	gcInterval   time.Duration
-	reserve      uint64
-	quotaBytes   int64
-	log          *slog.Logger
-	tune         func(badger.Options) badger.Options
-	minFree      int64
-	freeBytes    func(dir string) (int64, error)
-	quarantine   bool
-	backend      Backend
-	forceBadger  bool
-	shared       *Shared
-	namespace    string
-}
-
-// WithSyncInterval sets how often appended readings are fsynced (default
-// 1 s). It bounds what a power cut loses.
-func WithSyncInterval(d time.Duration) Option { return func(s *settings) { s.syncInterval = d } }
-
-// WithGCInterval sets how often value-log garbage collection and the quota
-// check run (default 1 min).
-func WithGCInterval(d time.Duration) Option { return func(s *settings) { s.gcInterval = d } }
-
-// WithReserve sets how many sequence numbers are reserved in the state file
-// at a time (default 1000). Larger means fewer state writes and bigger gaps
-// after a crash.
-func WithReserve(n uint64) Option { return func(s *settings) { s.reserve = max(n, 1) } }
-
-// WithQuota bounds the buffer's size on disk in bytes (0 = unbounded).
-func WithQuota(bytes int64) Option { return func(s *settings) { s.quotaBytes = bytes } }
-
-// WithBadgerTuning adjusts the Badger options after BadgerOptions, e.g. the
-// simulator shrinks memtables further to run hundreds of buffers in one
-// process. The bolt backend ignores it.
-func WithBadgerTuning(fn func(badger.Options) badger.Options) Option {
-	return func(s *settings) { s.tune = fn }
-}
-
-// WithMinFree sets the free space (bytes) the file system must keep for
-// Badger's memtable flushes and compactions; below it Append refuses new
-// readings with ErrDiskFull (default 64 MiB).
-func WithMinFree(bytes int64) Option { return func(s *settings) { s.minFree = bytes } }
-
-// WithQuarantine makes Open move a buffer directory Badger cannot open
-// (corrupted by a power cut: badger #2000, #1954) aside, to
-// <dir>.corrupt-<time>, and start an empty buffer, instead of failing. A
-// gateway then keeps metering after the worst power cut; the sequence
-// counter lives in the state directory, so numbers still never repeat.
-// A directory locked by another process or unreadable for lack of
-// permission is never quarantined.
-func WithQuarantine(on bool) Option { return func(s *settings) { s.quarantine = on } }
-
-// WithBackend selects the storage engine (default BackendAuto: bolt on
-// 32-bit platforms, Badger on 64-bit ones). Open refuses BackendBadger on
-// a 32-bit platform with ErrBadgerOn32Bit: Badger loses data there.
-func WithBackend(b Backend) Option { return func(s *settings) { s.backend = b } }
-
-// WithBadgerDespiteDataLoss lets Open use Badger on a 32-bit platform,
-// where it is known to lose every reading in a flushed table. Only for
-// reproducing that loss (edge/soak -soak.badger); never for the agent.
-func WithBadgerDespiteDataLoss() Option { return func(s *settings) { s.forceBadger = true } }
-
-// WithLogger sets the logger (default slog.Default()).
-func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.log = l } }
 
 // Open opens (creating if needed) the buffer in dir with its sequence state
 // in stateDir. The two must differ: wiping dir keeps the sequence counter,
@@ -267,20 +196,14 @@ func Open(dir, stateDir string, opts ...Option) (*Buffer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("buffer: %w", err)
 	}
-	b := &Buffer{db: db, backend: backend, dir: dir, stateDir: stateDir, o: o, log: log, stop: make(chan struct{}), kick: make(chan struct{}, 1),
-		liveShare: db.liveShare()}
+	b := &Buffer{db: db, backend: backend, dir: dir, stateDir: stateDir, o: o, log: log, liveShare: db.liveShare()}
 	if err := b.recover(); err != nil {
 		db.close()
 		return nil, err
 	}
 	b.recovery.Quarantined, b.recovery.QuarantineReason = quarantined, reason
 	b.diskBytes.Store(db.diskBytes())
-	if _, ok := db.(interface{ syncsItself() }); !ok {
-		b.wg.Add(1)
-		go b.syncLoop()
-	}
-	b.wg.Add(1)
-	go b.maintenanceLoop()
+	b.startBackground()
 	return b, nil
 }
 
@@ -604,227 +527,6 @@ func (b *Buffer) scan(first, last uint64, limit int) ([]Record, error) {
 	return out, nil
 }
 
-// Delete removes exactly the held readings of epoch whose sequence numbers
-// fall in ranges (inclusive) and returns how many it removed. Ranges may
-// overlap or cover numbers no longer held; readings of another epoch are
-// kept.
-func (b *Buffer) Delete(epoch uint64, ranges ...*wire.SeqRange) (int, error) {
-	merged := mergeRanges(ranges)
-	if len(merged) == 0 {
-		return 0, nil
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return 0, ErrClosed
-	}
-	pend := b.pending.Load()
-	var keys []entry
-	for _, r := range merged {
-		err := b.db.scan(key(r.First), math.MaxInt, func(k, v []byte) error {
-			seq := seqOf(k)
-			if seq > r.Last {
-				return errStopScan
-			}
-			if rec, err := decode(k, v); err == nil && rec.SeqEpoch == epoch && !pend.has(epoch, seq) {
-				keys = append(keys, entry{key: key(seq), size: entrySize(int64(len(v)))})
-			}
-			return nil
-		})
-		if err != nil {
-			return 0, fmt.Errorf("buffer: delete: %w", err)
-		}
-	}
-	if len(keys) == 0 {
-		return 0, nil
-	}
-	if b.flushPending() {
-		if err := b.deleteKeys(keys, true); err != nil {
-			return 0, err
-		}
-	} else {
-		// No room to write even a tombstone: hide the readings and delete
-		// them once space returns.
-		next := pend.with(epoch, merged)
-		if next == nil {
-			return 0, fmt.Errorf("%w: %d acked ranges already wait for space", ErrDiskFull, maxPendingRanges)
-		}
-		var size int64
-		for _, e := range keys {
-			size += e.size
-		}
-		b.pending.Store(next)
-		b.length.Add(-int64(len(keys)))
-		b.liveBytes.Add(-size)
-		b.log.Warn("file system full: acked readings hidden, deleted once space returns", "readings", len(keys), "pending_ranges", next.n)
-	}
-	b.deleted.Add(uint64(len(keys)))
-	return len(keys), nil
-}
-
-// flushPending deletes the acked readings that waited for space, if there
-// is room now. It reports whether the buffer may write (nothing waits any
-// more). Called with mu held.
-func (b *Buffer) flushPending() bool {
-	if !b.canWrite() {
-		return false
-	}
-	pend := b.pending.Load()
-	if pend == nil {
-		return true
-	}
-	var keys []entry
-	for epoch, rs := range pend.ranges {
-		for _, r := range rs {
-			err := b.db.scan(key(r.First), math.MaxInt, func(k, v []byte) error {
-				seq := seqOf(k)
-				if seq > r.Last {
-					return errStopScan
-				}
-				if rec, err := decode(k, v); err == nil && rec.SeqEpoch == epoch {
-					keys = append(keys, entry{key: key(seq)})
-				}
-				return nil
-			})
-			if err != nil {
-				b.log.Error("deleting acked readings that waited for space", "err", err)
-				return false
-			}
-		}
-	}
-	// Counters were updated when the readings were hidden.
-	if err := b.deleteKeys(keys, false); err != nil {
-		b.log.Error("deleting acked readings that waited for space", "err", err)
-		return false
-	}
-	b.pending.Store(nil)
-	b.log.Info("space returned: acked readings deleted", "readings", len(keys))
-	return true
-}
-
-func (b *Buffer) pendingRanges() int {
-	if p := b.pending.Load(); p != nil {
-		return p.n
-	}
-	return 0
-}
-
-// entry is a held reading's key and estimated size.
-type entry struct {
-	key  []byte
-	size int64
-}
-
-// deleteKeys removes entries in transactions of bounded size, counting
-// them out of the length and live size when count is set. Called with mu
-// held.
-func (b *Buffer) deleteKeys(keys []entry, count bool) error {
-	for start := 0; start < len(keys); start += maxTxnEntries {
-		chunk := keys[start:min(start+maxTxnEntries, len(keys))]
-		var size int64
-		dels := make([][]byte, len(chunk))
-		for i, e := range chunk {
-			dels[i] = e.key
-			size += e.size
-		}
-		if err := b.db.apply(nil, dels); err != nil {
-			return fmt.Errorf("buffer: delete: %w", err)
-		}
-		if count {
-			b.length.Add(-int64(len(chunk)))
-			b.liveBytes.Add(-size)
-		}
-	}
-	return nil
-}
-
-func mergeRanges(in []*wire.SeqRange) []*wire.SeqRange {
-	rs := make([]*wire.SeqRange, 0, len(in))
-	for _, r := range in {
-		if r != nil && r.First <= r.Last {
-			rs = append(rs, &wire.SeqRange{First: r.First, Last: r.Last})
-		}
-	}
-	slices.SortFunc(rs, func(a, b *wire.SeqRange) int { return cmp.Compare(a.First, b.First) })
-	var out []*wire.SeqRange
-	for _, r := range rs {
-		if n := len(out); n > 0 && (out[n-1].Last == ^uint64(0) || r.First <= out[n-1].Last+1) {
-			out[n-1].Last = max(out[n-1].Last, r.Last)
-			continue
-		}
-		out = append(out, r)
-	}
-	return out
-}
-
-// Sync forces everything appended so far to disk.
-func (b *Buffer) Sync() error {
-	if err := b.db.sync(); err != nil {
-		return fmt.Errorf("buffer: sync: %w", err)
-	}
-	return nil
-}
-
-func (b *Buffer) syncLoop() {
-	defer b.wg.Done()
-	t := time.NewTicker(b.o.syncInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-b.stop:
-			return
-		case <-t.C:
-			if err := b.db.sync(); err != nil {
-				b.log.Error("periodic sync failed", "err", err)
-			}
-		}
-	}
-}
-
-func (b *Buffer) maintenanceLoop() {
-	defer b.wg.Done()
-	t := time.NewTicker(b.o.gcInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-b.stop:
-			return
-		case <-t.C:
-			b.maintain()
-		case <-b.kick:
-			if err := b.enforceQuota(); err != nil {
-				b.log.Error("disk quota enforcement failed", "err", err)
-			}
-		}
-	}
-}
-
-// Maintain asks the maintenance goroutine to enforce the quota now. It
-// never blocks.
-func (b *Buffer) Maintain() {
-	select {
-	case b.kick <- struct{}{}:
-	default:
-	}
-}
-
-// maintain deletes acked readings that waited for space (when there is
-// room again), lets the store reclaim space and enforces the quota. Below
-// the write floor it does nothing: reclaiming space writes too.
-func (b *Buffer) maintain() {
-	b.mu.Lock()
-	writable := !b.closed && b.flushPending()
-	b.mu.Unlock()
-	if !writable {
-		return
-	}
-	b.db.maintain()
-	b.diskBytes.Store(b.db.diskBytes())
-	if err := b.enforceQuota(); err != nil {
-		b.log.Error("disk quota enforcement failed", "err", err)
-	}
-}
-
 // Close syncs, records a clean shutdown and closes the store. Further calls
 // return ErrClosed.
 func (b *Buffer) Close() error {
@@ -835,8 +537,7 @@ func (b *Buffer) Close() error {
 	}
 	b.closed = true
 	b.mu.Unlock()
-	close(b.stop)
-	b.wg.Wait()
+	b.stopBackground()
 	var errs []error
 	if err := b.db.sync(); err != nil {
 		errs = append(errs, fmt.Errorf("buffer: sync at close: %w", err))

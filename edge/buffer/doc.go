@@ -27,4 +27,10 @@
 // fsyncs every append before it returns (its crash consistency depends on
 // it), so on 32-bit platforms a power cut loses nothing that Append
 // accepted.
+//
+// An open buffer holds no goroutine: the periodic sync and the maintenance
+// (garbage collection, quota) run from timers (maintain.go). Files:
+// buffer.go (Open, Append, reads, Close), delete.go (acked deletion and the
+// deletes waiting for space), options.go, maintain.go, quota.go, and one
+// file per storage engine.
 package buffer

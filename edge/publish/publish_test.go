@@ -173,12 +173,16 @@ func (c *collector) hasAll(seqs []uint64) bool {
 }
 
 func TestBatchesArriveAndNothingDeletedWithoutAck(t *testing.T) {
+	forEachClient(t, testBatchesArriveAndNothingDeletedWithoutAck)
+}
+
+func testBatchesArriveAndNothingDeletedWithoutAck(t *testing.T, clientOpt []Option) {
 	broker := mqtttest.Start(t)
 	col := newCollector(t, broker.URL(), false)
 	b := newBuffer(t)
 	seqs := fill(t, b, "boot-a", 120)
 	seqs = append(seqs, fill(t, b, "boot-b", 10)...)
-	p := start(t, broker.URL(), b, Config{MaxBatchReadings: 50, AckTimeout: time.Hour})
+	p := start(t, broker.URL(), b, Config{MaxBatchReadings: 50, AckTimeout: time.Hour}, clientOpt...)
 
 	poll.Until(t, 45*time.Second, "all readings at the collector", func() bool { return col.hasAll(seqs) })
 	col.mu.Lock()
@@ -199,11 +203,15 @@ func TestBatchesArriveAndNothingDeletedWithoutAck(t *testing.T) {
 }
 
 func TestAckDeletesExactlyTheAckedRanges(t *testing.T) {
+	forEachClient(t, testAckDeletesExactlyTheAckedRanges)
+}
+
+func testAckDeletesExactlyTheAckedRanges(t *testing.T, clientOpt []Option) {
 	broker := mqtttest.Start(t)
 	col := newCollector(t, broker.URL(), false)
 	b := newBuffer(t)
 	seqs := fill(t, b, "boot", 20)
-	p := start(t, broker.URL(), b, Config{AckTimeout: time.Hour})
+	p := start(t, broker.URL(), b, Config{AckTimeout: time.Hour}, clientOpt...)
 	poll.Until(t, 45*time.Second, "readings sent", func() bool { return col.hasAll(seqs) })
 
 	col.ack(b.SeqEpoch(), &wire.SeqRange{First: seqs[0], Last: seqs[4]}, &wire.SeqRange{First: seqs[10], Last: seqs[10]})
@@ -228,12 +236,14 @@ func TestAckDeletesExactlyTheAckedRanges(t *testing.T) {
 	}
 }
 
-func TestResendAfterAckTimeout(t *testing.T) {
+func TestResendAfterAckTimeout(t *testing.T) { forEachClient(t, testResendAfterAckTimeout) }
+
+func testResendAfterAckTimeout(t *testing.T, clientOpt []Option) {
 	broker := mqtttest.Start(t)
 	col := newCollector(t, broker.URL(), false)
 	b := newBuffer(t)
 	seqs := fill(t, b, "boot", 5)
-	p := start(t, broker.URL(), b, Config{AckTimeout: 300 * time.Millisecond})
+	p := start(t, broker.URL(), b, Config{AckTimeout: 300 * time.Millisecond}, clientOpt...)
 	poll.Until(t, 45*time.Second, "a resend", func() bool { return col.count(seqs[0]) >= 2 })
 	// The collector can see the copy before the publisher has counted it.
 	poll.Until(t, 45*time.Second, "the resend counted", func() bool { return p.Stats().Resent > 0 })
@@ -241,12 +251,14 @@ func TestResendAfterAckTimeout(t *testing.T) {
 	poll.Until(t, 45*time.Second, "buffer drained", func() bool { return b.Len() == 0 })
 }
 
-func TestBadAcksAreCountedAndIgnored(t *testing.T) {
+func TestBadAcksAreCountedAndIgnored(t *testing.T) { forEachClient(t, testBadAcksAreCountedAndIgnored) }
+
+func testBadAcksAreCountedAndIgnored(t *testing.T, clientOpt []Option) {
 	broker := mqtttest.Start(t)
 	col := newCollector(t, broker.URL(), false)
 	b := newBuffer(t)
 	seqs := fill(t, b, "boot", 5)
-	p := start(t, broker.URL(), b, Config{AckTimeout: time.Hour})
+	p := start(t, broker.URL(), b, Config{AckTimeout: time.Hour}, clientOpt...)
 	poll.Until(t, 45*time.Second, "readings sent", func() bool { return col.hasAll(seqs) })
 
 	ackTopic := topic.For(site, device, topic.Ack)
@@ -262,11 +274,13 @@ func TestBadAcksAreCountedAndIgnored(t *testing.T) {
 	}
 }
 
-func TestBrokerKilledMidStream(t *testing.T) {
+func TestBrokerKilledMidStream(t *testing.T) { forEachClient(t, testBrokerKilledMidStream) }
+
+func testBrokerKilledMidStream(t *testing.T, clientOpt []Option) {
 	broker := mqtttest.Start(t)
 	col := newCollector(t, broker.URL(), true)
 	b := newBuffer(t)
-	p := start(t, broker.URL(), b, Config{AckTimeout: 2 * time.Second, MaxBatchReadings: 20})
+	p := start(t, broker.URL(), b, Config{AckTimeout: 2 * time.Second, MaxBatchReadings: 20}, clientOpt...)
 
 	var seqs []uint64
 	appendSome := func(n int) {
@@ -291,7 +305,9 @@ func TestBrokerKilledMidStream(t *testing.T) {
 	}
 }
 
-func TestBirthAndWill(t *testing.T) {
+func TestBirthAndWill(t *testing.T) { forEachClient(t, testBirthAndWill) }
+
+func testBirthAndWill(t *testing.T, clientOpt []Option) {
 	broker := mqtttest.Start(t)
 	statuses := make(chan *wire.Status, 16)
 	sub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker.URL()).SetClientID("watcher"))
@@ -307,7 +323,7 @@ func TestBirthAndWill(t *testing.T) {
 
 	b := newBuffer(t)
 	p, err := New(Config{Site: site, DeviceID: device, URL: broker.URL()}, b, fakeClock{start: time.Now()},
-		WithStatus(func() *wire.Status { return &wire.Status{BufferedReadings: uint64(b.Len())} }, time.Hour))
+		append(clientOpt, WithStatus(func() *wire.Status { return &wire.Status{BufferedReadings: uint64(b.Len())} }, time.Hour))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,7 +434,9 @@ func TestSentRanges(t *testing.T) {
 // TestBirthBeforeData: the collector learns a device's time zone and state
 // from its birth message, so on every connection the status must reach the
 // broker before the first batch, even with a backlog waiting to be sent.
-func TestBirthBeforeData(t *testing.T) {
+func TestBirthBeforeData(t *testing.T) { forEachClient(t, testBirthBeforeData) }
+
+func testBirthBeforeData(t *testing.T, clientOpt []Option) {
 	broker := mqtttest.Start(t)
 	var (
 		mu     sync.Mutex
@@ -440,7 +458,7 @@ func TestBirthBeforeData(t *testing.T) {
 
 	b := newBuffer(t)
 	fill(t, b, "boot-1", 50) // a backlog is ready before the first connection
-	start(t, broker.URL(), b, Config{}, WithStatus(func() *wire.Status { return &wire.Status{TimeZone: "Europe/Paris"} }, time.Hour))
+	start(t, broker.URL(), b, Config{}, append(clientOpt, WithStatus(func() *wire.Status { return &wire.Status{TimeZone: "Europe/Paris"} }, time.Hour))...)
 	poll.Until(t, 45*time.Second, "a status and a batch", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -451,4 +469,11 @@ func TestBirthBeforeData(t *testing.T) {
 	if topics[0] != topic.For(site, device, topic.Status) {
 		t.Fatalf("first message on %s, want the status before any data (order %v)", topics[0], topics[:min(len(topics), 5)])
 	}
+}
+
+// forEachClient runs a publisher test over both MQTT clients: paho (the
+// gateway's) and mqttlite (WithLightClient, the simulator's).
+func forEachClient(t *testing.T, test func(t *testing.T, clientOpt []Option)) {
+	t.Run("paho", func(t *testing.T) { test(t, nil) })
+	t.Run("light", func(t *testing.T) { test(t, []Option{WithLightClient()}) })
 }

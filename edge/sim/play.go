@@ -135,7 +135,7 @@ func Play(ctx context.Context, cfg PlayConfig) (PlayResult, error) {
 			return res, fmt.Errorf("sim: play: credentials: no entry for %s/%s", site, n)
 		}
 		if d.pub, err = publish.New(pc, d.buf, clk, publish.WithLogger(cfg.Logger), publish.WithAgentVersion("gridedge-sim-play"),
-			publish.WithBackoff(200*time.Millisecond, 5*time.Second), publish.WithDialer(d.link.dial)); err != nil {
+			publish.WithBackoff(200*time.Millisecond, 5*time.Second), publish.WithDialer(d.link.dial), publish.WithLightClient()); err != nil {
 			return res, fmt.Errorf("sim: play: %w", err)
 		}
 	}

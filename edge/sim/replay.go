@@ -202,4 +202,7 @@ func (s *replaySensor) Sense(ctx context.Context) ([]sensor.Value, error) {
 }
 
 func (s *replaySensor) String() string { return "sim-replay:" + s.name }
-func (s *replaySensor) Close() error   { return nil }
+
+// Instant: Sense reads the file loaded in memory (sensor.Instant).
+func (s *replaySensor) Instant() bool { return true }
+func (s *replaySensor) Close() error  { return nil }

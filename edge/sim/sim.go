@@ -465,7 +465,7 @@ func (r *run) newAgent(m *meter) (*agent.Agent, error) {
 		agent.WithBufferOptions(bufOpts...),
 		agent.WithPublishOptions(
 			publish.WithBackoff(200*time.Millisecond, 5*time.Second),
-			publish.WithDialer(m.link.dial),
+			publish.WithDialer(m.link.dial), publish.WithLightClient(),
 			publish.WithAckHook(func(n int) {
 				r.fl.acked.Add(uint64(n))
 				m.lat.pop(n, time.Now().UnixNano(), &r.fl.ackLat)
@@ -570,7 +570,7 @@ func (r *run) meterConfig(m *meter) config.Config {
 		c.Buffer.Dir = filepath.Join(cfg.DataDir, "buffers")
 	}
 	if cfg.States {
-		for _, a := range household.Appliances {
+		for _, a := range household.Appliances() {
 			c.Channels = append(c.Channels, config.Channel{Name: a, Driver: "sim", Quantities: []string{"state"}})
 		}
 	}

@@ -39,6 +39,21 @@ type Sensor interface {
 	Close() error
 }
 
+// Instant is implemented by sensors whose Sense computes its values from
+// memory, without I/O, and returns at once (simulated sensors). The agent
+// senses such a channel on its schedule's goroutine instead of giving it a
+// goroutine of its own; a sensor that can block must not implement it (or
+// must return false), so a hung bus costs only its own channel's samples.
+type Instant interface {
+	Instant() bool
+}
+
+// IsInstant reports whether s declares itself Instant.
+func IsInstant(s Sensor) bool {
+	i, ok := s.(Instant)
+	return ok && i.Instant()
+}
+
 // Config is one channel's sensor configuration as the agent parsed it.
 type Config struct {
 	// Channel is the channel name readings are published under.

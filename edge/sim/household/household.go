@@ -67,9 +67,13 @@ func (h Model) Power(t time.Time) (mains, kitchen, laundry, heater float64) {
 	return l.mains, l.kettle + l.oven, l.washer + l.fridge, l.heater
 }
 
-// Appliances are the household's appliance channels, in order; each
-// reports its on/off state (quantity state: 1 on, 0 off).
-var Appliances = []string{"kettle", "oven", "washer", "fridge", "water_heater"}
+// appliances are the household's appliance channels, in States order.
+const appliances = "kettle,oven,washer,fridge,water_heater"
+
+// Appliances returns the household's appliance channels, in order (a new
+// slice each call); each reports its on/off state (quantity state: 1 on, 0
+// off).
+func Appliances() []string { return strings.Split(appliances, ",") }
 
 // States returns the appliances' on/off states at t, in Appliances order.
 func (h Model) States(t time.Time) [5]bool {
@@ -181,10 +185,10 @@ func NewSensor(h Model, channel string, at func(clock.Stamp) time.Time, opts ...
 	switch channel {
 	case "mains", "sub1", "sub2", "sub3":
 	default:
-		s.appliance = slices.Index(Appliances, channel)
+		s.appliance = slices.Index(Appliances(), channel)
 		if s.appliance < 0 {
 			return nil, fmt.Errorf("household profile has channels mains, sub1, sub2, sub3 and %s, not %q",
-				strings.Join(Appliances, ", "), channel)
+				strings.Join(Appliances(), ", "), channel)
 		}
 	}
 	// Meters are installed with some history on the counter.
@@ -298,7 +302,10 @@ func (s *householdSensor) integrate(t time.Time, p float64) float64 {
 }
 
 func (s *householdSensor) String() string { return "sim-household:" + s.channel }
-func (s *householdSensor) Close() error   { return nil }
+
+// Instant: Sense computes from the model, without I/O (sensor.Instant).
+func (s *householdSensor) Instant() bool { return true }
+func (s *householdSensor) Close() error  { return nil }
 
 // Driver is the household profile as a sensor driver, so the real
 // gridedge-agent can run without hardware (demos, soak tests):

@@ -240,6 +240,9 @@ func (s *Shared) rewriteJournal() error {
 	}
 	old := s.file
 	s.file, s.enc = f, enc
+	// What the rewrite wrote; appends after the unlock count on top of it
+	// and become durable with the next Sync.
+	rewritten := enc.written
 	s.mu.Unlock()
 	// Writes made from here on go to the new file; nobody is told they are
 	// durable before the rename below (syncMu is held).
@@ -259,7 +262,7 @@ func (s *Shared) rewriteJournal() error {
 			return err
 		}
 	}
-	s.synced = enc.written
+	s.synced = rewritten
 	return nil
 }
 

@@ -10,8 +10,15 @@ import (
 	"github.com/gridedge/gridedge/shared/wire"
 )
 
-// checkpointVersion changes whenever the encoding below does.
-const checkpointVersion = 3
+// checkpointVersion changes whenever the encoding below does. Version 4
+// stores only the bins of slots holding readings and marks each device's
+// state with its version, so a store holding states of both versions (the
+// devices not written since an upgrade keep theirs) restores. Version 3,
+// written by the previous release, is still read.
+const (
+	checkpointVersion = 4
+	oldestVersion     = 3
+)
 
 // ErrCheckpoint is wrapped by Restore errors: the bytes are not a checkpoint
 // of this engine version and configuration.
@@ -178,8 +185,8 @@ func (e *Engine) header() []byte {
 }
 
 func (e *Engine) readHeader(r *dec) error {
-	if v := r.u(); r.err == nil && v != checkpointVersion {
-		return fmt.Errorf("%w: version %d, want %d", ErrCheckpoint, v, checkpointVersion)
+	if v := r.u(); r.err == nil && (v < oldestVersion || v > checkpointVersion) {
+		return fmt.Errorf("%w: version %d, want %d to %d", ErrCheckpoint, v, oldestVersion, checkpointVersion)
 	}
 	if r.err != nil || len(r.b) < 32 {
 		return fmt.Errorf("%w: no header", ErrCheckpoint)
@@ -197,10 +204,13 @@ func (e *Engine) readHeader(r *dec) error {
 
 // deviceState encodes one device. Its routes are listed in creation order:
 // re-creating them recreates the device's pipelines and series in the same
-// order, so series and device-pipelines are listed in that order too.
+// order, so series and device-pipelines are listed in that order too. It
+// starts with a zero byte and the version (a version 3 state starts with
+// the name's length, never zero).
 func (e *Engine) deviceState(di int32) []byte {
 	d := &e.devs[di]
-	w := enc{}
+	w := enc{b: []byte{0}}
+	w.u(checkpointVersion)
 	w.s(d.name)
 	w.t(d.has)
 	w.i(d.maxT)
@@ -304,12 +314,18 @@ func writeWin(w *enc, x *win) {
 	for _, pt := range x.pts {
 		writePoint(w, pt)
 	}
+	w.t(x.binned)
 	w.u(uint64(len(x.bins)))
-	for _, b := range x.bins {
+	for i := range x.bins {
+		b := &x.bins[i]
+		w.u(b.slot())
+		w.u(b.n())
 		w.f(b.sum)
-		w.i(b.n)
-		w.i(b.firstT)
-		writePoint(w, b.last)
+		w.i(b.firstT - x.start)
+		w.i(b.lastT - b.firstT)
+		w.f(b.lastV)
+		w.u(b.lastEpoch)
+		w.u(b.lastSeq)
 	}
 }
 
@@ -328,6 +344,13 @@ func readPoint(r *dec) point {
 // restoreDevice recreates one device from deviceState's encoding.
 func (e *Engine) restoreDevice(data []byte) error {
 	r := dec{b: data}
+	version := uint64(oldestVersion)
+	if len(data) > 0 && data[0] == 0 {
+		r.b = data[1:]
+		if version = r.u(); r.err != nil || version != checkpointVersion {
+			return fmt.Errorf("%w: device state version %d, want %d to %d", ErrCheckpoint, version, oldestVersion, checkpointVersion)
+		}
+	}
 	name := r.s()
 	if r.err != nil || name == "" {
 		return fmt.Errorf("%w: device without a name", ErrCheckpoint)
@@ -375,7 +398,7 @@ func (e *Engine) restoreDevice(data []byte) error {
 			return fmt.Errorf("%w: device %s: series do not match its routes", ErrCheckpoint, name)
 		}
 		for _, si := range dp.series {
-			readSeries(&r, &e.series[si])
+			readSeries(&r, &e.series[si], version)
 		}
 	}
 	if r.err != nil {
@@ -387,17 +410,17 @@ func (e *Engine) restoreDevice(data []byte) error {
 	return nil
 }
 
-func readSeries(r *dec, s *series) {
+func readSeries(r *dec, s *series, version uint64) {
 	nw := r.n(8)
 	for range nw {
-		s.wins = append(s.wins, readWin(r))
+		s.wins = append(s.wins, readWin(r, version))
 	}
 	if cur := r.i(); cur >= 0 && cur < int64(len(s.wins)) {
 		s.cur = s.wins[cur]
 	}
 	np := r.n(8)
 	for range np {
-		s.panes = append(s.panes, readWin(r))
+		s.panes = append(s.panes, readWin(r, version))
 	}
 	if !r.t() {
 		return
@@ -415,7 +438,7 @@ func readSeries(r *dec, s *series) {
 	s.sess = ss
 }
 
-func readWin(r *dec) *win {
+func readWin(r *dec, version uint64) *win {
 	x := &win{start: r.i(), end: r.i(), revision: uint32(r.u()), fired: r.t(), dirty: r.t(), count: r.i()}
 	x.sum, x.shift, x.s1, x.s2, x.min, x.max = r.f(), r.f(), r.f(), r.f(), r.f(), r.f()
 	x.first, x.last = readPoint(r), readPoint(r)
@@ -432,9 +455,43 @@ func readWin(r *dec) *win {
 	for range npts {
 		x.pts = append(x.pts, readPoint(r))
 	}
-	nb := r.n(12)
+	if version == 3 {
+		readBinsV3(r, x)
+		return x
+	}
+	x.binned = r.t()
+	nb := r.n(22)
+	if nb > 0 {
+		x.bins = make([]bin, 0, nb)
+	}
 	for range nb {
-		x.bins = append(x.bins, bin{sum: r.f(), n: r.i(), firstT: r.i(), last: readPoint(r)})
+		slot, n := r.u(), r.u()
+		b := bin{nslot: n<<binSlotBits | slot, sum: r.f(), firstT: x.start + r.i()}
+		b.lastT = b.firstT + r.i()
+		b.lastV, b.lastEpoch, b.lastSeq = r.f(), r.u(), r.u()
+		if r.err == nil && (slot >= uint64(x.nslots) || n == 0 || n >= 1<<(64-binSlotBits) ||
+			len(x.bins) > 0 && slot <= x.bins[len(x.bins)-1].slot()) {
+			r.fail("bin")
+		}
+		x.bins = append(x.bins, b)
 	}
 	return x
+}
+
+// readBinsV3 reads version 3's bins, one per slot of a binned window,
+// keeping those holding readings.
+func readBinsV3(r *dec, x *win) {
+	nb := r.n(12)
+	x.binned = nb > 0
+	for i := range nb {
+		sum, n, firstT, last := r.f(), r.i(), r.i(), readPoint(r)
+		if r.err == nil && (i >= int(x.nslots) || n < 0 || n >= 1<<(63-binSlotBits)) {
+			r.fail("bin")
+		}
+		if n == 0 {
+			continue
+		}
+		x.bins = append(x.bins, bin{sum: sum, firstT: firstT, lastT: last.t, lastV: last.v, lastEpoch: last.epoch, lastSeq: last.seq,
+			nslot: uint64(n)<<binSlotBits | uint64(i)})
+	}
 }

@@ -141,6 +141,7 @@ type win struct {
 	pending    bool // queued in Engine.pending for a re-fire
 	dirty      bool // changed since the last emission
 	unsorted   bool
+	binned     bool // bins are kept (EnergyBinned)
 	count      int64
 	sum        float64
 	shift      float64 // first value applied; s1, s2 are sums of (v - shift)
@@ -153,7 +154,7 @@ type win struct {
 	slots      []uint64
 	slot0      [1]uint64 // backs slots when one word is enough
 	pts        []point
-	bins       []bin
+	bins       []bin // slots with readings, in slot order, if binned
 }
 
 type pipe struct {

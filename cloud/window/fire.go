@@ -120,9 +120,7 @@ func (e *Engine) advance(dpi int32, wm int64) {
 			// starting with it) is past its lateness.
 			cut := 0
 			for cut < len(s.panes) && s.panes[cut].start+p.size+p.late <= wm {
-				if len(e.free) < 1<<16 {
-					e.free = append(e.free, s.panes[cut])
-				}
+				e.recycle(s.panes[cut])
 				cut++
 			}
 			if cut > 0 {

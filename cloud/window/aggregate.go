@@ -234,9 +234,10 @@ func (b *bin) after(pt *point) bool {
 }
 
 // bin returns the bin of slot, inserting an empty one in slot order. In
-// event-time order that is the last bin or a new one after it; the slice
-// grows by a quarter at a time, never past the window's slot count, so a
-// full window costs little more than its bins.
+// event-time order that is the last bin or a new one after it. The slice
+// starts with room for one bin and grows by a quarter at a time, never
+// past the window's slot count, so a window costs at most 25 % more than
+// the bins it holds.
 func (w *win) bin(slot int64) *bin {
 	n := len(w.bins)
 	if n > 0 && int64(w.bins[n-1].slot()) == slot {
@@ -251,7 +252,7 @@ func (w *win) bin(slot int64) *bin {
 		}
 	}
 	if n == cap(w.bins) {
-		grown := make([]bin, n, min(int(w.nslots), n+max(4, n/4)))
+		grown := make([]bin, n, min(int(w.nslots), n+1+n/4))
 		copy(grown, w.bins)
 		w.bins = grown
 	}
@@ -284,7 +285,7 @@ func (e *Engine) recycle(w *win) {
 }
 
 func (w *win) add(p *pipe, r *Reading, needPts bool) {
-	pt := point{t: r.TimeNs, v: r.Value, epoch: r.SeqEpoch, seq: r.Seq, q: r.Quality}
+	pt := point{t: r.TimeNs, v: r.Value, epoch: r.SeqEpoch, seq: r.Seq}
 	v := r.Value
 	if w.count == 0 {
 		w.shift, w.min, w.max = v, v, v

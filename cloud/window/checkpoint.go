@@ -273,6 +273,7 @@ func writeSeries(w *enc, s *series) {
 	w.u(uint64(len(ss.pts)))
 	for _, pt := range ss.pts {
 		writePoint(w, pt.point)
+		w.u(uint64(pt.q))
 		w.i(int64(pt.col))
 	}
 	starts := make([]int64, 0, len(ss.emitted))
@@ -334,11 +335,22 @@ func writePoint(w *enc, p point) {
 	w.f(p.v)
 	w.u(p.epoch)
 	w.u(p.seq)
-	w.u(uint64(p.q))
 }
 
-func readPoint(r *dec) point {
-	return point{t: r.i(), v: r.f(), epoch: r.u(), seq: r.u(), q: wire.TimeQuality(r.u())}
+// readPoint reads writePoint's encoding, and version 3's, which followed a
+// point with its time quality (returned as q).
+func readPoint(r *dec, version uint64) (p point, q wire.TimeQuality) {
+	p = point{t: r.i(), v: r.f(), epoch: r.u(), seq: r.u()}
+	if version == 3 {
+		q = wire.TimeQuality(r.u())
+	}
+	return p, q
+}
+
+// readPoint0 is readPoint without the time quality.
+func readPoint0(r *dec, version uint64) point {
+	p, _ := readPoint(r, version)
+	return p
 }
 
 // restoreDevice recreates one device from deviceState's encoding.
@@ -428,7 +440,13 @@ func readSeries(r *dec, s *series, version uint64) {
 	ss := &sessionState{emitted: map[int64]*sessEmit{}}
 	npts := r.n(12)
 	for range npts {
-		ss.pts = append(ss.pts, jpoint{point: readPoint(r), col: int8(r.i())})
+		jp := jpoint{}
+		jp.point, jp.q = readPoint(r, version)
+		if version > 3 {
+			jp.q = wire.TimeQuality(r.u())
+		}
+		jp.col = int8(r.i())
+		ss.pts = append(ss.pts, jp)
 	}
 	ne := r.n(5)
 	for range ne {
@@ -441,7 +459,7 @@ func readSeries(r *dec, s *series, version uint64) {
 func readWin(r *dec, version uint64) *win {
 	x := &win{start: r.i(), end: r.i(), revision: uint32(r.u()), fired: r.t(), dirty: r.t(), count: r.i()}
 	x.sum, x.shift, x.s1, x.s2, x.min, x.max = r.f(), r.f(), r.f(), r.f(), r.f(), r.f()
-	x.first, x.last = readPoint(r), readPoint(r)
+	x.first, x.last = readPoint0(r, version), readPoint0(r, version)
 	x.worst = wire.TimeQuality(r.u())
 	x.nslots = int32(r.i())
 	ns := r.n(1)
@@ -451,9 +469,9 @@ func readWin(r *dec, version uint64) *win {
 			x.slots = append(x.slots, r.u())
 		}
 	}
-	npts := r.n(12)
+	npts := r.n(11)
 	for range npts {
-		x.pts = append(x.pts, readPoint(r))
+		x.pts = append(x.pts, readPoint0(r, version))
 	}
 	if version == 3 {
 		readBinsV3(r, x)
@@ -484,7 +502,7 @@ func readBinsV3(r *dec, x *win) {
 	nb := r.n(12)
 	x.binned = nb > 0
 	for i := range nb {
-		sum, n, firstT, last := r.f(), r.i(), r.i(), readPoint(r)
+		sum, n, firstT, last := r.f(), r.i(), r.i(), readPoint0(r, 3)
 		if r.err == nil && (i >= int(x.nslots) || n < 0 || n >= 1<<(63-binSlotBits)) {
 			r.fail("bin")
 		}

@@ -114,12 +114,13 @@ type series struct {
 	sess          *sessionState
 }
 
+// point is a reading as a window keeps it: what event-time order (time,
+// then sequence) and the values need.
 type point struct {
 	t     int64
 	v     float64
 	epoch uint64
 	seq   uint64
-	q     wire.TimeQuality
 }
 
 func cmpPoint(a, b point) int {

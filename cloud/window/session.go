@@ -24,6 +24,7 @@ type sessionState struct {
 
 type jpoint struct {
 	point
+	q   wire.TimeQuality
 	col int8
 }
 
@@ -65,7 +66,7 @@ func (e *Engine) addSession(si int32, p *pipe, col int8, r *Reading, wm int64) {
 		s.sess = &sessionState{emitted: map[int64]*sessEmit{}}
 	}
 	ss := s.sess
-	jp := jpoint{point: point{t: r.TimeNs, v: r.Value, epoch: r.SeqEpoch, seq: r.Seq, q: r.Quality}, col: max(col, 0)}
+	jp := jpoint{point: point{t: r.TimeNs, v: r.Value, epoch: r.SeqEpoch, seq: r.Seq}, q: r.Quality, col: max(col, 0)}
 	if n := len(ss.pts); n > 0 && cmpJ(jp, ss.pts[n-1]) < 0 {
 		ss.unsorted = true
 	}

@@ -73,6 +73,9 @@ func (e *Engine) outputTaken() error {
 // without any window changing returns an empty Delta: an idle engine has
 // nothing to write.
 func (e *Engine) TakeDelta() (Delta, error) {
+	if e.loadErr != nil {
+		return Delta{}, e.loadErr
+	}
 	if err := e.outputTaken(); err != nil {
 		return Delta{}, err
 	}
@@ -95,6 +98,14 @@ func (e *Engine) TakeDelta() (Delta, error) {
 func (e *Engine) Checkpoint() ([]byte, error) {
 	if err := e.outputTaken(); err != nil {
 		return nil, err
+	}
+	for di := range e.devs {
+		if e.devs[di].unloaded {
+			e.load(int32(di))
+		}
+	}
+	if e.loadErr != nil {
+		return nil, e.loadErr
 	}
 	w := enc{b: e.header()}
 	w.u(uint64(len(e.devs)))
@@ -127,7 +138,7 @@ func Restore(pipelines []Pipeline, data []byte, opts ...Option) (*Engine, error)
 		}
 		st := r.b[:l]
 		r.b = r.b[l:]
-		if err := e.restoreDevice(st); err != nil {
+		if err := e.restoreDevice(st, ""); err != nil {
 			return nil, err
 		}
 	}
@@ -156,7 +167,7 @@ func RestoreDelta(pipelines []Pipeline, header []byte, devices [][]byte, opts ..
 		return nil, fmt.Errorf("%w: header has %d trailing bytes", ErrCheckpoint, len(r.b))
 	}
 	for _, st := range devices {
-		if err := e.restoreDevice(st); err != nil {
+		if err := e.restoreDevice(st, ""); err != nil {
 			return nil, err
 		}
 	}
@@ -353,8 +364,10 @@ func readPoint0(r *dec, version uint64) point {
 	return p
 }
 
-// restoreDevice recreates one device from deviceState's encoding.
-func (e *Engine) restoreDevice(data []byte) error {
+// restoreDevice recreates one device from deviceState's encoding. With a
+// name in reload, the state must be that device's, which Unload dropped:
+// its routes, pipelines and series exist and must match the state's.
+func (e *Engine) restoreDevice(data []byte, reload string) error {
 	r := dec{b: data}
 	version := uint64(oldestVersion)
 	if len(data) > 0 && data[0] == 0 {
@@ -367,8 +380,11 @@ func (e *Engine) restoreDevice(data []byte) error {
 	if r.err != nil || name == "" {
 		return fmt.Errorf("%w: device without a name", ErrCheckpoint)
 	}
+	if reload != "" && name != reload {
+		return fmt.Errorf("%w: state of device %s given for %s", ErrCheckpoint, name, reload)
+	}
 	di := e.deviceIndex(name)
-	if len(e.devs[di].routes) > 0 {
+	if (reload != "") != e.devs[di].unloaded || reload == "" && len(e.devs[di].routes) > 0 {
 		return fmt.Errorf("%w: device %s restored twice", ErrCheckpoint, name)
 	}
 	d := &e.devs[di]
@@ -381,12 +397,19 @@ func (e *Engine) restoreDevice(data []byte) error {
 		d.zone, d.loc = zone, loc
 	}
 	nr := r.n(2)
-	for range nr {
+	if reload != "" && nr != len(d.routes) {
+		return fmt.Errorf("%w: device %s: stored routes do not match", ErrCheckpoint, name)
+	}
+	for i := range nr {
 		ch, q := r.s(), wire.Quantity(r.u())
 		if r.err != nil {
 			return r.err
 		}
-		e.newRoute(routeKey{name, ch, q})
+		if reload == "" {
+			e.newRoute(routeKey{name, ch, q})
+		} else if rt := e.devs[di].routes[i]; rt.channel != ch || rt.q != q {
+			return fmt.Errorf("%w: device %s: stored routes do not match", ErrCheckpoint, name)
+		}
 	}
 	d = &e.devs[di]
 	if n := r.n(1); r.err != nil || n != len(d.dps) {

@@ -63,6 +63,10 @@ type Engine struct {
 	dirtyDevs []int32
 	stats     Stats
 	log       *slog.Logger
+	// loader reads a device's stored state back (WithStateLoader);
+	// loadErr is its first failure, after which the engine is unusable.
+	loader  func(device string) ([]byte, error)
+	loadErr error
 }
 
 // Stats are the engine's counters since it was created (restored counters
@@ -75,8 +79,11 @@ type Stats struct {
 	Results      uint64 // results emitted, all revisions
 	Provisional  uint64 // provisional results emitted
 	Refires      uint64 // revisions > 1 caused by late readings
-	OpenWindows  int    // windows currently held
+	OpenWindows  int    // windows currently held (in memory or unloaded)
 	CounterReset uint64 // counter resets seen in emitted final results
+	// Unloaded counts devices whose windows are out of memory (Unload);
+	// it is not checkpointed: a restored engine holds every device.
+	Unloaded int
 }
 
 type pendingRefire struct {
@@ -276,6 +283,9 @@ func (e *Engine) SetTimeZone(device, zone string) error {
 		return fmt.Errorf("device %s: %w", device, err)
 	}
 	di := e.deviceIndex(device)
+	if e.devs[di].unloaded && !e.load(di) {
+		return e.loadErr
+	}
 	if d := &e.devs[di]; d.zone != zone {
 		d.zone, d.loc = zone, loc
 		e.markDirty(di)

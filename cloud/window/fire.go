@@ -171,6 +171,10 @@ func (e *Engine) Advance(nowNs int64) {
 			e.idleCand = append(e.idleCand, dpi)
 			continue
 		}
+		if e.devs[dp.dev].unloaded && !e.load(dp.dev) {
+			e.idleCand = append(e.idleCand, dpi)
+			continue
+		}
 		dp.dirtyOpen = false
 		e.markDirty(dp.dev)
 		if p.spec.Window.Kind == Session {

@@ -42,6 +42,7 @@ type device struct {
 	dps      []int32
 	routes   []devRoute
 	ckDirty  bool // listed in Engine.dirtyDevs
+	unloaded bool // its windows are out of memory (Unload)
 }
 
 // devRoute is one of a device's routes with the part of its key Resolve
@@ -71,6 +72,9 @@ func (e *Engine) Resolve(device, channel string, q wire.Quantity) Route {
 	if di < 0 || device != e.lastDevName {
 		di = e.deviceIndex(device)
 		e.lastDev, e.lastDevName = di, e.devs[di].name
+	}
+	if e.devs[di].unloaded {
+		e.load(di)
 	}
 	for i := range e.devs[di].routes {
 		if dr := &e.devs[di].routes[i]; dr.q == q && dr.channel == channel {
@@ -172,8 +176,11 @@ func (e *Engine) ApplyRoute(rt Route, r *Reading) {
 		e.stats.Rejected++
 		return
 	}
-	e.stats.Readings++
 	ro := &e.routeTab[rt]
+	if e.devs[ro.dev].unloaded && !e.load(ro.dev) {
+		return
+	}
+	e.stats.Readings++
 	e.markDirty(ro.dev)
 	d := &e.devs[ro.dev]
 	d.lastSeen = e.now

@@ -152,11 +152,13 @@ func BenchmarkFleet(b *testing.B) {
 		b.ReportMetric(100*(cpu1-cpu0).Seconds()/fleetIdle.Seconds(), "idle-%core")
 		b.ReportMetric(float64(w1-w0)/fleetIdle.Seconds(), "idle-written-B/s")
 		b.ReportMetric(float64(rss)/(1<<20), "RSS-MiB")
-		var open int
+		var open, unloaded int
 		for _, s := range ws.stats() {
 			open += s.Engine.OpenWindows
+			unloaded += s.Engine.Unloaded
 		}
 		b.ReportMetric(float64(open), "open-windows")
+		b.ReportMetric(float64(unloaded), "unloaded-devices")
 		cancel()
 		if err := <-done; err != nil {
 			b.Fatal(err)

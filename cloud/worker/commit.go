@@ -7,9 +7,11 @@ import (
 	"github.com/gridedge/gridedge/cloud/store"
 )
 
-// evictAfter is how many commit intervals an open block stays in memory
-// without a new reading; it is saved already, so dropping it only starts a
-// new block for the series' next reading. Eviction runs every evictEvery
+// evictAfter is how many commit intervals an open block, or a device's
+// window state, stays in memory without a new reading. Both are saved
+// already: dropping a block only starts a new block for the series' next
+// reading; a device's windows are read back from the store when its next
+// reading or idle timeout needs them. Eviction runs every evictEvery
 // intervals.
 const (
 	evictAfter = 30
@@ -139,8 +141,10 @@ func (w *Worker) putBlock(b *store.Batch, k seriesKey, ob *openBlock) {
 	b.PutBlock(k.device, k.channel, k.q, ob.first.TimeNs, ob.first.Epoch, ob.first.Seq, ob.enc.Bytes())
 }
 
-// evict drops saved open blocks of series without a recent reading, so
-// memory follows the active series, not every series ever seen.
+// evict drops saved open blocks of series without a recent reading, and
+// the saved window state of devices without one, so memory follows the
+// active series and devices, not every one ever seen. It runs after a
+// commit stored everything (or found nothing to store).
 func (w *Worker) evict() {
 	if w.cycles%evictEvery != 0 {
 		return
@@ -150,6 +154,7 @@ func (w *Worker) evict() {
 			delete(w.blocks, k)
 		}
 	}
+	w.eng.Unload(w.eng.Now() - int64(evictAfter*w.cfg.CommitInterval))
 }
 
 // publish copies the counters for Stats.

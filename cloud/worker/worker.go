@@ -205,7 +205,7 @@ func New(cfg Config) (*Worker, error) {
 	w.next, w.high = st.Next, st.Next
 	w.c.Committed = st.Next
 	if st.EngineHeader != nil {
-		w.eng, err = window.RestoreDelta(cfg.Pipelines, st.EngineHeader, st.EngineDevices, window.WithLogger(w.log))
+		w.eng, err = window.RestoreDelta(cfg.Pipelines, st.EngineHeader, st.EngineDevices, w.engineOptions()...)
 		if errors.Is(err, window.ErrCheckpoint) {
 			// Another pipeline configuration: its windows cannot be
 			// continued. The new pipelines apply from here on.
@@ -218,7 +218,7 @@ func New(cfg Config) (*Worker, error) {
 		}
 	}
 	if w.eng == nil {
-		if w.eng, err = window.New(cfg.Pipelines, window.WithLogger(w.log)); err != nil {
+		if w.eng, err = window.New(cfg.Pipelines, w.engineOptions()...); err != nil {
 			return nil, fmt.Errorf("worker %d: %w", cfg.Partition, err)
 		}
 	}
@@ -227,6 +227,17 @@ func New(cfg Config) (*Worker, error) {
 		d.known = true
 	}
 	return w, nil
+}
+
+// engineOptions: the engine logs through the worker and loads the
+// devices it unloaded from the partition's stored state.
+func (w *Worker) engineOptions() []window.Option {
+	return []window.Option{
+		window.WithLogger(w.log),
+		window.WithStateLoader(func(device string) ([]byte, error) {
+			return w.cfg.Store.EngineDevice(w.cfg.Partition, device)
+		}),
+	}
 }
 
 func (w *Worker) dev(name string) *devState {

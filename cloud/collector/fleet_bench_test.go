@@ -27,6 +27,7 @@ var (
 	fleetReadings = flag.Int("fleet.readings", 2_000, "BenchmarkFleet: readings per device (4 channels at 1 Hz)")
 	fleetIdle     = flag.Duration("fleet.idle", 10*time.Second, "BenchmarkFleet: idle period measured")
 	fleetHeap     = flag.String("fleet.heap", "", "BenchmarkFleet: write a heap profile of the idle collector to this file")
+	fleetUnload   = flag.Duration("fleet.unload", DefaultConfig().UnloadAfter, "BenchmarkFleet: unload_after")
 )
 
 // procStat reads this process's CPU time, bytes written to storage and
@@ -67,7 +68,7 @@ func BenchmarkFleet(b *testing.B) {
 		b.StopTimer()
 		dir := b.TempDir()
 		cfg := DefaultConfig()
-		cfg.DataDir, cfg.Partitions = dir, 2
+		cfg.DataDir, cfg.Partitions, cfg.UnloadAfter = dir, 2, *fleetUnload
 		st, err := store.Open(filepath.Join(dir, "store"))
 		if err != nil {
 			b.Fatal(err)

@@ -95,7 +95,7 @@ func guardedWorkerConfig(cfg Config, partitions int, canWrite func() bool) (work
 		return worker.Config{}, err
 	}
 	return worker.Config{
-		CommitInterval: cfg.CommitInterval, ZoneGrace: cfg.ZoneGrace,
+		CommitInterval: cfg.CommitInterval, UnloadAfter: cfg.UnloadAfter, ZoneGrace: cfg.ZoneGrace,
 		MaxFuture: cfg.MaxFuture, Limits: limits, CanWrite: canWrite,
 		// The conflict area is trimmed hourly to conflict_limit: each
 		// partition keeps its share per hour, so it holds at most about

@@ -341,9 +341,27 @@ func (e *Engine) TakeOutput() Output {
 
 // Recycle gives back an Output from TakeOutput that the caller no longer
 // uses (nothing in it may be referenced afterwards), so the engine can
-// reuse its slices instead of allocating.
+// reuse its slices instead of allocating. Slices longer than MaxRecycled
+// are let go: a burst's output does not stay allocated once it is over.
 func (e *Engine) Recycle(o Output) {
+	o = TrimOutput(o)
 	clear(o.Results)
 	clear(o.Late)
 	e.spare = Output{Results: o.Results[:0], Late: o.Late[:0]}
+}
+
+// MaxRecycled is the most results (and late readings) whose room Recycle
+// and TrimOutput keep.
+const MaxRecycled = 4096
+
+// TrimOutput drops o's slices that have room for more than MaxRecycled
+// entries (nil instead), for a caller that keeps an Output to append to.
+func TrimOutput(o Output) Output {
+	if cap(o.Results) > MaxRecycled {
+		o.Results = nil
+	}
+	if cap(o.Late) > MaxRecycled {
+		o.Late = nil
+	}
+	return o
 }

@@ -5,13 +5,13 @@ import (
 	"time"
 
 	"github.com/gridedge/gridedge/cloud/store"
+	"github.com/gridedge/gridedge/cloud/window"
 )
 
-// evictAfter is how many commit intervals an open block, or a device's
-// window state, stays in memory without a new reading. Both are saved
-// already: dropping a block only starts a new block for the series' next
-// reading; a device's windows are read back from the store when its next
-// reading or idle timeout needs them. Eviction runs every evictEvery
+// evictAfter is how many commit intervals an open block stays in memory
+// without a new reading; it is saved already, so dropping it only starts a
+// new block for the series' next reading. Eviction, of blocks and of quiet
+// devices' window state (Config.UnloadAfter), runs every evictEvery
 // intervals.
 const (
 	evictAfter = 30
@@ -114,7 +114,7 @@ func (w *Worker) commit() error {
 		w.hourStart, w.keptThisHour = time.Now(), 0
 	}
 	w.eng.Recycle(w.pending)
-	w.pending = out
+	w.pending = window.TrimOutput(out)
 	w.pending.Results, w.pending.Late = w.pending.Results[:0], w.pending.Late[:0]
 	w.dirtyAny = false
 	w.sinceSave = 0
@@ -154,7 +154,9 @@ func (w *Worker) evict() {
 			delete(w.blocks, k)
 		}
 	}
-	w.eng.Unload(w.eng.Now() - int64(evictAfter*w.cfg.CommitInterval))
+	if w.cfg.UnloadAfter > 0 {
+		w.eng.Unload(w.eng.Now() - int64(w.cfg.UnloadAfter))
+	}
 }
 
 // publish copies the counters for Stats.

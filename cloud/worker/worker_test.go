@@ -228,12 +228,12 @@ func TestDedupStateStaysSmall(t *testing.T) {
 // restart while unloaded: its results are those of a device never
 // unloaded.
 func TestQuietDeviceUnloadedAndLoadedBack(t *testing.T) {
-	r := newRig(t, 0)
+	r := newRig(t, 0, func(c *Config) { c.UnloadAfter = 5 * time.Second })
 	r.status("q")
 	r.batch("q", 1, 90) // 12:00:01..12:01:30: the first minute closes
 	r.waitFor("stored", func(s Stats) bool { return s.Stored == 90 && s.Committed == 2 })
-	// Quiet for 10 s of processing time (past 30 commit intervals, before
-	// the 30 s idle timeout): unloaded with its second minute open.
+	// Quiet for 10 s of processing time (past UnloadAfter, before the 30 s
+	// idle timeout): unloaded with its second minute open.
 	r.now.Add(int64(10 * time.Second))
 	r.waitFor("the quiet device unloaded", func(s Stats) bool { return s.Engine.Unloaded == 1 })
 	// Past the idle timeout its open minute is emitted provisionally: the
@@ -261,6 +261,30 @@ func TestQuietDeviceUnloadedAndLoadedBack(t *testing.T) {
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("minute %s: %s, want %s (all: %v)", k, got[k], v, got)
+		}
+	}
+}
+
+// A device's series list has each series once, however many there are
+// (short lists are scanned, long ones indexed).
+func TestDeviceSeriesListedOnce(t *testing.T) {
+	for _, n := range []int{1, seriesScanMax, seriesScanMax + 1, 100} {
+		d := &devState{}
+		for round := range 3 {
+			for i := range n {
+				id := store.SeriesID{Channel: fmt.Sprint("ch", i), Quantity: wire.Quantity_QUANTITY_ACTIVE_POWER}
+				if added := d.addSeries(id); added != (round == 0) {
+					t.Fatalf("%d series, round %d, series %d: added %v", n, round, i, added)
+				}
+			}
+		}
+		if len(d.info.Series) != n {
+			t.Fatalf("%d series listed %d times", n, len(d.info.Series))
+		}
+		// A list restored from the store is indexed as well.
+		r := &devState{info: store.DeviceInfo{Series: d.info.Series}}
+		if r.addSeries(d.info.Series[n-1]) || len(r.info.Series) != n {
+			t.Fatalf("%d series restored: a known series added again", n)
 		}
 	}
 }

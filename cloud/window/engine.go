@@ -283,13 +283,15 @@ func (e *Engine) SetTimeZone(device, zone string) error {
 		return fmt.Errorf("device %s: %w", device, err)
 	}
 	di := e.deviceIndex(device)
+	if e.devs[di].zone == zone {
+		return nil
+	}
 	if e.devs[di].unloaded && !e.load(di) {
 		return e.loadErr
 	}
-	if d := &e.devs[di]; d.zone != zone {
-		d.zone, d.loc = zone, loc
-		e.markDirty(di)
-	}
+	d := &e.devs[di]
+	d.zone, d.loc = zone, loc
+	e.markDirty(di)
 	return nil
 }
 

@@ -150,3 +150,30 @@ func TestUnloadLoaderFailureStopsTheEngine(t *testing.T) {
 		t.Fatalf("state of device b loaded for a: %v, want ErrCheckpoint", err)
 	}
 }
+
+// A status repeating a quiet device's zone leaves it unloaded; another
+// zone loads it and is kept.
+func TestUnloadedDeviceAndItsTimeZone(t *testing.T) {
+	st := &storedStates{states: map[string][]byte{}}
+	eng, err := window.New([]window.Pipeline{minuteStats()}, window.WithStateLoader(st.load))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.SetTimeZone("a", "Europe/Paris"); err != nil {
+		t.Fatal(err)
+	}
+	eng.Apply(reading("a", "p", sec(0), 1, 1))
+	eng.TakeOutput()
+	st.take(t, eng)
+	eng.Unload(sec(1))
+	if err := eng.SetTimeZone("a", "Europe/Paris"); err != nil || st.loads != 0 || eng.Stats().Unloaded != 1 {
+		t.Fatalf("same zone: err %v, %d loads, %d unloaded; want it left unloaded", err, st.loads, eng.Stats().Unloaded)
+	}
+	if err := eng.SetTimeZone("a", "America/New_York"); err != nil || st.loads != 1 || eng.Stats().Unloaded != 0 {
+		t.Fatalf("new zone: err %v, %d loads, %d unloaded; want it loaded", err, st.loads, eng.Stats().Unloaded)
+	}
+	d, err := eng.TakeDelta()
+	if err != nil || len(d.Devices) != 1 {
+		t.Fatalf("delta after the zone change: %v, %d devices", err, len(d.Devices))
+	}
+}

@@ -138,7 +138,7 @@ func Restore(pipelines []Pipeline, data []byte, opts ...Option) (*Engine, error)
 		}
 		st := r.b[:l]
 		r.b = r.b[l:]
-		if err := e.restoreDevice(st, ""); err != nil {
+		if _, err := e.restoreDevice(st, ""); err != nil {
 			return nil, err
 		}
 	}
@@ -167,8 +167,12 @@ func RestoreDelta(pipelines []Pipeline, header []byte, devices [][]byte, opts ..
 		return nil, fmt.Errorf("%w: header has %d trailing bytes", ErrCheckpoint, len(r.b))
 	}
 	for _, st := range devices {
-		if err := e.restoreDevice(st, ""); err != nil {
+		di, err := e.restoreDevice(st, "")
+		if err != nil {
 			return nil, err
+		}
+		if e.loader != nil && len(e.devs[di].routes) > 0 {
+			e.unload(di)
 		}
 	}
 	e.restored()
@@ -367,53 +371,53 @@ func readPoint0(r *dec, version uint64) point {
 // restoreDevice recreates one device from deviceState's encoding. With a
 // name in reload, the state must be that device's, which Unload dropped:
 // its routes, pipelines and series exist and must match the state's.
-func (e *Engine) restoreDevice(data []byte, reload string) error {
+func (e *Engine) restoreDevice(data []byte, reload string) (int32, error) {
 	r := dec{b: data}
 	version := uint64(oldestVersion)
 	if len(data) > 0 && data[0] == 0 {
 		r.b = data[1:]
 		if version = r.u(); r.err != nil || version != checkpointVersion {
-			return fmt.Errorf("%w: device state version %d, want %d to %d", ErrCheckpoint, version, oldestVersion, checkpointVersion)
+			return -1, fmt.Errorf("%w: device state version %d, want %d to %d", ErrCheckpoint, version, oldestVersion, checkpointVersion)
 		}
 	}
 	name := r.s()
 	if r.err != nil || name == "" {
-		return fmt.Errorf("%w: device without a name", ErrCheckpoint)
+		return -1, fmt.Errorf("%w: device without a name", ErrCheckpoint)
 	}
 	if reload != "" && name != reload {
-		return fmt.Errorf("%w: state of device %s given for %s", ErrCheckpoint, name, reload)
+		return -1, fmt.Errorf("%w: state of device %s given for %s", ErrCheckpoint, name, reload)
 	}
 	di := e.deviceIndex(name)
 	if (reload != "") != e.devs[di].unloaded || reload == "" && len(e.devs[di].routes) > 0 {
-		return fmt.Errorf("%w: device %s restored twice", ErrCheckpoint, name)
+		return -1, fmt.Errorf("%w: device %s restored twice", ErrCheckpoint, name)
 	}
 	d := &e.devs[di]
 	d.has, d.maxT, d.lastSeen = r.t(), r.i(), r.i()
 	if zone := r.s(); zone != "" && r.err == nil {
 		loc, err := e.location(zone)
 		if err != nil {
-			return fmt.Errorf("%w: %v", ErrCheckpoint, err)
+			return -1, fmt.Errorf("%w: %v", ErrCheckpoint, err)
 		}
 		d.zone, d.loc = zone, loc
 	}
 	nr := r.n(2)
 	if reload != "" && nr != len(d.routes) {
-		return fmt.Errorf("%w: device %s: stored routes do not match", ErrCheckpoint, name)
+		return -1, fmt.Errorf("%w: device %s: stored routes do not match", ErrCheckpoint, name)
 	}
 	for i := range nr {
 		ch, q := r.s(), wire.Quantity(r.u())
 		if r.err != nil {
-			return r.err
+			return -1, r.err
 		}
 		if reload == "" {
 			e.newRoute(routeKey{name, ch, q})
 		} else if rt := e.devs[di].routes[i]; rt.channel != ch || rt.q != q {
-			return fmt.Errorf("%w: device %s: stored routes do not match", ErrCheckpoint, name)
+			return -1, fmt.Errorf("%w: device %s: stored routes do not match", ErrCheckpoint, name)
 		}
 	}
 	d = &e.devs[di]
 	if n := r.n(1); r.err != nil || n != len(d.dps) {
-		return fmt.Errorf("%w: device %s: pipelines do not match its routes", ErrCheckpoint, name)
+		return -1, fmt.Errorf("%w: device %s: pipelines do not match its routes", ErrCheckpoint, name)
 	}
 	for _, dpi := range d.dps {
 		dp := &e.dps[dpi]
@@ -430,19 +434,19 @@ func (e *Engine) restoreDevice(data []byte, reload string) error {
 			dp.derived[k] = &derivedWin{end: r.i(), revision: uint32(r.u())}
 		}
 		if n := r.n(1); r.err != nil || n != len(dp.series) {
-			return fmt.Errorf("%w: device %s: series do not match its routes", ErrCheckpoint, name)
+			return -1, fmt.Errorf("%w: device %s: series do not match its routes", ErrCheckpoint, name)
 		}
 		for _, si := range dp.series {
 			readSeries(&r, &e.series[si], version)
 		}
 	}
 	if r.err != nil {
-		return fmt.Errorf("device %s: %w", name, r.err)
+		return -1, fmt.Errorf("device %s: %w", name, r.err)
 	}
 	if len(r.b) != 0 {
-		return fmt.Errorf("%w: device %s: %d trailing bytes", ErrCheckpoint, name, len(r.b))
+		return -1, fmt.Errorf("%w: device %s: %d trailing bytes", ErrCheckpoint, name, len(r.b))
 	}
-	return nil
+	return di, nil
 }
 
 func readSeries(r *dec, s *series, version uint64) {

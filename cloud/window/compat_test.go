@@ -199,6 +199,20 @@ func TestRestoresStateOfVersion3(t *testing.T) {
 	restored := map[string]func() (*window.Engine, error){
 		"checkpoint": func() (*window.Engine, error) { return window.Restore(pipes, ck) },
 		"delta":      func() (*window.Engine, error) { return window.RestoreDelta(pipes, header, states) },
+		// With a loader every device is unloaded at once and read back
+		// from its version 3 state when needed.
+		"delta, unloaded": func() (*window.Engine, error) {
+			byName := map[string][]byte{}
+			for _, st := range states {
+				n, k := binary.Uvarint(st)
+				byName[string(st[k:k+int(n)])] = st
+			}
+			eng, err := window.RestoreDelta(pipes, header, states, window.WithStateLoader(func(d string) ([]byte, error) { return byName[d], nil }))
+			if err == nil && eng.Stats().Unloaded != len(states) {
+				t.Errorf("restored with a loader: %d devices unloaded, want %d", eng.Stats().Unloaded, len(states))
+			}
+			return eng, err
+		},
 	}
 	for name, restore := range restored {
 		eng, err := restore()

@@ -8,7 +8,9 @@ import "fmt"
 // WithStateLoader lets the engine drop quiet devices' windows (Unload) and
 // read them back with load, which returns the device's latest state as a
 // TakeDelta returned it (DeviceState.State) and the caller stored. Without
-// a loader, Unload does nothing.
+// a loader, Unload does nothing. RestoreDelta with a loader unloads every
+// device it restores at once (they are stored): a restarted engine holds
+// only what its devices' next readings load back.
 func WithStateLoader(load func(device string) ([]byte, error)) Option {
 	return func(e *Engine) { e.loader = load }
 }
@@ -39,19 +41,25 @@ func (e *Engine) Unload(quietBefore int64) int {
 		if d.unloaded || d.ckDirty || d.lastSeen >= quietBefore || len(d.routes) == 0 {
 			continue
 		}
-		for _, dpi := range d.dps {
-			dp := &e.dps[dpi]
-			dp.derived = nil
-			for _, si := range dp.series {
-				s := &e.series[si]
-				s.wins, s.panes, s.cur, s.sess = nil, nil, nil, nil
-			}
-		}
-		d.unloaded = true
-		e.stats.Unloaded++
+		e.unload(int32(di))
 		n++
 	}
 	return n
+}
+
+// unload drops device di's windows; its state must be the stored one.
+func (e *Engine) unload(di int32) {
+	d := &e.devs[di]
+	for _, dpi := range d.dps {
+		dp := &e.dps[dpi]
+		dp.derived = nil
+		for _, si := range dp.series {
+			s := &e.series[si]
+			s.wins, s.panes, s.cur, s.sess = nil, nil, nil, nil
+		}
+	}
+	d.unloaded = true
+	e.stats.Unloaded++
 }
 
 // load reads unloaded device di's state back; false if it failed (the
@@ -63,7 +71,7 @@ func (e *Engine) load(di int32) bool {
 	name := e.devs[di].name
 	st, err := e.loader(name)
 	if err == nil {
-		err = e.restoreDevice(st, name)
+		_, err = e.restoreDevice(st, name)
 	}
 	if err != nil {
 		e.loadErr = fmt.Errorf("window: load state of device %s: %w", name, err)

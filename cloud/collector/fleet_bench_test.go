@@ -160,6 +160,14 @@ func BenchmarkFleet(b *testing.B) {
 		// allocated outside the Go heap, and the binary).
 		b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
 		b.ReportMetric(float64(ms.Sys-ms.HeapReleased)/(1<<20), "go-MiB")
+		if st, err := os.ReadFile("/proc/self/status"); err == nil {
+			for _, l := range strings.Split(string(st), "\n") {
+				if v, ok := strings.CutPrefix(l, "RssFile:"); ok {
+					kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+					b.ReportMetric(float64(kb)/1024, "RSS-file-MiB")
+				}
+			}
+		}
 		var open, unloaded int
 		for _, s := range ws.stats() {
 			open += s.Engine.OpenWindows

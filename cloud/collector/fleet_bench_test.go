@@ -26,6 +26,7 @@ var (
 	fleetDevices  = flag.Int("fleet.devices", 50_000, "BenchmarkFleet: devices")
 	fleetReadings = flag.Int("fleet.readings", 2_000, "BenchmarkFleet: readings per device (4 channels at 1 Hz)")
 	fleetIdle     = flag.Duration("fleet.idle", 10*time.Second, "BenchmarkFleet: idle period measured")
+	fleetSettle   = flag.Duration("fleet.settle", 10*time.Second, "BenchmarkFleet: wait after the last reading is stored before the idle period (past unload_after and the idle timeouts: 8m)")
 	fleetHeap     = flag.String("fleet.heap", "", "BenchmarkFleet: write a heap profile of the idle collector to this file")
 	fleetUnload   = flag.Duration("fleet.unload", DefaultConfig().UnloadAfter, "BenchmarkFleet: unload_after")
 )
@@ -131,9 +132,11 @@ func BenchmarkFleet(b *testing.B) {
 		b.StopTimer()
 		b.ReportMetric(float64(total)/elapsed.Seconds(), "readings/s")
 
-		// Idle: let the last commits, flushes and provisional results settle,
-		// then measure.
-		time.Sleep(10 * time.Second)
+		// Idle: let the last commits, flushes and provisional results settle
+		// (with -fleet.settle past unload_after and the pipelines' idle
+		// timeouts but the daily one, every device is unloaded), then
+		// measure.
+		time.Sleep(*fleetSettle)
 		cpu0, w0, _ := procStat(b)
 		time.Sleep(*fleetIdle)
 		cpu1, w1, _ := procStat(b)

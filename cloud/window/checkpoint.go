@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/gridedge/gridedge/shared/wire"
 )
@@ -437,7 +438,7 @@ func (e *Engine) restoreDevice(data []byte, reload string) (int32, error) {
 			return -1, fmt.Errorf("%w: device %s: series do not match its routes", ErrCheckpoint, name)
 		}
 		for _, si := range dp.series {
-			readSeries(&r, &e.series[si], version)
+			readSeries(&r, &e.series[si], e.pipes[e.series[si].pipe], version)
 		}
 	}
 	if r.err != nil {
@@ -449,17 +450,25 @@ func (e *Engine) restoreDevice(data []byte, reload string) (int32, error) {
 	return di, nil
 }
 
-func readSeries(r *dec, s *series, version uint64) {
+func readSeries(r *dec, s *series, p *pipe, version uint64) {
 	nw := r.n(8)
 	for range nw {
-		s.wins = append(s.wins, readWin(r, version))
+		x := readWin(r, version)
+		if r.err == nil && (!p.validWin(x, p.paned, false) || len(s.wins) > 0 && x.start <= s.wins[len(s.wins)-1].start) {
+			r.fail("window")
+		}
+		s.wins = append(s.wins, x)
 	}
 	if cur := r.i(); cur >= 0 && cur < int64(len(s.wins)) {
 		s.cur = s.wins[cur]
 	}
 	np := r.n(8)
 	for range np {
-		s.panes = append(s.panes, readWin(r, version))
+		x := readWin(r, version)
+		if r.err == nil && (!p.paned || !p.validWin(x, false, true) || len(s.panes) > 0 && x.start <= s.panes[len(s.panes)-1].start) {
+			r.fail("pane")
+		}
+		s.panes = append(s.panes, x)
 	}
 	if !r.t() {
 		return
@@ -472,7 +481,11 @@ func readSeries(r *dec, s *series, version uint64) {
 		if version > 3 {
 			jp.q = wire.TimeQuality(r.u())
 		}
-		jp.col = int8(r.i())
+		col := r.i()
+		if r.err == nil && (col < 0 || col >= int64(max(p.joinCols, 1))) {
+			r.fail("session column")
+		}
+		jp.col = int8(col)
 		ss.pts = append(ss.pts, jp)
 	}
 	ne := r.n(5)
@@ -521,6 +534,32 @@ func readWin(r *dec, version uint64) *win {
 		x.bins = append(x.bins, b)
 	}
 	return x
+}
+
+// validWin reports whether a restored window has the shape this pipeline
+// gives its windows (record: a paned pipeline's revision record; pane: a
+// slide-wide pane), so corrupt state cannot make later arithmetic index
+// outside its coverage bitmap or size one without bound.
+func (p *pipe) validWin(x *win, record, pane bool) bool {
+	span := x.end - x.start
+	if x.start < -int64(48*time.Hour) || x.end > MaxTimeNs+int64(800*time.Hour) || span <= 0 {
+		return false
+	}
+	switch k := p.spec.Window.Kind; {
+	case k == Session:
+		return false // sessions keep points, not windows
+	case pane && span != p.slide, !pane && (k == Tumbling || k == Sliding) && span != p.size:
+		return false
+	case k == Day || k == Week || k == Month:
+		if span > int64(32*24*time.Hour) {
+			return false
+		}
+	}
+	if record {
+		return x.nslots == 0 && len(x.slots) == 0 && len(x.pts) == 0 && len(x.bins) == 0
+	}
+	n := (span + p.slotW - 1) / p.slotW
+	return int64(x.nslots) == n && len(x.slots) == int(n+63)/64
 }
 
 // readBinsV3 reads version 3's bins, one per slot of a binned window,

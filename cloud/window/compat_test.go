@@ -268,7 +268,7 @@ func writeCompat(t *testing.T, pipes []window.Pipeline, steps []compatReading, h
 	}
 }
 
-func readCompatDelta(t *testing.T) (header []byte, states [][]byte) {
+func readCompatDelta(t testing.TB) (header []byte, states [][]byte) {
 	t.Helper()
 	f, err := os.Open(filepath.Join(compatDir, "delta.bin.gz"))
 	if err != nil {

@@ -27,10 +27,19 @@ var updateCompat = flag.Bool("update-compat", false, "rewrite testdata/state-v3 
 
 const compatDir = "testdata/state-v3"
 
-// compatPipelines are the shipped pipelines plus a paned sliding energy
-// pipeline, a session pipeline and an energy-counter week.
+// compatPipelines are the pipelines shipped with the release that wrote
+// the fixture (testdata/state-v3/pipelines.yaml: the state records their
+// fingerprint) plus a paned sliding energy pipeline, a session pipeline and
+// an energy-counter week.
 func compatPipelines() []window.Pipeline {
-	ps := window.DefaultPipelines()
+	y, err := os.ReadFile(filepath.Join(compatDir, "pipelines.yaml"))
+	if err != nil {
+		panic(err)
+	}
+	ps, err := window.ParseConfig(y)
+	if err != nil {
+		panic(err)
+	}
 	return append(ps,
 		window.Pipeline{
 			Name: "energy_slide", Inputs: []window.Selector{{Quantity: "active_power"}},

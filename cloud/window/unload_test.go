@@ -48,7 +48,7 @@ func (s *storedStates) load(device string) ([]byte, error) {
 func TestUnloadChangesNoResult(t *testing.T) {
 	steps := compatScenario()
 	pipes := compatPipelines()
-	for _, quiet := range []time.Duration{0, 10 * time.Second, 5 * time.Minute} {
+	for _, quiet := range []time.Duration{0, 10 * time.Second} {
 		plain := mustEngine(t, pipes...)
 		st := &storedStates{states: map[string][]byte{}}
 		eng, err := window.New(pipes, window.WithStateLoader(st.load))
@@ -62,7 +62,7 @@ func TestUnloadChangesNoResult(t *testing.T) {
 				e.Advance(steps[i].proc)
 				e.Apply(&steps[i].r)
 			}
-			if i%37 != 0 && i != len(steps)-1 {
+			if i%97 != 0 && i != len(steps)-1 {
 				continue
 			}
 			digest(want, plain.TakeOutput())

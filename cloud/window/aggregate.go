@@ -68,15 +68,16 @@ func (e *Engine) add(si int32, joinCol int8, r *Reading, had bool, prevMax int64
 // pane finds or creates the pane holding t.
 func (e *Engine) pane(s *series, p *pipe, t int64) *win {
 	start := floorDiv(t, p.slide) * p.slide
-	if n := len(s.panes); n > 0 && s.panes[n-1].start == start {
-		return s.panes[n-1]
+	panes := s.panes()
+	if n := len(panes); n > 0 && panes[n-1].start == start {
+		return panes[n-1]
 	}
-	i, found := slices.BinarySearchFunc(s.panes, start, func(w *win, st int64) int { return cmp.Compare(w.start, st) })
+	i, found := slices.BinarySearchFunc(panes, start, func(w *win, st int64) int { return cmp.Compare(w.start, st) })
 	if found {
-		return s.panes[i]
+		return panes[i]
 	}
 	w := e.newWin(p, Span{start, start + p.slide}, s.needBins)
-	s.panes = slices.Insert(s.panes, i, w)
+	s.setPanes(slices.Insert(panes, i, w))
 	return w
 }
 
@@ -90,8 +91,9 @@ func (e *Engine) windowData(s *series, p *pipe, rec *win) *win {
 	slots, pts, bins := m.slots[:0], m.pts[:0], m.bins[:0]
 	*m = win{slots: slots, pts: pts, bins: bins}
 	m.init(p, Span{rec.start, rec.end}, s.needBins)
-	lo, _ := slices.BinarySearchFunc(s.panes, rec.start, func(w *win, st int64) int { return cmp.Compare(w.start, st) })
-	for _, pn := range s.panes[lo:] {
+	panes := s.panes()
+	lo, _ := slices.BinarySearchFunc(panes, rec.start, func(w *win, st int64) int { return cmp.Compare(w.start, st) })
+	for _, pn := range panes[lo:] {
 		if pn.start >= rec.end {
 			break
 		}

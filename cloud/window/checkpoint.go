@@ -273,8 +273,8 @@ func writeSeries(w *enc, s *series) {
 		writeWin(w, x)
 	}
 	w.i(int64(cur))
-	w.u(uint64(len(s.panes)))
-	for _, x := range s.panes {
+	w.u(uint64(len(s.panes())))
+	for _, x := range s.panes() {
 		writeWin(w, x)
 	}
 	ss := s.sess
@@ -465,10 +465,10 @@ func readSeries(r *dec, s *series, p *pipe, version uint64) {
 	np := r.n(8)
 	for range np {
 		x := readWin(r, version)
-		if r.err == nil && (!p.paned || !p.validWin(x, false, true) || len(s.panes) > 0 && x.start <= s.panes[len(s.panes)-1].start) {
+		if r.err == nil && (!p.paned || !p.validWin(x, false, true) || len(s.panes()) > 0 && x.start <= s.panes()[len(s.panes())-1].start) {
 			r.fail("pane")
 		}
-		s.panes = append(s.panes, x)
+		s.setPanes(append(s.panes(), x))
 	}
 	if !r.t() {
 		return

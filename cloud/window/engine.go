@@ -112,13 +112,34 @@ type derivedWin struct {
 
 type series struct {
 	pipe, dp, dev int32
-	needPts       bool // an aggregation needs the readings in time order
-	needBins      bool // an aggregation needs per-slot sums
-	key           Key
-	wins          []*win // windows; records only for paned pipelines
-	panes         []*win // paned pipelines: data per slide-wide pane
+	q             wire.Quantity // Key.Quantity
+	needPts       bool          // an aggregation needs the readings in time order
+	needBins      bool          // an aggregation needs per-slot sums
+	channel       string        // Key.Channel (its device is the device's name)
+	wins          []*win        // windows; records only for paned pipelines
 	cur           *win
+	pn            *[]*win // paned pipelines: data per slide-wide pane
 	sess          *sessionState
+}
+
+// key is the result key of series s.
+func (e *Engine) key(s *series) Key {
+	return Key{Device: e.devs[s.dev].name, Channel: s.channel, Quantity: s.q}
+}
+
+// panes are a paned series' panes, in start order.
+func (s *series) panes() []*win {
+	if s.pn == nil {
+		return nil
+	}
+	return *s.pn
+}
+
+func (s *series) setPanes(l []*win) {
+	if s.pn == nil {
+		s.pn = new([]*win)
+	}
+	*s.pn = l
 }
 
 // point is a reading as a window keeps it: what event-time order (time,

@@ -28,7 +28,7 @@ func (e *Engine) emit(s *series, p *pipe, rec *win, provisional bool) {
 	w := e.windowData(s, p, rec)
 	res := Result{
 		Pipeline:     p.spec.Name,
-		Key:          s.key,
+		Key:          e.key(s),
 		Start:        w.start,
 		End:          w.end,
 		Revision:     rec.revision,
@@ -41,7 +41,7 @@ func (e *Engine) emit(s *series, p *pipe, rec *win, provisional bool) {
 	}
 	for i, f := range p.funcs {
 		var resets int
-		res.Values[i], resets = p.value(w, f, s.key.Quantity)
+		res.Values[i], resets = p.value(w, f, s.q)
 		res.CounterResets += resets
 		if f == Readings {
 			res.Values[i] = float64(w.count)
@@ -119,12 +119,13 @@ func (e *Engine) advance(dpi int32, wm int64) {
 			// A pane is needed until the last window holding it (the one
 			// starting with it) is past its lateness.
 			cut := 0
-			for cut < len(s.panes) && s.panes[cut].start+p.size+p.late <= wm {
-				e.recycle(s.panes[cut])
+			panes := s.panes()
+			for cut < len(panes) && panes[cut].start+p.size+p.late <= wm {
+				e.recycle(panes[cut])
 				cut++
 			}
 			if cut > 0 {
-				s.panes = slices.Delete(s.panes, 0, cut)
+				s.setPanes(slices.Delete(panes, 0, cut))
 			}
 		}
 	}
@@ -225,7 +226,7 @@ func (e *Engine) derive(dpi int32, start int64, provisional bool) {
 		var w *win
 		for _, si := range dp.series {
 			c := &e.series[si]
-			if c.key.Channel != channel || s != nil && c.key.Quantity >= s.key.Quantity {
+			if c.channel != channel || s != nil && c.q >= s.q {
 				continue
 			}
 			i, found := slices.BinarySearchFunc(c.wins, start, func(w *win, st int64) int { return cmp.Compare(w.start, st) })
@@ -241,7 +242,7 @@ func (e *Engine) derive(dpi int32, start int64, provisional bool) {
 			if !anyWorst || w.worst.Worse(worst) {
 				worst, anyWorst = w.worst, true
 			}
-			v, _ := p.value(w, p.funcs[ai], s.key.Quantity)
+			v, _ := p.value(w, p.funcs[ai], s.q)
 			return v, true
 		}
 		return 0, false

@@ -111,7 +111,7 @@ func (e *Engine) newRoute(k routeKey) int32 {
 		}
 		if si < 0 {
 			si = int32(len(e.series))
-			e.series = append(e.series, series{pipe: p.idx, dp: dpi, dev: dev, key: key})
+			e.series = append(e.series, series{pipe: p.idx, dp: dpi, dev: dev, q: key.Quantity, channel: key.Channel})
 			for _, f := range p.funcs {
 				f = f.resolve(key.Quantity)
 				e.series[si].needPts = e.series[si].needPts || f.needsPoints()

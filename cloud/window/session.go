@@ -161,7 +161,7 @@ func (e *Engine) fireSessions(s *series, p *pipe, wm int64) int64 {
 			em.revision++
 			e.stats.Results++
 			e.out.Results = append(e.out.Results, Result{
-				Pipeline: p.spec.Name, Key: s.key, Start: start, End: em.end,
+				Pipeline: p.spec.Name, Key: e.key(s), Start: start, End: em.end,
 				Revision: em.revision, Retracted: true, Names: p.names,
 			})
 			delete(ss.emitted, start)
@@ -318,7 +318,7 @@ func (e *Engine) emitSession(s *series, p *pipe, x *session, rev uint32, provisi
 	}
 	w.worst = x.worst
 	res := Result{
-		Pipeline: p.spec.Name, Key: s.key, Start: x.start, End: x.end,
+		Pipeline: p.spec.Name, Key: e.key(s), Start: x.start, End: x.end,
 		Revision: rev, Provisional: provisional, Names: p.names,
 		Values: make([]float64, len(p.funcs)), Count: int64(len(x.rows)),
 		Coverage: w.coverage(), WorstQuality: w.worst, Rows: x.rows,
@@ -329,7 +329,7 @@ func (e *Engine) emitSession(s *series, p *pipe, x *session, rev uint32, provisi
 			continue
 		}
 		var resets int
-		res.Values[i], resets = p.value(w, f, s.key.Quantity)
+		res.Values[i], resets = p.value(w, f, s.q)
 		res.CounterResets += resets
 	}
 	e.stats.Results++

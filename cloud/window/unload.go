@@ -55,7 +55,7 @@ func (e *Engine) unload(di int32) {
 		dp.derived = nil
 		for _, si := range dp.series {
 			s := &e.series[si]
-			s.wins, s.panes, s.cur, s.sess = nil, nil, nil, nil
+			s.wins, s.pn, s.cur, s.sess = nil, nil, nil, nil
 		}
 	}
 	d.unloaded = true

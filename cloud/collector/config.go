@@ -134,6 +134,12 @@ type Config struct {
 	// CommitInterval is how often the windowing engine commits its results
 	// and checkpoint (also every 10,000 readings and at shutdown).
 	CommitInterval time.Duration `yaml:"commit_interval"`
+	// UnloadAfter: a device without a reading for this long has its
+	// window state (stored at every commit) dropped from memory, and read
+	// back from the store when its next reading or an idle timeout needs
+	// it, so memory follows the devices that report, not every device
+	// ever seen. 0 keeps every device's state in memory.
+	UnloadAfter time.Duration `yaml:"unload_after"`
 	// ZoneGrace is how long a worker holds, at most, the data of a device
 	// it has never seen, waiting for its status (and time zone): an agent
 	// may send its first batch just before its status, and calendar windows
@@ -188,6 +194,7 @@ func DefaultConfig() Config {
 		LogRetention:        7 * 24 * time.Hour,
 		Pipelines:           window.DefaultPipelines(),
 		CommitInterval:      time.Second,
+		UnloadAfter:         5 * time.Minute,
 		ZoneGrace:           2 * time.Second,
 		Role:                RoleAll,
 		Kafka:               DefaultKafkaConfig(),
@@ -376,6 +383,9 @@ func (c Config) Validate() error {
 	}
 	if c.CommitInterval < 10*time.Millisecond || c.CommitInterval > time.Hour {
 		return fmt.Errorf("commit_interval: %v is outside 10ms..1h", c.CommitInterval)
+	}
+	if c.UnloadAfter < 0 {
+		return fmt.Errorf("unload_after: %v is negative", c.UnloadAfter)
 	}
 	if c.ZoneGrace < 0 || c.ZoneGrace > time.Minute {
 		return fmt.Errorf("zone_grace: %v is outside 0..1m", c.ZoneGrace)

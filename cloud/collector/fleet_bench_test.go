@@ -26,7 +26,9 @@ var (
 	fleetDevices  = flag.Int("fleet.devices", 50_000, "BenchmarkFleet: devices")
 	fleetReadings = flag.Int("fleet.readings", 2_000, "BenchmarkFleet: readings per device (4 channels at 1 Hz)")
 	fleetIdle     = flag.Duration("fleet.idle", 10*time.Second, "BenchmarkFleet: idle period measured")
+	fleetSettle   = flag.Duration("fleet.settle", 10*time.Second, "BenchmarkFleet: wait after the last reading is stored before the idle period (past unload_after and the idle timeouts: 8m)")
 	fleetHeap     = flag.String("fleet.heap", "", "BenchmarkFleet: write a heap profile of the idle collector to this file")
+	fleetUnload   = flag.Duration("fleet.unload", DefaultConfig().UnloadAfter, "BenchmarkFleet: unload_after")
 )
 
 // procStat reads this process's CPU time, bytes written to storage and
@@ -67,7 +69,7 @@ func BenchmarkFleet(b *testing.B) {
 		b.StopTimer()
 		dir := b.TempDir()
 		cfg := DefaultConfig()
-		cfg.DataDir, cfg.Partitions = dir, 2
+		cfg.DataDir, cfg.Partitions, cfg.UnloadAfter = dir, 2, *fleetUnload
 		st, err := store.Open(filepath.Join(dir, "store"))
 		if err != nil {
 			b.Fatal(err)
@@ -130,15 +132,19 @@ func BenchmarkFleet(b *testing.B) {
 		b.StopTimer()
 		b.ReportMetric(float64(total)/elapsed.Seconds(), "readings/s")
 
-		// Idle: let the last commits, flushes and provisional results settle,
-		// then measure.
-		time.Sleep(10 * time.Second)
+		// Idle: let the last commits, flushes and provisional results settle
+		// (with -fleet.settle past unload_after and the pipelines' idle
+		// timeouts but the daily one, every device is unloaded), then
+		// measure.
+		time.Sleep(*fleetSettle)
 		cpu0, w0, _ := procStat(b)
 		time.Sleep(*fleetIdle)
 		cpu1, w1, _ := procStat(b)
 		runtime.GC()
 		debug.FreeOSMemory()
 		_, _, rss := procStat(b)
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
 		if *fleetHeap != "" {
 			f, err := os.Create(*fleetHeap)
 			if err != nil {
@@ -152,11 +158,26 @@ func BenchmarkFleet(b *testing.B) {
 		b.ReportMetric(100*(cpu1-cpu0).Seconds()/fleetIdle.Seconds(), "idle-%core")
 		b.ReportMetric(float64(w1-w0)/fleetIdle.Seconds(), "idle-written-B/s")
 		b.ReportMetric(float64(rss)/(1<<20), "RSS-MiB")
-		var open int
+		// The Go heap in use, and what the Go runtime holds from the OS
+		// (the rest of the RSS is Pebble's memtables and block cache,
+		// allocated outside the Go heap, and the binary).
+		b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
+		b.ReportMetric(float64(ms.Sys-ms.HeapReleased)/(1<<20), "go-MiB")
+		if st, err := os.ReadFile("/proc/self/status"); err == nil {
+			for _, l := range strings.Split(string(st), "\n") {
+				if v, ok := strings.CutPrefix(l, "RssFile:"); ok {
+					kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+					b.ReportMetric(float64(kb)/1024, "RSS-file-MiB")
+				}
+			}
+		}
+		var open, unloaded int
 		for _, s := range ws.stats() {
 			open += s.Engine.OpenWindows
+			unloaded += s.Engine.Unloaded
 		}
 		b.ReportMetric(float64(open), "open-windows")
+		b.ReportMetric(float64(unloaded), "unloaded-devices")
 		cancel()
 		if err := <-done; err != nil {
 			b.Fatal(err)

@@ -98,7 +98,7 @@ func guardedWorkerConfig(cfg Config, partitions int, canWrite func() bool) (work
 		return worker.Config{}, err
 	}
 	return worker.Config{
-		CommitInterval: cfg.CommitInterval, ZoneGrace: cfg.ZoneGrace,
+		CommitInterval: cfg.CommitInterval, UnloadAfter: cfg.UnloadAfter, ZoneGrace: cfg.ZoneGrace,
 		MaxFuture: cfg.MaxFuture, Limits: limits, CanWrite: canWrite,
 		// The conflict area is trimmed hourly to conflict_limit: each
 		// partition keeps its share per hour, so it holds at most about
@@ -284,6 +284,7 @@ func workerMetrics(stats func() []worker.Stats) []prometheus.Collector {
 		counter("gridedge_collector_window_rejected_readings_total", "Readings the engine refused (time outside 1970..2116 or a non-finite value).", func(s worker.Stats) float64 { return float64(s.Engine.Rejected) }),
 		counter("gridedge_collector_window_counter_resets_total", "Energy counter resets seen in final results.", func(s worker.Stats) float64 { return float64(s.Engine.CounterReset) }),
 		gauge("gridedge_collector_window_open_windows", "Windows the engines hold open.", func(s worker.Stats) float64 { return float64(s.Engine.OpenWindows) }),
+		gauge("gridedge_collector_window_unloaded_devices", "Quiet devices whose window state is out of memory (unload_after), read back from the store when needed.", func(s worker.Stats) float64 { return float64(s.Engine.Unloaded) }),
 		gauge("gridedge_collector_worker_held_records", "Records of new devices held for their status (zone).", func(s worker.Stats) float64 { return float64(s.Held) }),
 		gauge("gridedge_collector_worker_open_blocks", "Raw-reading blocks held in memory.", func(s worker.Stats) float64 { return float64(s.OpenBlocks) }),
 	}

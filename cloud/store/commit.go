@@ -165,14 +165,26 @@ func (b *Batch) Len() int { return b.b.Len() }
 
 // Commit writes the batch durably (fsync unless the store was opened
 // WithSync(false)) and releases it.
+//
+// A batch larger than half a memtable (a fleet's idle timeouts passing at
+// once make every device's state change in one commit) is kept by Pebble
+// as a memtable of its own, in memory until flushed; Commit starts that
+// flush at once rather than leaving it to the next write, which an idle
+// collector does not make.
 func (b *Batch) Commit() error {
 	defer b.b.Close()
+	large := uint64(b.b.Len()) >= b.s.memtable/2
 	commit := func() error { return b.b.Commit(b.s.wo) }
 	if len(b.feed) > 0 {
 		commit = b.commitFeed
 	}
 	if err := commit(); err != nil {
 		return fmt.Errorf("store: commit partition %d: %w", b.p, err)
+	}
+	if large {
+		if _, err := b.s.db.AsyncFlush(); err != nil {
+			return fmt.Errorf("store: flush after partition %d's commit: %w", b.p, err)
+		}
 	}
 	return nil
 }

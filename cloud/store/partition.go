@@ -63,6 +63,18 @@ func (s *Store) LoadPartition(p int, dedup func(device string, epoch uint64, set
 	return st, nil
 }
 
+// EngineDevice reads the stored window-engine state of one device of
+// partition p (window.WithStateLoader); a device without stored state is
+// an error.
+func (s *Store) EngineDevice(p int, device string) ([]byte, error) {
+	v, closer, err := s.db.Get(partitionDeviceKey(prefixEngineDev, p, device))
+	if err != nil {
+		return nil, fmt.Errorf("store: partition %d engine state of %s: %w", p, device, err)
+	}
+	defer closer.Close()
+	return bytes.Clone(v), nil
+}
+
 // DropPartitionState deletes partition p's worker state (offset, engine,
 // dedup): the worker then starts from the beginning of the log. Used when
 // the pipeline configuration changed.

@@ -64,15 +64,16 @@ func WithSync(on bool) Option { return func(s *settings) { s.sync = on } }
 
 // Store is the embedded store. It is safe for concurrent use.
 type Store struct {
-	db      *pebble.DB
-	cache   *pebble.Cache
-	dir     string
-	log     *slog.Logger
-	wo      *pebble.WriteOptions
-	nextDLQ atomic.Uint64
-	dlqPuts atomic.Uint64
-	id      string
-	feed    feedState
+	db       *pebble.DB
+	cache    *pebble.Cache
+	dir      string
+	log      *slog.Logger
+	wo       *pebble.WriteOptions
+	memtable uint64
+	nextDLQ  atomic.Uint64
+	dlqPuts  atomic.Uint64
+	id       string
+	feed     feedState
 }
 
 // Open opens (creating if needed) the store in dir. partitions is the
@@ -99,7 +100,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		cache.Unref()
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, cache: cache, dir: dir, log: cfg.logger, wo: pebble.Sync}
+	s := &Store{db: db, cache: cache, dir: dir, log: cfg.logger, wo: pebble.Sync, memtable: cfg.memtable}
 	if !cfg.sync {
 		s.wo = pebble.NoSync
 	}

@@ -74,15 +74,16 @@ func (e *Engine) add(si int32, joinCol int8, r *Reading, had bool, prevMax int64
 // pane finds or creates the pane holding t.
 func (e *Engine) pane(s *series, p *pipe, t int64) *win {
 	start := floorDiv(t, p.slide) * p.slide
-	if n := len(s.panes); n > 0 && s.panes[n-1].start == start {
-		return s.panes[n-1]
+	panes := s.panes()
+	if n := len(panes); n > 0 && panes[n-1].start == start {
+		return panes[n-1]
 	}
-	i, found := slices.BinarySearchFunc(s.panes, start, func(w *win, st int64) int { return cmp.Compare(w.start, st) })
+	i, found := slices.BinarySearchFunc(panes, start, func(w *win, st int64) int { return cmp.Compare(w.start, st) })
 	if found {
-		return s.panes[i]
+		return panes[i]
 	}
 	w := e.newWin(p, Span{start, start + p.slide}, s.needBins)
-	s.panes = slices.Insert(s.panes, i, w)
+	s.setPanes(slices.Insert(panes, i, w))
 	return w
 }
 
@@ -96,8 +97,9 @@ func (e *Engine) windowData(s *series, p *pipe, rec *win) *win {
 	slots, pts, bins := m.slots[:0], m.pts[:0], m.bins[:0]
 	*m = win{slots: slots, pts: pts, bins: bins}
 	m.init(p, Span{rec.start, rec.end}, s.needBins)
-	lo, _ := slices.BinarySearchFunc(s.panes, rec.start, func(w *win, st int64) int { return cmp.Compare(w.start, st) })
-	for _, pn := range s.panes[lo:] {
+	panes := s.panes()
+	lo, _ := slices.BinarySearchFunc(panes, rec.start, func(w *win, st int64) int { return cmp.Compare(w.start, st) })
+	for _, pn := range panes[lo:] {
 		if pn.start >= rec.end {
 			break
 		}
@@ -132,8 +134,9 @@ func (e *Engine) windowData(s *series, p *pipe, rec *win) *win {
 				m.slots[j>>6] |= 1 << (j & 63)
 			}
 		}
-		if len(m.bins) > 0 {
-			copy(m.bins[off:], pn.bins)
+		for _, b := range pn.bins {
+			b.nslot += uint64(off)
+			m.bins = append(m.bins, b)
 		}
 		m.pts = append(m.pts, pn.sorted()...)
 	}
@@ -205,36 +208,92 @@ func (w *win) init(p *pipe, sp Span, bins bool) {
 	} else {
 		w.slots = make([]uint64, words)
 	}
-	if bins {
-		if cap(w.bins) >= n {
-			w.bins = w.bins[:n]
-			clear(w.bins)
-		} else {
-			w.bins = make([]bin, n)
-		}
-	} else {
-		w.bins = w.bins[:0]
-	}
+	w.binned = bins
+	w.bins = w.bins[:0]
 }
 
-// bin accumulates the readings of one coverage slot for EnergyBinned.
+// bin accumulates the readings of one coverage slot for EnergyBinned. A
+// window holds bins only for slots with readings, in slot order, so its
+// cost follows the slots its readings cover (56 B each), not the window's
+// length. Of the slot's latest reading (by event time, ties broken by
+// sequence) it keeps what ordering and the energy need: time, value, epoch
+// and sequence.
 type bin struct {
-	sum    float64
-	n      int64
-	firstT int64
-	last   point
+	sum       float64
+	firstT    int64
+	lastT     int64
+	lastV     float64
+	lastEpoch uint64
+	lastSeq   uint64
+	// nslot is the reading count << 16 | the slot index (a window has at
+	// most maxSlots slots; a slot cannot hold 2^48 readings).
+	nslot uint64
+}
+
+const binSlotBits = 16
+
+func (b *bin) n() uint64    { return b.nslot >> binSlotBits }
+func (b *bin) slot() uint64 { return b.nslot & (1<<binSlotBits - 1) }
+
+// after reports whether pt comes after the bin's latest reading: cmpPoint
+// order on (time, epoch, seq).
+func (b *bin) after(pt *point) bool {
+	return cmp.Or(cmp.Compare(pt.t, b.lastT), cmp.Compare(pt.epoch, b.lastEpoch), cmp.Compare(pt.seq, b.lastSeq)) > 0
+}
+
+// bin returns the bin of slot, inserting an empty one in slot order. In
+// event-time order that is the last bin or a new one after it. The slice
+// starts with room for one bin and grows by a quarter at a time, never
+// past the window's slot count, so a window costs at most 25 % more than
+// the bins it holds.
+func (w *win) bin(slot int64) *bin {
+	n := len(w.bins)
+	if n > 0 && int64(w.bins[n-1].slot()) == slot {
+		return &w.bins[n-1]
+	}
+	i := n
+	if n > 0 && int64(w.bins[n-1].slot()) > slot {
+		var found bool
+		i, found = slices.BinarySearchFunc(w.bins, slot, func(b bin, s int64) int { return cmp.Compare(int64(b.slot()), s) })
+		if found {
+			return &w.bins[i]
+		}
+	}
+	if n == cap(w.bins) {
+		grown := make([]bin, n, min(int(w.nslots), n+1+n/4))
+		copy(grown, w.bins)
+		w.bins = grown
+	}
+	w.bins = slices.Insert(w.bins, i, bin{nslot: uint64(slot)})
+	return &w.bins[i]
 }
 
 func (e *Engine) release(w *win) {
 	e.stats.OpenWindows--
 	// A window still referenced by the pending list must not be reused.
-	if len(e.pending) == 0 && len(e.free) < 1<<16 {
-		e.free = append(e.free, w)
+	if len(e.pending) == 0 {
+		e.recycle(w)
 	}
 }
 
+// maxFreeBins is the most bins a recycled window keeps room for: the free
+// list (at most 2^16 windows) then holds at most 59 MB of bins, and a
+// window closing with a full day of them does not pin them.
+const maxFreeBins = 16
+
+// recycle puts a window no longer referenced on the free list.
+func (e *Engine) recycle(w *win) {
+	if len(e.free) >= 1<<16 {
+		return
+	}
+	if cap(w.bins) > maxFreeBins {
+		w.bins = nil
+	}
+	e.free = append(e.free, w)
+}
+
 func (w *win) add(p *pipe, r *Reading, needPts bool) {
-	pt := point{t: r.TimeNs, v: r.Value, epoch: r.SeqEpoch, seq: r.Seq, q: r.Quality}
+	pt := point{t: r.TimeNs, v: r.Value, epoch: r.SeqEpoch, seq: r.Seq}
 	v := r.Value
 	if w.count == 0 {
 		w.shift, w.min, w.max = v, v, v
@@ -260,16 +319,17 @@ func (w *win) add(p *pipe, r *Reading, needPts bool) {
 	w.s2 += dv * dv
 	slot := (r.TimeNs - w.start) / p.slotW
 	w.slots[slot>>6] |= 1 << (slot & 63)
-	if len(w.bins) > 0 {
-		b := &w.bins[slot]
-		if b.n == 0 || pt.t < b.firstT {
+	if w.binned {
+		b := w.bin(slot)
+		first := b.n() == 0
+		if first || pt.t < b.firstT {
 			b.firstT = pt.t
 		}
-		if b.n == 0 || cmpPoint(pt, b.last) > 0 {
-			b.last = pt
+		if first || b.after(&pt) {
+			b.lastT, b.lastV, b.lastEpoch, b.lastSeq = pt.t, pt.v, pt.epoch, pt.seq
 		}
 		b.sum += v
-		b.n++
+		b.nslot += 1 << binSlotBits
 	}
 	if needPts {
 		if n := len(w.pts); n > 0 && cmpPoint(pt, w.pts[n-1]) < 0 {
@@ -368,30 +428,24 @@ func integrateStep(pts []point, end, maxGap int64) float64 {
 	return e / nsPerHour
 }
 
-// binnedEnergy integrates power (W) kept as per-slot summaries into Wh.
-// Within a slot, the readings before the last stand for the span from the
-// first reading to the last at their mean power (exact for regular
-// sampling); the last reading holds until the next reading, at most
-// maxGap, never past end.
+// binnedEnergy integrates power (W) kept as per-slot summaries (the
+// slots holding readings, in slot order) into Wh. Within a slot, the
+// readings before the last stand for the span from the first reading to
+// the last at their mean power (exact for regular sampling); the last
+// reading holds until the next reading, at most maxGap, never past end.
 func binnedEnergy(bins []bin, end, maxGap int64) float64 {
 	var e float64
 	for i := range bins {
 		b := &bins[i]
-		if b.n == 0 {
-			continue
-		}
-		if b.n > 1 {
-			e += (b.sum - b.last.v) / float64(b.n-1) * float64(b.last.t-b.firstT)
+		if n := b.n(); n > 1 {
+			e += (b.sum - b.lastV) / float64(n-1) * float64(b.lastT-b.firstT)
 		}
 		next := end
-		for j := i + 1; j < len(bins); j++ {
-			if bins[j].n > 0 {
-				next = bins[j].firstT
-				break
-			}
+		if i+1 < len(bins) {
+			next = bins[i+1].firstT
 		}
-		if hold := min(maxGap, next-b.last.t, end-b.last.t); hold > 0 {
-			e += b.last.v * float64(hold)
+		if hold := min(maxGap, next-b.lastT, end-b.lastT); hold > 0 {
+			e += b.lastV * float64(hold)
 		}
 	}
 	return e / nsPerHour

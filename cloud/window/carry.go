@@ -98,14 +98,14 @@ func (e *Engine) writeBases(w *enc, d *device) {
 	})
 }
 
-// readBases reads what writeBases wrote; state written before counter
-// bases existed ends before it.
-func (e *Engine) readBases(r *dec, d *device) {
+// readBases reads what writeBases wrote, in a state of the given version
+// (whose points it encodes as readPoint reads them).
+func (e *Engine) readBases(r *dec, d *device, version uint64) {
 	n := r.n(6)
 	bySeries := make(map[int]point, n)
 	for range n {
 		k := int(r.u())
-		pt := readPoint(r)
+		pt := readPoint0(r, version)
 		if r.err != nil {
 			return
 		}

@@ -159,11 +159,11 @@ func TestCounterAcrossWindowsSurvivesDeltaRestoreAndReplay(t *testing.T) {
 	}
 }
 
-// compatPipelines is the configuration testdata/compat/checkpoint-v3.bin
+// counterCompatPipelines is the configuration testdata/compat/checkpoint-v3.bin
 // was taken with, by the engine before counter bases existed:
 // a counter and a power series, three daily readings at 06:00 UTC
 // (1000, 1500, 2300 Wh; power 50 W), applied through offset 6.
-func compatPipelines() []window.Pipeline {
+func counterCompatPipelines() []window.Pipeline {
 	return []window.Pipeline{{
 		Name:            "daily",
 		Inputs:          []window.Selector{{Quantity: "energy"}, {Quantity: "active_power"}},
@@ -183,7 +183,7 @@ func TestVersion3CheckpointStillRestores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := window.Restore(compatPipelines(), old)
+	eng, err := window.Restore(counterCompatPipelines(), old)
 	if err != nil {
 		t.Fatalf("checkpoint from before counter bases: %v", err)
 	}
@@ -215,7 +215,7 @@ func TestVersion3CheckpointStillRestores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if eng, err = window.Restore(compatPipelines(), cp); err != nil {
+	if eng, err = window.Restore(counterCompatPipelines(), cp); err != nil {
 		t.Fatal(err)
 	}
 	if got := energyOf(apply(4, 2650)); !slices.Equal(got, []float64{300}) {

@@ -7,15 +7,22 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/gridedge/gridedge/shared/wire"
 )
 
-// checkpointVersion changes whenever the encoding below does in a way
-// the reader cannot tell. A device's state may end with the counter bases
-// of its series (carry.go); state written before they existed, which ends
-// without them, restores as it is.
-const checkpointVersion = 3
+// checkpointVersion changes whenever the encoding below does. Version 4
+// stores only the bins of slots holding readings and marks each device's
+// state with its version, so a store holding states of both versions (the
+// devices not written since an upgrade keep theirs) restores. Version 3,
+// written by the previous release, is still read. A version 4 state ends
+// with the counter bases of its series (carry.go); a version 3 state may
+// end with them or not (they came within version 3).
+const (
+	checkpointVersion = 4
+	oldestVersion     = 3
+)
 
 // ErrCheckpoint is wrapped by Restore errors: the bytes are not a checkpoint
 // of this engine version and configuration.
@@ -77,6 +84,9 @@ func (e *Engine) outputTaken() error {
 // without any window changing returns an empty Delta: an idle engine has
 // nothing to write.
 func (e *Engine) TakeDelta() (Delta, error) {
+	if e.loadErr != nil {
+		return Delta{}, e.loadErr
+	}
 	if err := e.outputTaken(); err != nil {
 		return Delta{}, err
 	}
@@ -99,6 +109,14 @@ func (e *Engine) TakeDelta() (Delta, error) {
 func (e *Engine) Checkpoint() ([]byte, error) {
 	if err := e.outputTaken(); err != nil {
 		return nil, err
+	}
+	for di := range e.devs {
+		if e.devs[di].unloaded {
+			e.load(int32(di))
+		}
+	}
+	if e.loadErr != nil {
+		return nil, e.loadErr
 	}
 	w := enc{b: e.header()}
 	w.u(uint64(len(e.devs)))
@@ -131,7 +149,7 @@ func Restore(pipelines []Pipeline, data []byte, opts ...Option) (*Engine, error)
 		}
 		st := r.b[:l]
 		r.b = r.b[l:]
-		if err := e.restoreDevice(st); err != nil {
+		if _, err := e.restoreDevice(st, ""); err != nil {
 			return nil, err
 		}
 	}
@@ -160,8 +178,12 @@ func RestoreDelta(pipelines []Pipeline, header []byte, devices [][]byte, opts ..
 		return nil, fmt.Errorf("%w: header has %d trailing bytes", ErrCheckpoint, len(r.b))
 	}
 	for _, st := range devices {
-		if err := e.restoreDevice(st); err != nil {
+		di, err := e.restoreDevice(st, "")
+		if err != nil {
 			return nil, err
+		}
+		if e.loader != nil && len(e.devs[di].routes) > 0 {
+			e.unload(di)
 		}
 	}
 	e.restored()
@@ -189,8 +211,8 @@ func (e *Engine) header() []byte {
 }
 
 func (e *Engine) readHeader(r *dec) error {
-	if v := r.u(); r.err == nil && v != checkpointVersion {
-		return fmt.Errorf("%w: version %d, want %d", ErrCheckpoint, v, checkpointVersion)
+	if v := r.u(); r.err == nil && (v < oldestVersion || v > checkpointVersion) {
+		return fmt.Errorf("%w: version %d, want %d to %d", ErrCheckpoint, v, oldestVersion, checkpointVersion)
 	}
 	if r.err != nil || len(r.b) < 32 {
 		return fmt.Errorf("%w: no header", ErrCheckpoint)
@@ -208,10 +230,13 @@ func (e *Engine) readHeader(r *dec) error {
 
 // deviceState encodes one device. Its routes are listed in creation order:
 // re-creating them recreates the device's pipelines and series in the same
-// order, so series and device-pipelines are listed in that order too.
+// order, so series and device-pipelines are listed in that order too. It
+// starts with a zero byte and the version (a version 3 state starts with
+// the name's length, never zero).
 func (e *Engine) deviceState(di int32) []byte {
 	d := &e.devs[di]
-	w := enc{}
+	w := enc{b: []byte{0}}
+	w.u(checkpointVersion)
 	w.s(d.name)
 	w.t(d.has)
 	w.i(d.maxT)
@@ -259,8 +284,8 @@ func writeSeries(w *enc, s *series) {
 		writeWin(w, x)
 	}
 	w.i(int64(cur))
-	w.u(uint64(len(s.panes)))
-	for _, x := range s.panes {
+	w.u(uint64(len(s.panes())))
+	for _, x := range s.panes() {
 		writeWin(w, x)
 	}
 	ss := s.sess
@@ -275,6 +300,7 @@ func writeSeries(w *enc, s *series) {
 	w.u(uint64(len(ss.pts)))
 	for _, pt := range ss.pts {
 		writePoint(w, pt.point)
+		w.u(uint64(pt.q))
 		w.i(int64(pt.col))
 	}
 	starts := make([]int64, 0, len(ss.emitted))
@@ -316,12 +342,18 @@ func writeWin(w *enc, x *win) {
 	for _, pt := range x.pts {
 		writePoint(w, pt)
 	}
+	w.t(x.binned)
 	w.u(uint64(len(x.bins)))
-	for _, b := range x.bins {
+	for i := range x.bins {
+		b := &x.bins[i]
+		w.u(b.slot())
+		w.u(b.n())
 		w.f(b.sum)
-		w.i(b.n)
-		w.i(b.firstT)
-		writePoint(w, b.last)
+		w.i(b.firstT - x.start)
+		w.i(b.lastT - b.firstT)
+		w.f(b.lastV)
+		w.u(b.lastEpoch)
+		w.u(b.lastSeq)
 	}
 }
 
@@ -330,44 +362,74 @@ func writePoint(w *enc, p point) {
 	w.f(p.v)
 	w.u(p.epoch)
 	w.u(p.seq)
-	w.u(uint64(p.q))
 }
 
-func readPoint(r *dec) point {
-	return point{t: r.i(), v: r.f(), epoch: r.u(), seq: r.u(), q: wire.TimeQuality(r.u())}
+// readPoint reads writePoint's encoding, and version 3's, which followed a
+// point with its time quality (returned as q).
+func readPoint(r *dec, version uint64) (p point, q wire.TimeQuality) {
+	p = point{t: r.i(), v: r.f(), epoch: r.u(), seq: r.u()}
+	if version == 3 {
+		q = wire.TimeQuality(r.u())
+	}
+	return p, q
 }
 
-// restoreDevice recreates one device from deviceState's encoding.
-func (e *Engine) restoreDevice(data []byte) error {
+// readPoint0 is readPoint without the time quality.
+func readPoint0(r *dec, version uint64) point {
+	p, _ := readPoint(r, version)
+	return p
+}
+
+// restoreDevice recreates one device from deviceState's encoding. With a
+// name in reload, the state must be that device's, which Unload dropped:
+// its routes, pipelines and series exist and must match the state's.
+func (e *Engine) restoreDevice(data []byte, reload string) (int32, error) {
 	r := dec{b: data}
+	version := uint64(oldestVersion)
+	if len(data) > 0 && data[0] == 0 {
+		r.b = data[1:]
+		if version = r.u(); r.err != nil || version != checkpointVersion {
+			return -1, fmt.Errorf("%w: device state version %d, want %d to %d", ErrCheckpoint, version, oldestVersion, checkpointVersion)
+		}
+	}
 	name := r.s()
 	if r.err != nil || name == "" {
-		return fmt.Errorf("%w: device without a name", ErrCheckpoint)
+		return -1, fmt.Errorf("%w: device without a name", ErrCheckpoint)
+	}
+	if reload != "" && name != reload {
+		return -1, fmt.Errorf("%w: state of device %s given for %s", ErrCheckpoint, name, reload)
 	}
 	di := e.deviceIndex(name)
-	if len(e.devs[di].routes) > 0 {
-		return fmt.Errorf("%w: device %s restored twice", ErrCheckpoint, name)
+	if (reload != "") != e.devs[di].unloaded || reload == "" && len(e.devs[di].routes) > 0 {
+		return -1, fmt.Errorf("%w: device %s restored twice", ErrCheckpoint, name)
 	}
 	d := &e.devs[di]
 	d.has, d.maxT, d.lastSeen = r.t(), r.i(), r.i()
 	if zone := r.s(); zone != "" && r.err == nil {
 		loc, err := e.location(zone)
 		if err != nil {
-			return fmt.Errorf("%w: %v", ErrCheckpoint, err)
+			return -1, fmt.Errorf("%w: %v", ErrCheckpoint, err)
 		}
 		d.zone, d.loc = zone, loc
 	}
 	nr := r.n(2)
-	for range nr {
+	if reload != "" && nr != len(d.routes) {
+		return -1, fmt.Errorf("%w: device %s: stored routes do not match", ErrCheckpoint, name)
+	}
+	for i := range nr {
 		ch, q := r.s(), wire.Quantity(r.u())
 		if r.err != nil {
-			return r.err
+			return -1, r.err
 		}
-		e.newRoute(routeKey{name, ch, q})
+		if reload == "" {
+			e.newRoute(routeKey{name, ch, q})
+		} else if rt := e.devs[di].routes[i]; rt.channel != ch || rt.q != q {
+			return -1, fmt.Errorf("%w: device %s: stored routes do not match", ErrCheckpoint, name)
+		}
 	}
 	d = &e.devs[di]
 	if n := r.n(1); r.err != nil || n != len(d.dps) {
-		return fmt.Errorf("%w: device %s: pipelines do not match its routes", ErrCheckpoint, name)
+		return -1, fmt.Errorf("%w: device %s: pipelines do not match its routes", ErrCheckpoint, name)
 	}
 	for _, dpi := range d.dps {
 		dp := &e.dps[dpi]
@@ -384,35 +446,46 @@ func (e *Engine) restoreDevice(data []byte) error {
 			dp.derived[k] = &derivedWin{end: r.i(), revision: uint32(r.u())}
 		}
 		if n := r.n(1); r.err != nil || n != len(dp.series) {
-			return fmt.Errorf("%w: device %s: series do not match its routes", ErrCheckpoint, name)
+			return -1, fmt.Errorf("%w: device %s: series do not match its routes", ErrCheckpoint, name)
 		}
 		for _, si := range dp.series {
-			readSeries(&r, &e.series[si])
+			readSeries(&r, &e.series[si], e.pipes[e.series[si].pipe], version)
 		}
 	}
-	if len(r.b) > 0 && r.err == nil {
-		e.readBases(&r, d)
+	// Version 4 states always end with the counter bases; version 3 states
+	// end with them when written by a release that had counters across
+	// windows, and without them before.
+	if version > 3 || len(r.b) > 0 && r.err == nil {
+		e.readBases(&r, d, version)
 	}
 	if r.err != nil {
-		return fmt.Errorf("device %s: %w", name, r.err)
+		return -1, fmt.Errorf("device %s: %w", name, r.err)
 	}
 	if len(r.b) != 0 {
-		return fmt.Errorf("%w: device %s: %d trailing bytes", ErrCheckpoint, name, len(r.b))
+		return -1, fmt.Errorf("%w: device %s: %d trailing bytes", ErrCheckpoint, name, len(r.b))
 	}
-	return nil
+	return di, nil
 }
 
-func readSeries(r *dec, s *series) {
+func readSeries(r *dec, s *series, p *pipe, version uint64) {
 	nw := r.n(8)
 	for range nw {
-		s.wins = append(s.wins, readWin(r))
+		x := readWin(r, version)
+		if r.err == nil && (!p.validWin(x, p.paned, false) || len(s.wins) > 0 && x.start <= s.wins[len(s.wins)-1].start) {
+			r.fail("window")
+		}
+		s.wins = append(s.wins, x)
 	}
 	if cur := r.i(); cur >= 0 && cur < int64(len(s.wins)) {
 		s.cur = s.wins[cur]
 	}
 	np := r.n(8)
 	for range np {
-		s.panes = append(s.panes, readWin(r))
+		x := readWin(r, version)
+		if r.err == nil && (!p.paned || !p.validWin(x, false, true) || len(s.panes()) > 0 && x.start <= s.panes()[len(s.panes())-1].start) {
+			r.fail("pane")
+		}
+		s.setPanes(append(s.panes(), x))
 	}
 	if !r.t() {
 		return
@@ -420,7 +493,17 @@ func readSeries(r *dec, s *series) {
 	ss := &sessionState{emitted: map[int64]*sessEmit{}}
 	npts := r.n(12)
 	for range npts {
-		ss.pts = append(ss.pts, jpoint{point: readPoint(r), col: int8(r.i())})
+		jp := jpoint{}
+		jp.point, jp.q = readPoint(r, version)
+		if version > 3 {
+			jp.q = wire.TimeQuality(r.u())
+		}
+		col := r.i()
+		if r.err == nil && (col < 0 || col >= int64(max(p.joinCols, 1))) {
+			r.fail("session column")
+		}
+		jp.col = int8(col)
+		ss.pts = append(ss.pts, jp)
 	}
 	ne := r.n(5)
 	for range ne {
@@ -430,10 +513,10 @@ func readSeries(r *dec, s *series) {
 	s.sess = ss
 }
 
-func readWin(r *dec) *win {
+func readWin(r *dec, version uint64) *win {
 	x := &win{start: r.i(), end: r.i(), revision: uint32(r.u()), fired: r.t(), dirty: r.t(), count: r.i()}
 	x.sum, x.shift, x.s1, x.s2, x.min, x.max = r.f(), r.f(), r.f(), r.f(), r.f(), r.f()
-	x.first, x.last = readPoint(r), readPoint(r)
+	x.first, x.last = readPoint0(r, version), readPoint0(r, version)
 	x.worst = wire.TimeQuality(r.u())
 	x.nslots = int32(r.i())
 	ns := r.n(1)
@@ -443,13 +526,73 @@ func readWin(r *dec) *win {
 			x.slots = append(x.slots, r.u())
 		}
 	}
-	npts := r.n(12)
+	npts := r.n(11)
 	for range npts {
-		x.pts = append(x.pts, readPoint(r))
+		x.pts = append(x.pts, readPoint0(r, version))
 	}
-	nb := r.n(12)
+	if version == 3 {
+		readBinsV3(r, x)
+		return x
+	}
+	x.binned = r.t()
+	nb := r.n(22)
+	if nb > 0 {
+		x.bins = make([]bin, 0, nb)
+	}
 	for range nb {
-		x.bins = append(x.bins, bin{sum: r.f(), n: r.i(), firstT: r.i(), last: readPoint(r)})
+		slot, n := r.u(), r.u()
+		b := bin{nslot: n<<binSlotBits | slot, sum: r.f(), firstT: x.start + r.i()}
+		b.lastT = b.firstT + r.i()
+		b.lastV, b.lastEpoch, b.lastSeq = r.f(), r.u(), r.u()
+		if r.err == nil && (slot >= uint64(x.nslots) || n == 0 || n >= 1<<(64-binSlotBits) ||
+			len(x.bins) > 0 && slot <= x.bins[len(x.bins)-1].slot()) {
+			r.fail("bin")
+		}
+		x.bins = append(x.bins, b)
 	}
 	return x
+}
+
+// validWin reports whether a restored window has the shape this pipeline
+// gives its windows (record: a paned pipeline's revision record; pane: a
+// slide-wide pane), so corrupt state cannot make later arithmetic index
+// outside its coverage bitmap or size one without bound.
+func (p *pipe) validWin(x *win, record, pane bool) bool {
+	span := x.end - x.start
+	if x.start < -int64(48*time.Hour) || x.end > MaxTimeNs+int64(800*time.Hour) || span <= 0 {
+		return false
+	}
+	switch k := p.spec.Window.Kind; {
+	case k == Session:
+		return false // sessions keep points, not windows
+	case pane && span != p.slide, !pane && (k == Tumbling || k == Sliding) && span != p.size:
+		return false
+	case k == Day || k == Week || k == Month:
+		if span > int64(32*24*time.Hour) {
+			return false
+		}
+	}
+	if record {
+		return x.nslots == 0 && len(x.slots) == 0 && len(x.pts) == 0 && len(x.bins) == 0
+	}
+	n := (span + p.slotW - 1) / p.slotW
+	return int64(x.nslots) == n && len(x.slots) == int(n+63)/64
+}
+
+// readBinsV3 reads version 3's bins, one per slot of a binned window,
+// keeping those holding readings.
+func readBinsV3(r *dec, x *win) {
+	nb := r.n(12)
+	x.binned = nb > 0
+	for i := range nb {
+		sum, n, firstT, last := r.f(), r.i(), r.i(), readPoint0(r, 3)
+		if r.err == nil && (i >= int(x.nslots) || n < 0 || n >= 1<<(63-binSlotBits)) {
+			r.fail("bin")
+		}
+		if n == 0 {
+			continue
+		}
+		x.bins = append(x.bins, bin{sum: sum, firstT: firstT, lastT: last.t, lastV: last.v, lastEpoch: last.epoch, lastSeq: last.seq,
+			nslot: uint64(n)<<binSlotBits | uint64(i)})
+	}
 }

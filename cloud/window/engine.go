@@ -65,6 +65,10 @@ type Engine struct {
 	batchRoutes []Route
 	stats       Stats
 	log         *slog.Logger
+	// loader reads a device's stored state back (WithStateLoader);
+	// loadErr is its first failure, after which the engine is unusable.
+	loader  func(device string) ([]byte, error)
+	loadErr error
 }
 
 // Stats are the engine's counters since it was created (restored counters
@@ -77,8 +81,11 @@ type Stats struct {
 	Results      uint64 // results emitted, all revisions
 	Provisional  uint64 // provisional results emitted
 	Refires      uint64 // revisions > 1 caused by late readings
-	OpenWindows  int    // windows currently held
+	OpenWindows  int    // windows currently held (in memory or unloaded)
 	CounterReset uint64 // counter resets seen in emitted final results
+	// Unloaded counts devices whose windows are out of memory (Unload);
+	// it is not checkpointed: a restored engine holds every device.
+	Unloaded int
 }
 
 type pendingRefire struct {
@@ -107,12 +114,13 @@ type derivedWin struct {
 
 type series struct {
 	pipe, dp, dev int32
-	needPts       bool // an aggregation needs the readings in time order
-	needBins      bool // an aggregation needs per-slot sums
-	key           Key
-	wins          []*win // windows; records only for paned pipelines
-	panes         []*win // paned pipelines: data per slide-wide pane
+	q             wire.Quantity // Key.Quantity
+	needPts       bool          // an aggregation needs the readings in time order
+	needBins      bool          // an aggregation needs per-slot sums
+	channel       string        // Key.Channel (its device is the device's name)
+	wins          []*win        // windows; records only for paned pipelines
 	cur           *win
+	pn            *[]*win // paned pipelines: data per slide-wide pane
 	sess          *sessionState
 	// carry: an energy counter in non-overlapping windows, whose first
 	// increment comes from the series' previous reading (carry.go).
@@ -120,12 +128,33 @@ type series struct {
 	base  *point // last reading of the latest purged window (carry series)
 }
 
+// key is the result key of series s.
+func (e *Engine) key(s *series) Key {
+	return Key{Device: e.devs[s.dev].name, Channel: s.channel, Quantity: s.q}
+}
+
+// panes are a paned series' panes, in start order.
+func (s *series) panes() []*win {
+	if s.pn == nil {
+		return nil
+	}
+	return *s.pn
+}
+
+func (s *series) setPanes(l []*win) {
+	if s.pn == nil {
+		s.pn = new([]*win)
+	}
+	*s.pn = l
+}
+
+// point is a reading as a window keeps it: what event-time order (time,
+// then sequence) and the values need.
 type point struct {
 	t     int64
 	v     float64
 	epoch uint64
 	seq   uint64
-	q     wire.TimeQuality
 }
 
 func cmpPoint(a, b point) int {
@@ -147,6 +176,7 @@ type win struct {
 	pending    bool // queued in Engine.pending for a re-fire
 	dirty      bool // changed since the last emission
 	unsorted   bool
+	binned     bool // bins are kept (EnergyBinned)
 	count      int64
 	sum        float64
 	shift      float64 // first value applied; s1, s2 are sums of (v - shift)
@@ -159,7 +189,7 @@ type win struct {
 	slots      []uint64
 	slot0      [1]uint64 // backs slots when one word is enough
 	pts        []point
-	bins       []bin
+	bins       []bin // slots with readings, in slot order, if binned
 }
 
 type pipe struct {
@@ -288,10 +318,15 @@ func (e *Engine) SetTimeZone(device, zone string) error {
 		return fmt.Errorf("device %s: %w", device, err)
 	}
 	di := e.deviceIndex(device)
-	if d := &e.devs[di]; d.zone != zone {
-		d.zone, d.loc = zone, loc
-		e.markDirty(di)
+	if e.devs[di].zone == zone {
+		return nil
 	}
+	if e.devs[di].unloaded && !e.load(di) {
+		return e.loadErr
+	}
+	d := &e.devs[di]
+	d.zone, d.loc = zone, loc
+	e.markDirty(di)
 	return nil
 }
 

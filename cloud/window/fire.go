@@ -29,7 +29,7 @@ func (e *Engine) emit(s *series, p *pipe, rec *win, provisional bool) {
 	base := e.counterBase(s, rec)
 	res := Result{
 		Pipeline:     p.spec.Name,
-		Key:          s.key,
+		Key:          e.key(s),
 		Start:        w.start,
 		End:          w.end,
 		Revision:     rec.revision,
@@ -42,7 +42,7 @@ func (e *Engine) emit(s *series, p *pipe, rec *win, provisional bool) {
 	}
 	for i, f := range p.funcs {
 		var resets int
-		res.Values[i], resets = p.value(w, f, s.key.Quantity, base)
+		res.Values[i], resets = p.value(w, f, s.q, base)
 		res.CounterResets += resets
 		if f == Readings {
 			res.Values[i] = float64(w.count)
@@ -123,14 +123,13 @@ func (e *Engine) advance(dpi int32, wm int64) {
 			// A pane is needed until the last window holding it (the one
 			// starting with it) is past its lateness.
 			cut := 0
-			for cut < len(s.panes) && s.panes[cut].start+p.size+p.late <= wm {
-				if len(e.free) < 1<<16 {
-					e.free = append(e.free, s.panes[cut])
-				}
+			panes := s.panes()
+			for cut < len(panes) && panes[cut].start+p.size+p.late <= wm {
+				e.recycle(panes[cut])
 				cut++
 			}
 			if cut > 0 {
-				s.panes = slices.Delete(s.panes, 0, cut)
+				s.setPanes(slices.Delete(panes, 0, cut))
 			}
 		}
 	}
@@ -174,6 +173,10 @@ func (e *Engine) Advance(nowNs int64) {
 			continue
 		}
 		if p.idle <= 0 || e.now-e.devs[dp.dev].lastSeen < p.idle {
+			e.idleCand = append(e.idleCand, dpi)
+			continue
+		}
+		if e.devs[dp.dev].unloaded && !e.load(dp.dev) {
 			e.idleCand = append(e.idleCand, dpi)
 			continue
 		}
@@ -227,7 +230,7 @@ func (e *Engine) derive(dpi int32, start int64, provisional bool) {
 		var w *win
 		for _, si := range dp.series {
 			c := &e.series[si]
-			if c.key.Channel != channel || s != nil && c.key.Quantity >= s.key.Quantity {
+			if c.channel != channel || s != nil && c.q >= s.q {
 				continue
 			}
 			i, found := slices.BinarySearchFunc(c.wins, start, func(w *win, st int64) int { return cmp.Compare(w.start, st) })
@@ -243,7 +246,7 @@ func (e *Engine) derive(dpi int32, start int64, provisional bool) {
 			if !anyWorst || w.worst.Worse(worst) {
 				worst, anyWorst = w.worst, true
 			}
-			v, _ := p.value(w, p.funcs[ai], s.key.Quantity, e.counterBase(s, w))
+			v, _ := p.value(w, p.funcs[ai], s.q, e.counterBase(s, w))
 			return v, true
 		}
 		return 0, false
@@ -343,9 +346,27 @@ func (e *Engine) TakeOutput() Output {
 
 // Recycle gives back an Output from TakeOutput that the caller no longer
 // uses (nothing in it may be referenced afterwards), so the engine can
-// reuse its slices instead of allocating.
+// reuse its slices instead of allocating. Slices longer than MaxRecycled
+// are let go: a burst's output does not stay allocated once it is over.
 func (e *Engine) Recycle(o Output) {
+	o = TrimOutput(o)
 	clear(o.Results)
 	clear(o.Late)
 	e.spare = Output{Results: o.Results[:0], Late: o.Late[:0]}
+}
+
+// MaxRecycled is the most results (and late readings) whose room Recycle
+// and TrimOutput keep.
+const MaxRecycled = 4096
+
+// TrimOutput drops o's slices that have room for more than MaxRecycled
+// entries (nil instead), for a caller that keeps an Output to append to.
+func TrimOutput(o Output) Output {
+	if cap(o.Results) > MaxRecycled {
+		o.Results = nil
+	}
+	if cap(o.Late) > MaxRecycled {
+		o.Late = nil
+	}
+	return o
 }

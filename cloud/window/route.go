@@ -43,6 +43,7 @@ type device struct {
 	dps      []int32
 	routes   []devRoute
 	ckDirty  bool // listed in Engine.dirtyDevs
+	unloaded bool // its windows are out of memory (Unload)
 }
 
 // devRoute is one of a device's routes with the part of its key Resolve
@@ -72,6 +73,9 @@ func (e *Engine) Resolve(device, channel string, q wire.Quantity) Route {
 	if di < 0 || device != e.lastDevName {
 		di = e.deviceIndex(device)
 		e.lastDev, e.lastDevName = di, e.devs[di].name
+	}
+	if e.devs[di].unloaded {
+		e.load(di)
 	}
 	for i := range e.devs[di].routes {
 		if dr := &e.devs[di].routes[i]; dr.q == q && dr.channel == channel {
@@ -157,7 +161,7 @@ func (e *Engine) addTarget(rt *route, p *pipe) {
 	}
 	if si < 0 {
 		si = int32(len(e.series))
-		e.series = append(e.series, series{pipe: p.idx, dp: dpi, dev: dev, key: key})
+		e.series = append(e.series, series{pipe: p.idx, dp: dpi, dev: dev, q: key.Quantity, channel: key.Channel})
 		for _, f := range p.funcs {
 			f = f.resolve(key.Quantity)
 			e.series[si].needPts = e.series[si].needPts || f.needsPoints()
@@ -222,8 +226,11 @@ func (e *Engine) ApplyRoute(rt Route, r *Reading) {
 		e.stats.Rejected++
 		return
 	}
-	e.stats.Readings++
 	ro := &e.routeTab[rt]
+	if e.devs[ro.dev].unloaded && !e.load(ro.dev) {
+		return
+	}
+	e.stats.Readings++
 	e.markDirty(ro.dev)
 	d := &e.devs[ro.dev]
 	d.lastSeen = e.now

@@ -25,6 +25,7 @@ type sessionState struct {
 
 type jpoint struct {
 	point
+	q   wire.TimeQuality
 	col int8
 }
 
@@ -66,7 +67,7 @@ func (e *Engine) addSession(si int32, p *pipe, col int8, r *Reading, wm int64) {
 		s.sess = &sessionState{emitted: map[int64]*sessEmit{}}
 	}
 	ss := s.sess
-	jp := jpoint{point: point{t: r.TimeNs, v: r.Value, epoch: r.SeqEpoch, seq: r.Seq, q: r.Quality}, col: max(col, 0)}
+	jp := jpoint{point: point{t: r.TimeNs, v: r.Value, epoch: r.SeqEpoch, seq: r.Seq}, q: r.Quality, col: max(col, 0)}
 	if n := len(ss.pts); n > 0 && cmpJ(jp, ss.pts[n-1]) < 0 {
 		ss.unsorted = true
 	}
@@ -161,7 +162,7 @@ func (e *Engine) fireSessions(s *series, p *pipe, wm int64) int64 {
 			em.revision++
 			e.stats.Results++
 			e.out.Results = append(e.out.Results, Result{
-				Pipeline: p.spec.Name, Key: s.key, Start: start, End: em.end,
+				Pipeline: p.spec.Name, Key: e.key(s), Start: start, End: em.end,
 				Revision: em.revision, Retracted: true, Names: p.names,
 			})
 			delete(ss.emitted, start)
@@ -358,7 +359,7 @@ func (e *Engine) emitSession(s *series, p *pipe, x *session, rev uint32, provisi
 	}
 	w.worst = x.worst
 	res := Result{
-		Pipeline: p.spec.Name, Key: s.key, Start: x.start, End: x.end,
+		Pipeline: p.spec.Name, Key: e.key(s), Start: x.start, End: x.end,
 		Revision: rev, Provisional: provisional, Names: p.names,
 		Values: make([]float64, len(p.funcs)), Count: int64(len(x.rows)),
 		Coverage: w.coverage(), WorstQuality: w.worst, Rows: x.rows,
@@ -380,7 +381,7 @@ func (e *Engine) emitSession(s *series, p *pipe, x *session, rev uint32, provisi
 			continue
 		}
 		var resets int
-		res.Values[i], resets = p.value(w, f, s.key.Quantity, nil)
+		res.Values[i], resets = p.value(w, f, s.q, nil)
 		res.CounterResets += resets
 	}
 	e.stats.Results++

@@ -69,8 +69,9 @@ const (
 	// the last, and the last reading holds until the next reading, at most
 	// MaxGap. For regular sampling it equals EnergyIntegral; in an
 	// irregularly sampled slot it weights readings equally, and a gap
-	// inside one slot is bridged. It keeps ~64 B per slot instead of 40 B
-	// per reading, so a day of 1 Hz power costs kilobytes, not megabytes.
+	// inside one slot is bridged. It keeps 56 B per slot holding readings
+	// instead of 32 B per reading, so a day of 1 Hz power costs kilobytes,
+	// not megabytes.
 	EnergyBinned
 	// StateReadings and StateMerged are for joined session pipelines: the
 	// readings of the state channels (Active or ActiveAny; every joined

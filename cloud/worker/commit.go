@@ -5,11 +5,13 @@ import (
 	"time"
 
 	"github.com/gridedge/gridedge/cloud/store"
+	"github.com/gridedge/gridedge/cloud/window"
 )
 
 // evictAfter is how many commit intervals an open block stays in memory
 // without a new reading; it is saved already, so dropping it only starts a
-// new block for the series' next reading. Eviction runs every evictEvery
+// new block for the series' next reading. Eviction, of blocks and of quiet
+// devices' window state (Config.UnloadAfter), runs every evictEvery
 // intervals.
 const (
 	evictAfter = 30
@@ -115,7 +117,7 @@ func (w *Worker) commit() error {
 		w.hourStart, w.keptThisHour = time.Now(), 0
 	}
 	w.eng.Recycle(w.pending)
-	w.pending = out
+	w.pending = window.TrimOutput(out)
 	w.pending.Results, w.pending.Late = w.pending.Results[:0], w.pending.Late[:0]
 	w.dirtyAny = false
 	w.sinceSave = 0
@@ -142,8 +144,10 @@ func (w *Worker) putBlock(b *store.Batch, k seriesKey, ob *openBlock) {
 	b.PutBlock(k.device, k.channel, k.q, ob.first.TimeNs, ob.first.Epoch, ob.first.Seq, ob.enc.Bytes())
 }
 
-// evict drops saved open blocks of series without a recent reading, so
-// memory follows the active series, not every series ever seen.
+// evict drops saved open blocks of series without a recent reading, and
+// the saved window state of devices without one, so memory follows the
+// active series and devices, not every one ever seen. It runs after a
+// commit stored everything (or found nothing to store).
 func (w *Worker) evict() {
 	if w.cycles%evictEvery != 0 {
 		return
@@ -152,6 +156,9 @@ func (w *Worker) evict() {
 		if !ob.dirty && w.cycles-ob.lastUse > evictAfter {
 			delete(w.blocks, k)
 		}
+	}
+	if w.cfg.UnloadAfter > 0 {
+		w.eng.Unload(w.eng.Now() - int64(w.cfg.UnloadAfter))
 	}
 }
 

@@ -331,10 +331,7 @@ func (w *Worker) applyBatch(offset int64, rec intake.Record, device string, d *d
 // when full or when the reading is too far in time from its first.
 func (w *Worker) addRaw(device, channel string, epoch uint64, r *wire.ReadingView, receivedNs int64, flags store.Flags, d *devState) {
 	k := seriesKey{device, channel, r.Quantity}
-	if !d.series[k] {
-		d.series[k] = true
-		d.info.Series = append(d.info.Series, store.SeriesID{Channel: channel, Quantity: r.Quantity})
-	}
+	d.addSeries(store.SeriesID{Channel: channel, Quantity: r.Quantity})
 	p := seriesblock.Point{TimeNs: r.WallNs, Value: r.Value, ErrNs: r.TimeErrorNs, Quality: store.PackQuality(r.TimeQuality, flags),
 		Epoch: epoch, Seq: r.Seq, ReceivedNs: receivedNs}
 	ob := w.blocks[k]

@@ -31,6 +31,12 @@ type Config struct {
 	// also after CommitReadings new readings (default 20,000).
 	CommitInterval time.Duration
 	CommitReadings int
+	// UnloadAfter: a device without a reading for this long (on the Now
+	// clock) has its window state, already stored, dropped from memory; it
+	// is read back from the store when the device's next reading or idle
+	// timeout needs it (window.Engine.Unload). 0 keeps every device's
+	// state in memory.
+	UnloadAfter time.Duration
 	// ZoneGrace is how long a new device's data waits for its status (its
 	// time zone) before the configured zone applies (default 2 s).
 	ZoneGrace time.Duration
@@ -115,7 +121,39 @@ type devState struct {
 	held      []heldRecord
 	sets      map[uint64]*dedup.Set
 	setsDirty map[uint64]bool
-	series    map[seriesKey]bool
+	// seriesIdx indexes info.Series once it is longer than
+	// seriesScanMax; shorter lists are scanned.
+	seriesIdx map[store.SeriesID]bool
+}
+
+// seriesScanMax is the longest series list addSeries scans instead of
+// keeping an index: most devices have a few channels, and a map per
+// device costs more than the list.
+const seriesScanMax = 16
+
+// addSeries records that the device has series id; true if it is new.
+func (d *devState) addSeries(id store.SeriesID) bool {
+	if d.seriesIdx == nil && len(d.info.Series) < seriesScanMax {
+		for _, s := range d.info.Series {
+			if s == id {
+				return false
+			}
+		}
+		d.info.Series = append(d.info.Series, id)
+		return true
+	}
+	if d.seriesIdx == nil {
+		d.seriesIdx = make(map[store.SeriesID]bool, len(d.info.Series))
+		for _, s := range d.info.Series {
+			d.seriesIdx[s] = true
+		}
+	}
+	if d.seriesIdx[id] {
+		return false
+	}
+	d.seriesIdx[id] = true
+	d.info.Series = append(d.info.Series, id)
+	return true
 }
 
 type heldRecord struct {
@@ -209,7 +247,7 @@ func New(cfg Config) (*Worker, error) {
 	w.next, w.high = st.Next, st.Next
 	w.c.Committed = st.Next
 	if st.EngineHeader != nil {
-		w.eng, err = window.RestoreDelta(cfg.Pipelines, st.EngineHeader, st.EngineDevices, window.WithLogger(w.log))
+		w.eng, err = window.RestoreDelta(cfg.Pipelines, st.EngineHeader, st.EngineDevices, w.engineOptions()...)
 		if errors.Is(err, window.ErrCheckpoint) {
 			// Another pipeline configuration: its windows cannot be
 			// continued. The new pipelines apply from here on.
@@ -222,7 +260,7 @@ func New(cfg Config) (*Worker, error) {
 		}
 	}
 	if w.eng == nil {
-		if w.eng, err = window.New(cfg.Pipelines, window.WithLogger(w.log)); err != nil {
+		if w.eng, err = window.New(cfg.Pipelines, w.engineOptions()...); err != nil {
 			return nil, fmt.Errorf("worker %d: %w", cfg.Partition, err)
 		}
 	}
@@ -233,10 +271,21 @@ func New(cfg Config) (*Worker, error) {
 	return w, nil
 }
 
+// engineOptions: the engine logs through the worker and loads the
+// devices it unloaded from the partition's stored state.
+func (w *Worker) engineOptions() []window.Option {
+	return []window.Option{
+		window.WithLogger(w.log),
+		window.WithStateLoader(func(device string) ([]byte, error) {
+			return w.cfg.Store.EngineDevice(w.cfg.Partition, device)
+		}),
+	}
+}
+
 func (w *Worker) dev(name string) *devState {
 	d := w.devs[name]
 	if d == nil {
-		d = &devState{sets: map[uint64]*dedup.Set{}, setsDirty: map[uint64]bool{}, series: map[seriesKey]bool{}}
+		d = &devState{sets: map[uint64]*dedup.Set{}, setsDirty: map[uint64]bool{}}
 		w.devs[name] = d
 	}
 	return d
@@ -253,9 +302,6 @@ func (w *Worker) loadInfo(name string, d *devState) error {
 	}
 	if ok {
 		d.info, d.known = info, true
-		for _, s := range info.Series {
-			d.series[seriesKey{name, s.Channel, s.Quantity}] = true
-		}
 	} else {
 		d.info.ID = name
 	}

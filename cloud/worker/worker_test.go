@@ -222,3 +222,69 @@ func TestDedupStateStaysSmall(t *testing.T) {
 		t.Fatalf("dedup state %v bytes, want one small range set", sizes)
 	}
 }
+
+// A quiet device's window state leaves memory once stored, comes back from
+// the store for its idle timeout and its next reading, and survives a
+// restart while unloaded: its results are those of a device never
+// unloaded.
+func TestQuietDeviceUnloadedAndLoadedBack(t *testing.T) {
+	r := newRig(t, 0, func(c *Config) { c.UnloadAfter = 5 * time.Second })
+	r.status("q")
+	r.batch("q", 1, 90) // 12:00:01..12:01:30: the first minute closes
+	r.waitFor("stored", func(s Stats) bool { return s.Stored == 90 && s.Committed == 2 })
+	// Quiet for 10 s of processing time (past UnloadAfter, before the 30 s
+	// idle timeout): unloaded with its second minute open.
+	r.now.Add(int64(10 * time.Second))
+	r.waitFor("the quiet device unloaded", func(s Stats) bool { return s.Engine.Unloaded == 1 })
+	// Past the idle timeout its open minute is emitted provisionally: the
+	// state came back from the store, and leaves again.
+	r.now.Add(int64(time.Minute))
+	r.waitFor("provisional result, unloaded again", func(s Stats) bool { return s.Engine.Provisional == 1 && s.Engine.Unloaded == 1 })
+	// A restart while unloaded, then the next batch loads it back.
+	r.stop()
+	r.run()
+	r.batch("q", 91, 90) // to 12:03:00
+	r.waitFor("stored", func(s Stats) bool { return s.Stored == 90 && s.Committed == 3 && s.Engine.Results >= 4 })
+	got := map[string]string{}
+	if err := r.st.Results(store.ResultQuery{Pipeline: "p1m", Device: "q"}, func(w *store.WindowResult) error {
+		got[w.Start.Format("15:04")] = fmt.Sprintf("n=%d mean=%.4f prov=%v", w.Count, w.Values["mean"], w.Provisional)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Europe/Paris: 13:00 local is 12:00 UTC; windows are UTC minutes.
+	want := map[string]string{
+		"12:00": "n=59 mean=30.0000 prov=false", // seq 1..59
+		"12:01": "n=60 mean=56.1667 prov=false", // seq 60..119 (values seq%100)
+		"12:02": "n=60 mean=49.5000 prov=false", // seq 120..179
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("minute %s: %s, want %s (all: %v)", k, got[k], v, got)
+		}
+	}
+}
+
+// A device's series list has each series once, however many there are
+// (short lists are scanned, long ones indexed).
+func TestDeviceSeriesListedOnce(t *testing.T) {
+	for _, n := range []int{1, seriesScanMax, seriesScanMax + 1, 100} {
+		d := &devState{}
+		for round := range 3 {
+			for i := range n {
+				id := store.SeriesID{Channel: fmt.Sprint("ch", i), Quantity: wire.Quantity_QUANTITY_ACTIVE_POWER}
+				if added := d.addSeries(id); added != (round == 0) {
+					t.Fatalf("%d series, round %d, series %d: added %v", n, round, i, added)
+				}
+			}
+		}
+		if len(d.info.Series) != n {
+			t.Fatalf("%d series listed %d times", n, len(d.info.Series))
+		}
+		// A list restored from the store is indexed as well.
+		r := &devState{info: store.DeviceInfo{Series: d.info.Series}}
+		if r.addSeries(d.info.Series[n-1]) || len(r.info.Series) != n {
+			t.Fatalf("%d series restored: a known series added again", n)
+		}
+	}
+}

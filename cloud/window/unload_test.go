@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -176,4 +177,33 @@ func TestUnloadedDeviceAndItsTimeZone(t *testing.T) {
 	if err != nil || len(d.Devices) != 1 {
 		t.Fatalf("delta after the zone change: %v, %d devices", err, len(d.Devices))
 	}
+}
+
+// A counter's base goes through the device state when its device is
+// unloaded: the once-a-day meter, unloaded after every reading (its windows
+// and bases out of memory, loaded back from the stored state by the next
+// reading), gives the same daily energy as an engine that keeps it, day 8
+// included, whose base is the last reading of day 4, a window purged
+// before day 8's reading came.
+func TestCounterBaseSurvivesUnload(t *testing.T) {
+	st := &storedStates{states: map[string][]byte{}}
+	eng, err := window.New(window.DefaultPipelines(), window.WithStateLoader(st.load))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[winID]window.Result{}
+	for i, r := range counterReadings(onceADay) {
+		eng.Apply(&r)
+		for _, res := range eng.TakeOutput().Results {
+			got[winID{res.Pipeline, res.Key, res.Start}] = res
+		}
+		st.take(t, eng)
+		if n := eng.Unload(math.MaxInt64); n != 1 {
+			t.Fatalf("after reading %d: %d devices unloaded, want 1", i, n)
+		}
+	}
+	if st.loads != len(onceADay)-1 {
+		t.Errorf("%d loads, want %d (one per reading after the first)", st.loads, len(onceADay)-1)
+	}
+	checkDaily(t, "unloaded between readings", dailyCounterResults(t, got))
 }

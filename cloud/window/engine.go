@@ -117,15 +117,15 @@ type series struct {
 	q             wire.Quantity // Key.Quantity
 	needPts       bool          // an aggregation needs the readings in time order
 	needBins      bool          // an aggregation needs per-slot sums
-	channel       string        // Key.Channel (its device is the device's name)
-	wins          []*win        // windows; records only for paned pipelines
-	cur           *win
-	pn            *[]*win // paned pipelines: data per slide-wide pane
-	sess          *sessionState
 	// carry: an energy counter in non-overlapping windows, whose first
 	// increment comes from the series' previous reading (carry.go).
-	carry bool
-	base  *point // last reading of the latest purged window (carry series)
+	carry   bool
+	channel string // Key.Channel (its device is the device's name)
+	wins    []*win // windows; records only for paned pipelines
+	cur     *win
+	pn      *[]*win // paned pipelines: data per slide-wide pane
+	sess    *sessionState
+	base    *point // last reading of the latest purged window (carry series)
 }
 
 // key is the result key of series s.

@@ -147,3 +147,98 @@ func anyStrs(v any) []string {
 	}
 	return out
 }
+
+// The Kubernetes manifests wire PostgreSQL the same way: the postgres
+// StatefulSet runs the Compose file's image with the init ConfigMap and the
+// Secret gridedge-postgres where the init script and the image read them;
+// the collector and every worker read the writer's password from that
+// Secret's key postgres-gridedge-password, Grafana the reader's.
+func TestKubernetesWiresPostgres(t *testing.T) {
+	objs := map[string]map[string]any{}
+	for _, o := range k8sObjects(t) {
+		objs[o.kind()+"/"+o.name()] = o.doc
+	}
+	for k, v := range clusterDocs(t) {
+		objs[k] = v
+	}
+	container := func(key string) map[string]any {
+		c, _ := get(objs[key], "spec", "template", "spec", "containers", 0).(map[string]any)
+		if c == nil {
+			t.Fatalf("no %s with a container", key)
+		}
+		return c
+	}
+	env := func(c map[string]any, name string) any {
+		for _, e := range get(c, "env").([]any) {
+			if get(e, "name") == name {
+				if v := get(e, "value"); v != nil {
+					return v
+				}
+				return get(e, "valueFrom")
+			}
+		}
+		return nil
+	}
+	// mountOf returns the volume mounted at the directory holding path.
+	mountOf := func(key string, c map[string]any, dir string) map[string]any {
+		for _, m := range get(c, "volumeMounts").([]any) {
+			if get(m, "mountPath") == dir {
+				for _, v := range get(objs[key], "spec", "template", "spec", "volumes").([]any) {
+					if get(v, "name") == get(m, "name") {
+						return v.(map[string]any)
+					}
+				}
+			}
+		}
+		t.Fatalf("%s: nothing mounted at %s", key, dir)
+		return nil
+	}
+
+	pg := container("StatefulSet/postgres")
+	compose := documents(t, "compose/docker-compose.yml")[0]
+	if img := get(compose, "services", "postgres", "image"); get(pg, "image") != img {
+		t.Errorf("postgres image %v, want the Compose file's %v", get(pg, "image"), img)
+	}
+	if cm := get(mountOf("StatefulSet/postgres", pg, "/docker-entrypoint-initdb.d"), "configMap", "name"); cm != "postgres-init" {
+		t.Errorf("postgres /docker-entrypoint-initdb.d holds %v, want ConfigMap postgres-init", cm)
+	}
+	dir, _ := env(pg, "GRIDEDGE_POSTGRES_SECRETS_DIR").(string)
+	if s := get(mountOf("StatefulSet/postgres", pg, dir), "secret", "secretName"); s != "gridedge-postgres" {
+		t.Errorf("postgres: GRIDEDGE_POSTGRES_SECRETS_DIR %q holds %v, want Secret gridedge-postgres", dir, s)
+	}
+	if f := env(pg, "POSTGRES_PASSWORD_FILE"); f != dir+"/postgres-password" {
+		t.Errorf("postgres: POSTGRES_PASSWORD_FILE %v, want %s/postgres-password", f, dir)
+	}
+	if get(objs["Service/postgres"], "spec", "selector", "app") != "postgres" {
+		t.Error("no Service postgres selecting the postgres pods")
+	}
+
+	for _, key := range []string{"StatefulSet/gridedge-collector", "StatefulSet/gridedge-worker"} {
+		c := container(key)
+		args := strs(get(c, "args"))
+		flag := func(f string) string {
+			if i := slices.Index(args, f); i >= 0 && i+1 < len(args) {
+				return args[i+1]
+			}
+			return ""
+		}
+		if u := flag("-postgres-url"); u != "postgres://gridedge@postgres:5432/gridedge?sslmode=disable" {
+			t.Errorf("%s: -postgres-url %q, want role gridedge at the postgres Service", key, u)
+		}
+		pf := flag("-postgres-password-file")
+		vol := mountOf(key, c, filepath.Dir(pf))
+		if get(vol, "secret", "secretName") != "gridedge-postgres" || get(vol, "secret", "items", 0, "key") != "postgres-gridedge-password" ||
+			get(vol, "secret", "items", 0, "path") != filepath.Base(pf) {
+			t.Errorf("%s: -postgres-password-file %q is not key postgres-gridedge-password of Secret gridedge-postgres: %v", key, pf, vol)
+		}
+	}
+	graf := container("StatefulSet/grafana")
+	for k, v := range map[string]string{"GRIDEDGE_GRAFANA_PG_HOST": "postgres:5432", "GRIDEDGE_GRAFANA_PG_DATABASE": "gridedge", "GRIDEDGE_GRAFANA_PG_USER": "grafana"} {
+		if got := env(graf, k); got != v {
+			t.Errorf("grafana %s = %v, want %s", k, got, v)
+		}
+	}
+	if ref := env(graf, "GRIDEDGE_GRAFANA_PG_PASSWORD"); get(ref, "secretKeyRef", "name") != "gridedge-postgres" || get(ref, "secretKeyRef", "key") != "postgres-grafana-password" {
+		t.Errorf("grafana GRIDEDGE_GRAFANA_PG_PASSWORD from %v, want key postgres-grafana-password of Secret gridedge-postgres", ref)
+	}
+}

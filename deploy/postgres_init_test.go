@@ -53,7 +53,8 @@ func roleURL(pg *pgtest.Server, role string) string {
 // The init script makes a database the collector's sink can migrate and
 // write as role gridedge, and role grafana can read every table of (those
 // the migrations create, and the day partitions the sink creates later)
-// but write none. Without its password files it stops before creating
+// but write none; those include every table the shipped Grafana dashboards
+// query. Without its password files it stops before creating
 // anything. (pgtest trusts loopback logins: passwords are checked to be
 // set, not exercised.)
 func TestPostgresInitScript(t *testing.T) {
@@ -188,6 +189,27 @@ func TestPostgresInitScript(t *testing.T) {
 		var n int64
 		if err := reader.QueryRow(ctx, "SELECT count(*) FROM "+tb).Scan(&n); err != nil || n == 0 {
 			t.Errorf("grafana: SELECT count(*) FROM %s = %d, %v; want rows", tb, n, err)
+		}
+	}
+
+	// Every table the shipped Grafana dashboards query is among them.
+	dashboards, err := filepath.Glob("grafana/dashboards/*.json")
+	if err != nil || len(dashboards) == 0 {
+		t.Fatalf("dashboards: %v %v", dashboards, err)
+	}
+	readable := map[string]bool{}
+	for _, tb := range tables {
+		readable[tb.Name] = true
+	}
+	for _, p := range dashboards {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range regexp.MustCompile(`gridedge\.[a-z_0-9]+`).FindAllString(string(raw), -1) {
+			if !readable[name] {
+				t.Errorf("%s queries %s, which is not a table grafana was shown to read", filepath.Base(p), name)
+			}
 		}
 	}
 

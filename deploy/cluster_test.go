@@ -191,9 +191,16 @@ func TestClusterCommandsBecomeReady(t *testing.T) {
 	if _, err := apitoken.Add(tokens, apitoken.RoleRead, "dashboard"); err != nil {
 		t.Fatal(err)
 	}
+	// The workers' PostgreSQL password (no PostgreSQL runs: readiness does
+	// not depend on it).
+	pgPassword := filepath.Join(t.TempDir(), "postgres-password")
+	if err := os.WriteFile(pgPassword, []byte("unused\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	env := strings.NewReplacer("$(KAFKA_BROKERS)", k.ListenAddrs()[0], "$(KAFKA_PARTITIONS)", "16", "$(POD_NAME)", "pod-0",
 		"kafka:9092", k.ListenAddrs()[0], "tcp://mosquitto:1883", b.URL(),
-		"/etc/gridedge/api-tokens/tokens", tokens, "/run/secrets/api-tokens", tokens)
+		"/etc/gridedge/api-tokens/tokens", tokens, "/run/secrets/api-tokens", tokens,
+		"/run/secrets/postgres-gridedge-password", pgPassword, "/etc/gridedge/postgres/password", pgPassword)
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()

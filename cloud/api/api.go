@@ -15,6 +15,7 @@ import (
 	"github.com/gridedge/gridedge/cloud/analytics"
 	"github.com/gridedge/gridedge/cloud/apitoken"
 	"github.com/gridedge/gridedge/cloud/dataset"
+	"github.com/gridedge/gridedge/cloud/fleet"
 	"github.com/gridedge/gridedge/cloud/store"
 )
 
@@ -33,6 +34,11 @@ func WithLogger(l *slog.Logger) Option { return func(s *server) { s.log = l } }
 // WithDefaultTimeZone is the time zone reported for devices whose status
 // does not name one.
 func WithDefaultTimeZone(tz string) Option { return func(s *server) { s.defaultTZ = tz } }
+
+// WithOfflineAfter sets how long without contact makes a device offline on
+// the dashboard, by the fleet gauges' rule (fleet.Online); default
+// fleet.DefaultOfflineAfter. The collector passes device_offline_after.
+func WithOfflineAfter(d time.Duration) Option { return func(s *server) { s.offlineAfter = d } }
 
 // WithWindowSizes sets the tumbling-window sizes /api/v1/windows serves
 // (the first is the default; default 1m).
@@ -86,6 +92,8 @@ type server struct {
 	tokens       *apitoken.Tokens
 	slots        chan struct{}
 	dash         dashLimits
+	// offlineAfter: see WithOfflineAfter.
+	offlineAfter time.Duration
 
 	anomalyPipeline, forecastPipeline string
 	// anomalies is the fleet's last count of flagged windows, reused for
@@ -101,7 +109,8 @@ type server struct {
 func New(st *store.Store, opts ...Option) http.Handler {
 	s := &server{st: st, gatherer: prometheus.NewRegistry(), health: st.Ping, log: slog.Default(),
 		windowSizes: []time.Duration{time.Minute}, slots: make(chan struct{}, 16), dash: defaultDashLimits,
-		anomalyPipeline: analytics.DefaultConfig().Anomaly, forecastPipeline: analytics.DefaultConfig().Forecast}
+		anomalyPipeline: analytics.DefaultConfig().Anomaly, forecastPipeline: analytics.DefaultConfig().Forecast,
+		offlineAfter: fleet.DefaultOfflineAfter}
 	for _, o := range opts {
 		o(s)
 	}

@@ -13,6 +13,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/gridedge/gridedge/cloud/fleet"
 	"github.com/gridedge/gridedge/cloud/store"
 	"github.com/gridedge/gridedge/shared/wire"
 )
@@ -279,7 +280,7 @@ func (s *server) gatherDevices(v *dashView, q dashQuery) (*selected, error) {
 		}
 		scanned++
 		v.Fleet.Devices++
-		if st != nil && st.Online {
+		if fleet.Online(fleet.FromStore(id, info, st), v.Now, s.offlineAfter) {
 			v.Fleet.Online++
 		}
 		site := ""
@@ -291,18 +292,18 @@ func (s *server) gatherDevices(v *dashView, q dashQuery) (*selected, error) {
 		isSel := q.Device == id
 		if needle != "" && !strings.Contains(strings.ToLower(id), needle) && !strings.Contains(strings.ToLower(site), needle) {
 			if isSel {
-				sel = &selected{row: s.deviceRow(id, info, st, q), info: info}
+				sel = &selected{row: s.deviceRow(id, info, st, q, v.Now), info: info}
 			}
 			return nil
 		}
 		v.Fleet.Matches++
 		if v.Fleet.Matches <= skip || len(v.Rows) == DashPageSize {
 			if isSel {
-				sel = &selected{row: s.deviceRow(id, info, st, q), info: info}
+				sel = &selected{row: s.deviceRow(id, info, st, q, v.Now), info: info}
 			}
 			return nil
 		}
-		row := s.deviceRow(id, info, st, q)
+		row := s.deviceRow(id, info, st, q, v.Now)
 		if isSel || (q.Device == "" && len(v.Rows) == 0) {
 			sel = &selected{row: row, info: info}
 		}
@@ -331,7 +332,7 @@ func (s *server) gatherDevices(v *dashView, q dashQuery) (*selected, error) {
 			sp = &st
 		}
 		if ok || hasStatus {
-			sel = &selected{row: s.deviceRow(q.Device, ip, sp, q), info: ip}
+			sel = &selected{row: s.deviceRow(q.Device, ip, sp, q, v.Now), info: ip}
 		}
 	}
 	if sel != nil {
@@ -356,8 +357,11 @@ type selected struct {
 	info *store.DeviceInfo
 }
 
-func (s *server) deviceRow(id string, info *store.DeviceInfo, st *store.Status, q dashQuery) deviceRow {
+// deviceRow is a device as the dashboard lists it: online by the fleet
+// gauges' rule (fleet.Online) at now.
+func (s *server) deviceRow(id string, info *store.DeviceInfo, st *store.Status, q dashQuery, now time.Time) deviceRow {
 	r := deviceRow{Device: s.device(id, info, st)}
+	r.Online = fleet.Online(fleet.FromStore(id, info, st), now, s.offlineAfter)
 	if st != nil {
 		r.HasStatus, r.ClockQuality, r.Backlog, r.Dropped = true, st.ClockQuality, st.BufferedReadings, st.DroppedReadings
 	}

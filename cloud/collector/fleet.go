@@ -25,26 +25,12 @@ func fleetMetrics(cfg Config, st *store.Store, now func() time.Time, log *slog.L
 		fleet.WithClock(now), fleet.WithLogger(log))
 }
 
-// fleetSource reads each device's counters and latest status from st: the
-// last contact is the later of its last batch and its last status.
+// fleetSource reads each device's counters and latest status from st
+// (fleet.FromStore).
 func fleetSource(st *store.Store) fleet.Source {
 	return func(fn func(fleet.Device) error) error {
 		return st.Devices("", func(id string, info *store.DeviceInfo, s *store.Status) error {
-			d := fleet.Device{ID: id}
-			if info != nil {
-				d.Site, d.LastContact = info.Site, info.LastSeen
-			}
-			if s != nil {
-				d.HasStatus, d.Online, d.ClockQuality = true, s.Online, s.ClockQuality
-				d.UnsyncedSince, d.Buffered = s.UnsyncedSince, s.BufferedReadings
-				if d.Site == "" {
-					d.Site = s.Site
-				}
-				if s.Received.After(d.LastContact) {
-					d.LastContact = s.Received
-				}
-			}
-			return fn(d)
+			return fn(fleet.FromStore(id, info, s))
 		})
 	}
 }

@@ -81,7 +81,7 @@ var _ prometheus.Collector = (*Collector)(nil)
 
 // New returns a Collector reading devices from src.
 func New(src Source, opts ...Option) *Collector {
-	c := &Collector{src: src, offlineAfter: 5 * time.Minute, limit: 100, minInterval: 10 * time.Second, now: time.Now, log: slog.Default()}
+	c := &Collector{src: src, offlineAfter: DefaultOfflineAfter, limit: 100, minInterval: 10 * time.Second, now: time.Now, log: slog.Default()}
 	for _, o := range opts {
 		o(c)
 	}
@@ -201,15 +201,8 @@ func (c *Collector) scan(now time.Time) (Summary, error) {
 	return s, nil
 }
 
-// online: the last status said online and the device was heard from within
-// the offline threshold. A device that never sent a status is online while
-// its batches keep coming.
-func (c *Collector) online(d Device, now time.Time) bool {
-	if d.HasStatus && !d.Online {
-		return false
-	}
-	return !d.LastContact.IsZero() && now.Sub(d.LastContact) <= c.offlineAfter
-}
+// online applies Online with the configured threshold.
+func (c *Collector) online(d Device, now time.Time) bool { return Online(d, now, c.offlineAfter) }
 
 // Describe sends the descriptions of every metric.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/gridedge/gridedge/cloud/store"
 )
 
 var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
@@ -169,5 +171,35 @@ func TestBadLabelValueIsLeftOut(t *testing.T) {
 	}, &scans), WithClock(func() time.Time { return t0 }))
 	if n := testutil.CollectAndCount(c, "gridedge_collector_device_offline_seconds"); n != 1 {
 		t.Fatalf("%d offline series, want only the valid one", n)
+	}
+}
+
+// Online: the status's word, then contact within the threshold (inclusive);
+// no status needs batches; never heard is offline. FromStore takes the
+// later of the last batch and the last status as the contact.
+func TestOnlineRule(t *testing.T) {
+	now := t0
+	for _, c := range []struct {
+		name string
+		d    Device
+		want bool
+	}{
+		{"status online, heard now", Device{HasStatus: true, Online: true, LastContact: now}, true},
+		{"status online, heard at the threshold", Device{HasStatus: true, Online: true, LastContact: now.Add(-time.Minute)}, true},
+		{"status online, unheard past it", Device{HasStatus: true, Online: true, LastContact: now.Add(-time.Minute - 1)}, false},
+		{"status offline, heard now", Device{HasStatus: true, LastContact: now}, false},
+		{"no status, batches now", Device{LastContact: now}, true},
+		{"never heard", Device{}, false},
+	} {
+		if got := Online(c.d, now, time.Minute); got != c.want {
+			t.Errorf("%s: Online = %v, want %v", c.name, got, c.want)
+		}
+	}
+	d := FromStore("d", &store.DeviceInfo{Site: "s", LastSeen: now.Add(-time.Hour)}, &store.Status{Online: true, Received: now, ClockQuality: "synced"})
+	if d.LastContact != now || !d.HasStatus || !d.Online || d.Site != "s" || !Online(d, now, time.Minute) {
+		t.Errorf("FromStore = %+v: want the status's time as last contact, online", d)
+	}
+	if d := FromStore("d", nil, &store.Status{Site: "s2", Received: now}); d.Site != "s2" || d.Online {
+		t.Errorf("FromStore without a record = %+v", d)
 	}
 }

@@ -14,7 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-var update = flag.Bool("update", false, "rewrite the generated deploy/k8s manifests from deploy/prometheus and deploy/grafana")
+var update = flag.Bool("update", false, "rewrite the generated deploy/k8s manifests from deploy/prometheus, deploy/grafana and deploy/postgres")
 
 // generated are the deploy/k8s manifests made of shipped files: each holds
 // ConfigMaps whose data are the files matching the globs, by base name.
@@ -28,6 +28,7 @@ var generated = []struct {
 		{"grafana-dashboard-providers", "../grafana/provisioning/dashboards/*.yml"},
 		{"grafana-dashboards", "../grafana/dashboards/*.json"},
 	}},
+	{"51-postgres-init.yaml", []struct{ name, glob string }{{"postgres-init", "../postgres/init/*.sql"}}},
 }
 
 // k8sConfigMap returns the data of the ConfigMap name in deploy/k8s.
@@ -65,7 +66,7 @@ func k8sConfigMap(t *testing.T, name string) map[string]string {
 func configMaps(t *testing.T, maps []struct{ name, glob string }) []byte {
 	t.Helper()
 	var b strings.Builder
-	b.WriteString(`# Generated from files in deploy/prometheus and deploy/grafana: do not edit.
+	b.WriteString(`# Generated from files in deploy/prometheus, deploy/grafana and deploy/postgres: do not edit.
 # After changing those files, regenerate it with
 #   go test ./deploy/observability/ -run TestK8sConfigMapsMatchTheFiles -update
 `)

@@ -278,7 +278,7 @@ func (c Config) Validate() error {
 	if err := c.validateRole(); err != nil {
 		return err
 	}
-	if c.MQTTURL == "" && c.EmbeddedBroker == "" && c.Role != RoleWorker {
+	if c.MQTTURL == "" && c.EmbeddedBroker == "" && c.Role != RoleWorker && c.Role != RoleSink {
 		return errors.New("mqtt_url: required unless embedded_broker is set (e.g. tcp://127.0.0.1:1883)")
 	}
 	if c.MQTTURL != "" {

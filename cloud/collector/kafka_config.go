@@ -25,6 +25,9 @@ const (
 	// RoleWorker is a member of the workers' consumer group: a worker per
 	// assigned partition, its store and the HTTP API.
 	RoleWorker = "worker"
+	// RoleSink follows the workers' output topics (read_committed) into
+	// its embedded store and serves the HTTP API for every partition.
+	RoleSink = "sink"
 )
 
 // KafkaConfig is the Kafka cluster of the intake and worker roles. The
@@ -44,6 +47,15 @@ type KafkaConfig struct {
 	// DeadLetterTopic receives intake's dead letters as JSON (default
 	// gridedge.deadletters).
 	DeadLetterTopic string `yaml:"deadletter_topic"`
+	// ChangelogTopic holds each partition's worker state (compacted; default
+	// gridedge.worker-state); ResultsTopic the window results (versioned
+	// JSON records, default gridedge.results); LateTopic the late stream
+	// (default gridedge.late); ConflictTopic the conflicts (default
+	// gridedge.conflicts). All have the readings topic's partition count.
+	ChangelogTopic string `yaml:"changelog_topic"`
+	ResultsTopic   string `yaml:"results_topic"`
+	LateTopic      string `yaml:"late_topic"`
+	ConflictTopic  string `yaml:"conflict_topic"`
 	// GroupPrefix makes the consumer group id: <prefix>workers (default
 	// "gridedge-").
 	GroupPrefix string `yaml:"group_prefix"`
@@ -75,16 +87,17 @@ type KafkaConfig struct {
 // DefaultKafkaConfig returns the defaults of the kafka: section.
 func DefaultKafkaConfig() KafkaConfig {
 	return KafkaConfig{Topic: "gridedge.readings", Partitions: 16, Replication: -1,
-		DeadLetterTopic: "gridedge.deadletters", GroupPrefix: "gridedge-", SessionTimeout: 10 * time.Second}
+		DeadLetterTopic: "gridedge.deadletters", ChangelogTopic: "gridedge.worker-state", ResultsTopic: "gridedge.results",
+		LateTopic: "gridedge.late", ConflictTopic: "gridedge.conflicts", GroupPrefix: "gridedge-", SessionTimeout: 10 * time.Second}
 }
 
 func (c Config) validateRole() error {
 	switch c.Role {
 	case RoleAll:
 		return nil
-	case RoleIntake, RoleWorker:
+	case RoleIntake, RoleWorker, RoleSink:
 	default:
-		return fmt.Errorf("role %q: want all, intake or worker", c.Role)
+		return fmt.Errorf("role %q: want all, intake, worker or sink", c.Role)
 	}
 	if c.EmbeddedBroker != "" {
 		return fmt.Errorf("role %s: embedded_broker is for role all; the cluster roles use a shared broker (mqtt_url)", c.Role)
@@ -98,8 +111,16 @@ func (c Config) validateRole() error {
 			return fmt.Errorf("kafka.brokers: %q is not host:port", b)
 		}
 	}
-	if k.Topic == "" || k.DeadLetterTopic == "" || k.Topic == k.DeadLetterTopic {
-		return errors.New("kafka.topic and kafka.deadletter_topic: required and different")
+	topics := map[string]string{}
+	for _, t := range [][2]string{{"topic", k.Topic}, {"deadletter_topic", k.DeadLetterTopic}, {"changelog_topic", k.ChangelogTopic},
+		{"results_topic", k.ResultsTopic}, {"late_topic", k.LateTopic}, {"conflict_topic", k.ConflictTopic}} {
+		if t[1] == "" {
+			return fmt.Errorf("kafka.%s: required", t[0])
+		}
+		if other, dup := topics[t[1]]; dup {
+			return fmt.Errorf("kafka.%s and kafka.%s: both %q; every topic must be different", other, t[0], t[1])
+		}
+		topics[t[1]] = t[0]
 	}
 	if k.Partitions < 1 || k.Partitions > 10000 {
 		return fmt.Errorf("kafka.partitions: %d is outside 1..10000", k.Partitions)

@@ -27,17 +27,18 @@ import (
 )
 
 // WorkerNode is the worker role: a member of the workers' consumer group
-// that runs a cloud/worker for each partition the group assigns to it,
-// writing to its own store, which it serves over HTTP.
+// that runs a cloud/worker for each partition the group assigns to it.
 //
-// A partition's state lives in this node's store keyed by partition
-// (offset, dedup range sets, engine state, open blocks), so restoring it on
-// assignment is reading it: a partition this node owned before resumes from
-// the offset stored with that state (re-reading what another node processed
-// meanwhile); one it never owned starts from the topic's first retained
-// record. The stored offset is authoritative; the group's committed offset,
-// written after each store commit, serves lag monitoring and tells an
-// operator what the workers have consumed.
+// Each commit of a partition's worker is one Kafka transaction of the
+// partition's transactional producer: the changelog records of the state
+// it changed (offset, engine and dedup state, device counters, statuses,
+// raw blocks), its results, late readings and conflicts, and the readings
+// offset to resume from as the group's committed offset. On assignment the
+// node fences the partition's previous producer and replays the
+// partition's changelog into its store (a cache: only what it has not
+// applied yet), so a partition resumes exactly where the last committed
+// transaction left it, whichever node committed it. The node's store and
+// API keep what this node computed; the whole cluster's API is the sink's.
 type WorkerNode struct {
 	cfg   Config
 	log   *slog.Logger
@@ -66,6 +67,9 @@ type WorkerNode struct {
 	m      struct {
 		trimmed  prometheus.Counter
 		restarts prometheus.Counter
+		txns     prometheus.Counter
+		aborted  prometheus.Counter
+		restored prometheus.Counter
 	}
 
 	running   bool
@@ -126,8 +130,18 @@ func NewWorker(cfg Config, opts ...Option) (*WorkerNode, error) {
 	n.m.trimmed = prometheus.NewCounter(prometheus.CounterOpts{Name: "gridedge_collector_worker_trimmed_records_total",
 		Help: "Readings-topic records a worker never read because retention deleted them first (state restarted past them)."})
 	n.m.restarts = prometheus.NewCounter(prometheus.CounterOpts{Name: "gridedge_collector_worker_restarts_total",
-		Help: "Partition workers restarted from their stored state after an error."})
-	cols := append(workerMetrics(n.stats), n.m.trimmed, n.m.restarts, n.quality,
+		Help: "Partition workers restarted from their committed state after an error."})
+	n.m.txns = prometheus.NewCounter(prometheus.CounterOpts{Name: "gridedge_collector_worker_transactions_total",
+		Help: "Worker commits committed as Kafka transactions."})
+	n.m.aborted = prometheus.NewCounter(prometheus.CounterOpts{Name: "gridedge_collector_worker_transactions_aborted_total",
+		Help: "Worker commits whose Kafka transaction failed and was aborted (the worker restarts from the committed state)."})
+	n.m.restored = prometheus.NewCounter(prometheus.CounterOpts{Name: "gridedge_collector_worker_changelog_restored_records_total",
+		Help: "Changelog records applied to this node's store when taking partitions over."})
+	if err := n.klog.EnsureTopics(ctx, outputTopics(cfg, n.klog.Partitions())...); err != nil {
+		n.Close()
+		return nil, fmt.Errorf("collector: %w", err)
+	}
+	cols := append(workerMetrics(n.stats), n.m.trimmed, n.m.restarts, n.quality, n.m.txns, n.m.aborted, n.m.restored,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gridedge_collector_worker_partitions",
 			Help: "Readings-topic partitions this worker owns."}, func() float64 { return float64(len(n.Owned())) }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -329,10 +343,15 @@ func (n *WorkerNode) runPartition(ctx context.Context, p int, pr *partitionRun) 
 	defer close(pr.done)
 	for {
 		wc, err := guardedWorkerConfig(n.cfg, n.cfg.Kafka.Partitions, n.disk.CanWrite)
+		var txn *kafka.Txn
+		if err == nil {
+			txn, err = n.takeOver(ctx, p)
+		}
 		var w *worker.Worker
 		if err == nil {
 			wc.Partition, wc.Log, wc.Store, wc.Pipelines, wc.Now, wc.Logger = p, n.klog, n.st, n.pipes, n.now, n.log
 			wc.Observe = n.quality.Observe
+			wc.Committer = &txnCommitter{n: n, p: p, ctx: context.WithoutCancel(ctx), txn: txn}
 			w, err = worker.New(wc)
 		}
 		if err == nil {
@@ -340,9 +359,20 @@ func (n *WorkerNode) runPartition(ctx context.Context, p int, pr *partitionRun) 
 			pr.w = w
 			pr.mu.Unlock()
 			err = w.Run(ctx)
-			if err == nil || ctx.Err() != nil {
-				return
-			}
+		}
+		if txn != nil {
+			txn.Close()
+		}
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		pause := time.Second
+		if errors.Is(err, kafka.ErrFenced) {
+			// Another node took the partition over; the group will take
+			// it from this one. Try again only if it has not after a
+			// session timeout.
+			n.log.Warn("partition fenced by another owner; waiting for the group to reassign it", "partition", p, "err", err)
+			pause, err = n.cfg.Kafka.SessionTimeout, nil
 		}
 		var te *readlog.TrimmedError
 		if errors.As(err, &te) {
@@ -350,12 +380,12 @@ func (n *WorkerNode) runPartition(ctx context.Context, p int, pr *partitionRun) 
 		}
 		if err != nil {
 			n.m.restarts.Inc()
-			n.log.Error("partition worker failed; restarting it from its stored state", "partition", p, "err", err)
+			n.log.Error("partition worker failed; restarting it from its committed state", "partition", p, "err", err)
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(time.Second):
+		case <-time.After(pause):
 		}
 	}
 }

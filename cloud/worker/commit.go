@@ -92,7 +92,12 @@ func (w *Worker) commit() error {
 		}
 	}
 	size := b.Len()
-	if err := b.Commit(); err != nil {
+	if w.cfg.Committer != nil {
+		err = w.cfg.Committer.Commit(b, resume)
+	} else {
+		err = b.Commit()
+	}
+	if err != nil {
 		return fmt.Errorf("worker %d: %w", w.cfg.Partition, err)
 	}
 	// Durable: clear what was saved.
@@ -134,8 +139,10 @@ func (w *Worker) commit() error {
 	}
 	w.evict()
 	w.publish()
-	if err := w.cfg.Log.Commit(Group, w.cfg.Partition, resume); err != nil {
-		w.log.Warn("readings log commit", "err", err)
+	if w.cfg.Committer == nil {
+		if err := w.cfg.Log.Commit(Group, w.cfg.Partition, resume); err != nil {
+			w.log.Warn("readings log commit", "err", err)
+		}
 	}
 	return nil
 }

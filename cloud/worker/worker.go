@@ -66,8 +66,20 @@ type Config struct {
 	// they are durable (e.g. dataset quality metrics); it must not keep
 	// the slice. After a restart the re-read results are observed again.
 	Observe func([]window.Result)
-	Now     func() time.Time
-	Logger  *slog.Logger
+	// Committer, when set, makes each commit durable instead of the store
+	// batch's own Commit and the readings log's group commit: the cluster
+	// wiring sends the batch to Kafka in one transaction with next, the
+	// offset to resume from, then writes it to the store. An error aborts
+	// the commit: the worker stops (Run returns it) and is restored.
+	Committer Committer
+	Now       func() time.Time
+	Logger    *slog.Logger
+}
+
+// Committer makes a worker's commit durable (Config.Committer). Commit
+// owns b: it commits or abandons it.
+type Committer interface {
+	Commit(b *store.Batch, next int64) error
 }
 
 // Stats are a worker's counters.

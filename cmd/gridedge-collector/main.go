@@ -136,7 +136,7 @@ func parseFlags(args []string, out io.Writer) (collector.Config, processOptions,
 		commitEvery    = fs.Duration("commit-interval", def.CommitInterval, "how often the windowing engine commits results and its checkpoint")
 		zoneGrace      = fs.Duration("zone-grace", def.ZoneGrace, "how long the windowing engine waits for a new device's status (its time zone) before applying its readings; 0 disables")
 		deadLetters    = fs.Int("deadletter-limit", def.DeadLetterLimit, "dead letters kept (rejected payloads, for diagnosis); the oldest are deleted beyond it")
-		role           = fs.String("role", def.Role, "what this process runs: all (intake, local log and workers in one process), intake (MQTT to Kafka, stateless) or worker (Kafka consumer-group member with its store and the API)")
+		role           = fs.String("role", def.Role, "what this process runs: all (intake, local log and workers in one process), intake (MQTT to Kafka, stateless) worker (Kafka consumer-group member: windows, state and outputs in Kafka transactions) or sink (follows the workers' output topics into its store and serves the API for every partition)")
 		kafkaBrokers   = fs.String("kafka-brokers", "", "comma-separated Kafka seed brokers host:port (roles intake and worker)")
 		kafkaTopic     = fs.String("kafka-topic", def.Kafka.Topic, "Kafka readings topic")
 		kafkaParts     = fs.Int("kafka-partitions", def.Kafka.Partitions, "partitions of the readings topic when this node creates it; an existing topic must have this many")
@@ -317,6 +317,8 @@ func newNode(cfg collector.Config, opts ...collector.Option) (node, error) {
 		return collector.NewIntake(cfg, opts...)
 	case collector.RoleWorker:
 		return collector.NewWorker(cfg, opts...)
+	case collector.RoleSink:
+		return collector.NewSink(cfg, opts...)
 	default:
 		return collector.New(cfg, opts...)
 	}

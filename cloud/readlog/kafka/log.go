@@ -118,6 +118,14 @@ func (o *settings) clientOpts() ([]kgo.Opt, error) {
 // may create topics. An existing topic with another count than a non-zero
 // partitions is refused.
 func (l *Log) EnsureTopic(ctx context.Context, topic string, partitions int) (int, error) {
+	var cfg map[string]*string
+	if l.o.retention > 0 {
+		cfg = map[string]*string{"retention.ms": kadm.StringPtr(strconv.FormatInt(l.o.retention.Milliseconds(), 10))}
+	}
+	return l.ensureTopic(ctx, topic, partitions, cfg)
+}
+
+func (l *Log) ensureTopic(ctx context.Context, topic string, partitions int, cfg map[string]*string) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	for {
@@ -140,14 +148,10 @@ func (l *Log) EnsureTopic(ctx context.Context, topic string, partitions int) (in
 		if !l.o.create || partitions == 0 {
 			return 0, fmt.Errorf("readlog/kafka: topic %s does not exist (create it, or give a partition count to have it created)", topic)
 		}
-		var cfg map[string]*string
-		if l.o.retention > 0 {
-			cfg = map[string]*string{"retention.ms": kadm.StringPtr(strconv.FormatInt(l.o.retention.Milliseconds(), 10))}
-		}
 		_, err = l.adm.CreateTopic(ctx, int32(partitions), l.o.replication, cfg, topic)
 		switch {
 		case err == nil:
-			l.o.log.Info("readings topic created", "topic", topic, "partitions", partitions)
+			l.o.log.Info("topic created", "topic", topic, "partitions", partitions)
 			return partitions, nil
 		case !errors.Is(err, kerr.TopicAlreadyExists):
 			return 0, fmt.Errorf("readlog/kafka: create topic %s: %w", topic, err)

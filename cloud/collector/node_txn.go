@@ -1,0 +1,195 @@
+package collector
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/gridedge/gridedge/cloud/readlog/kafka"
+	"github.com/gridedge/gridedge/cloud/store"
+	"github.com/gridedge/gridedge/cloud/worker"
+)
+
+// cursorChangelog names, in a worker node's store, how far it has applied
+// each partition's changelog.
+const cursorChangelog = "changelog"
+
+// StoreKeyHeader is the record header of the late and conflict topics
+// that carries the record's key in the collector's store, where a sink
+// puts it.
+const StoreKeyHeader = "gridedge-store-key"
+
+// restoreBatchBytes bounds the store batch a changelog restore builds
+// before writing it.
+const restoreBatchBytes = 4 << 20
+
+// txnTimeout bounds one commit transaction, end to end.
+const txnTimeout = time.Minute
+
+// changelogClass reports whether a store key belongs in a partition's
+// changelog: what its next owner needs to continue (offset, engine and
+// dedup state, device counters and statuses, raw-reading blocks).
+func changelogClass(c store.Class) bool {
+	switch c {
+	case store.ClassState, store.ClassDevice, store.ClassStatus, store.ClassBlock:
+		return true
+	}
+	return false
+}
+
+// takeOver fences every earlier owner of partition p (their open
+// transaction is aborted, their next one refused) and brings this node's
+// store up to date with the partition's changelog: from where this node
+// last applied it (the whole changelog when it never did) up to the fence
+// record. The store is a cache of the changelog: its content for p is
+// replaced key by key, so whatever this node held from an earlier
+// ownership is overwritten by what other owners committed since.
+func (n *WorkerNode) takeOver(ctx context.Context, p int) (*kafka.Txn, error) {
+	txn, err := n.klog.NewTxn(ctx, worker.Group, n.cfg.Kafka.ChangelogTopic, p)
+	if err != nil {
+		return nil, err
+	}
+	from, err := n.st.Cursor(cursorChangelog, p)
+	if err == nil && from == 0 {
+		// Never applied here: state left by an earlier release must not
+		// mix with the changelog's.
+		err = n.st.DropPartitionState(p)
+	}
+	if err != nil {
+		txn.Close()
+		return nil, err
+	}
+	b := n.st.NewBatch(p)
+	var applied int64
+	err = n.klog.ReadCommitted(ctx, n.cfg.Kafka.ChangelogTopic, p, from, txn.Fence(), func(r *kgo.Record) error {
+		if changelogClass(store.KeyClass(r.Key)) {
+			var err error
+			if r.Value == nil {
+				err = b.Delete(r.Key)
+			} else {
+				err = b.Set(r.Key, r.Value)
+			}
+			if err != nil {
+				return err
+			}
+			applied++
+		}
+		b.SetCursor(cursorChangelog, p, r.Offset+1)
+		if b.Len() >= restoreBatchBytes {
+			if err := b.Commit(); err != nil {
+				return err
+			}
+			b = n.st.NewBatch(p)
+		}
+		return nil
+	})
+	if err == nil {
+		err = b.Commit()
+	} else {
+		b.Abandon()
+	}
+	if err != nil {
+		txn.Close()
+		return nil, fmt.Errorf("restore partition %d from the changelog: %w", p, err)
+	}
+	n.m.restored.Add(float64(applied))
+	n.log.Info("partition taken over", "partition", p, "changelog_from", from, "fence", txn.Fence(), "records_applied", applied)
+	return txn, nil
+}
+
+// txnCommitter makes a partition worker's commit durable in Kafka: the
+// changelog records, results, late readings and conflicts of the commit
+// and the readings offset to resume from, in one transaction; then the
+// same batch goes to the node's store with the changelog position.
+type txnCommitter struct {
+	n    *WorkerNode
+	p    int
+	ctx  context.Context
+	txn  *kafka.Txn
+	recs []*kgo.Record
+}
+
+func (c *txnCommitter) Commit(b *store.Batch, next int64) error {
+	k := c.n.cfg.Kafka
+	clear(c.recs)
+	c.recs = c.recs[:0]
+	add := func(topic string, key, value []byte, storeKey []byte) {
+		r := &kgo.Record{Topic: topic, Partition: int32(c.p), Key: key, Value: value}
+		if storeKey != nil {
+			r.Headers = []kgo.RecordHeader{{Key: StoreKeyHeader, Value: storeKey}}
+		}
+		c.recs = append(c.recs, r)
+	}
+	err := b.Each(func(key, value []byte) error {
+		switch cl := store.KeyClass(key); {
+		case changelogClass(cl):
+			add(k.ChangelogTopic, key, value, nil)
+		case cl == store.ClassResult:
+			var r store.WindowResult
+			if err := json.Unmarshal(value, &r); err != nil {
+				return fmt.Errorf("results topic: %w", err)
+			}
+			fk, fv, err := encodeFeedResult(&r)
+			if err != nil {
+				return err
+			}
+			add(k.ResultsTopic, fk, fv, nil)
+		case cl == store.ClassLate:
+			add(k.LateTopic, deviceOf(value), value, key)
+		case cl == store.ClassConflict:
+			add(k.ConflictTopic, deviceOf(value), value, key)
+		}
+		return nil
+	})
+	if err != nil {
+		b.Abandon()
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, txnTimeout)
+	defer cancel()
+	if err := c.txn.Commit(ctx, c.recs, next); err != nil {
+		c.n.m.aborted.Inc()
+		b.Abandon()
+		return err
+	}
+	c.n.m.txns.Inc()
+	last := int64(-1)
+	for _, r := range c.recs {
+		if r.Topic == k.ChangelogTopic {
+			last = max(last, r.Offset)
+		}
+	}
+	if last >= 0 {
+		b.SetCursor(cursorChangelog, c.p, last+1)
+	}
+	// Committed in Kafka: the store is a cache of it, so a failed write
+	// here is redone by the next restore.
+	return b.Commit()
+}
+
+// deviceOf reads the "device" field of a JSON value.
+func deviceOf(v []byte) []byte {
+	var d struct {
+		Device string `json:"device"`
+	}
+	if json.Unmarshal(v, &d) != nil {
+		return nil
+	}
+	return []byte(d.Device)
+}
+
+// outputTopics are the topics workers write and sinks read, with the
+// readings topic's partition count (a partition's worker writes the same
+// partition of each).
+func outputTopics(cfg Config, partitions int) []kafka.TopicSpec {
+	k := cfg.Kafka
+	return []kafka.TopicSpec{
+		{Name: k.ChangelogTopic, Partitions: partitions, Compact: true},
+		{Name: k.ResultsTopic, Partitions: partitions, Retention: cfg.ResultsRetention},
+		{Name: k.LateTopic, Partitions: partitions, Retention: cfg.LateRetention},
+		{Name: k.ConflictTopic, Partitions: partitions, Retention: cfg.ConflictRetention},
+	}
+}

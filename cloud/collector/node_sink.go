@@ -53,8 +53,8 @@ type SinkNode struct {
 	httpLn  net.Listener
 	httpSrv *http.Server
 
-	applied  atomic.Uint64
-	skipped  prometheus.Counter
+	applied atomic.Uint64
+	skipped prometheus.Counter
 
 	mu        sync.Mutex
 	running   bool

@@ -2,15 +2,21 @@ package collector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/gridedge/gridedge/cloud/readlog"
+	"github.com/gridedge/gridedge/cloud/store"
 	"github.com/gridedge/gridedge/shared/mqtttest"
 	"github.com/gridedge/gridedge/shared/wire"
 )
@@ -35,7 +41,7 @@ func clusterConfig(t testing.TB, role, mqttURL string, k *kfake.Cluster) Config 
 	cfg.Kafka.Brokers = k.ListenAddrs()
 	cfg.Kafka.Partitions = clusterPartitions
 	cfg.Kafka.SessionTimeout = time.Second
-	if role == RoleWorker {
+	if role == RoleWorker || role == RoleSink {
 		cfg.MQTTURL = ""
 	}
 	return cfg
@@ -59,19 +65,19 @@ func startNode(t *testing.T, run func(context.Context) error) (stop func()) {
 	return stop
 }
 
-func startIntake(t *testing.T, cfg Config) *IntakeNode {
+func startIntake(t *testing.T, cfg Config) (*IntakeNode, func()) {
 	t.Helper()
 	n, err := NewIntake(cfg, WithLogger(testLogger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	startNode(t, n.Run)
+	stop := startNode(t, n.Run)
 	select {
 	case <-n.Ready():
 	case <-time.After(waitLimit):
 		t.Fatal("intake did not subscribe")
 	}
-	return n
+	return n, stop
 }
 
 func startWorker(t *testing.T, cfg Config) (*WorkerNode, func()) {
@@ -81,6 +87,16 @@ func startWorker(t *testing.T, cfg Config) (*WorkerNode, func()) {
 		t.Fatal(err)
 	}
 	return n, startNode(t, n.Run)
+}
+
+func startSink(t *testing.T, cfg Config) *SinkNode {
+	t.Helper()
+	n, err := NewSink(cfg, WithLogger(testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	startNode(t, n.Run)
+	return n
 }
 
 // owners maps each partition to the workers owning it.
@@ -107,78 +123,363 @@ func everyPartitionOnce(ws ...*WorkerNode) bool {
 	return true
 }
 
-// TestClusterWorkerLostMidStream runs 2 intake nodes and 3 workers on one
-// Kafka behind a real Mosquitto. Half-way through, the worker owning the
-// most partitions disappears without leaving the group (a crash: static
-// membership, no leave); its partitions move to the others once its
-// session expires, the agents resend what they sent, and every device's
-// readings are stored exactly once by its partition's new owner, with
-// results equal to an uninterrupted computation.
-func TestClusterWorkerLostMidStream(t *testing.T) {
-	b := mqtttest.Start(t)
-	k := kafkaCluster(t)
-	var ws []*WorkerNode
-	var stops []func()
-	for i := range 3 {
-		cfg := clusterConfig(t, RoleWorker, "", k)
-		cfg.Kafka.InstanceID = fmt.Sprintf("worker-%d", i)
-		w, stop := startWorker(t, cfg)
-		ws, stops = append(ws, w), append(stops, stop)
-	}
-	for i := range 2 {
-		cfg := clusterConfig(t, RoleIntake, b.URL(), k)
-		cfg.ClientID = fmt.Sprintf("intake-%d", i)
-		startIntake(t, cfg)
-	}
-	waitFor(t, "every partition owned by one worker", func() bool { return everyPartitionOnce(ws...) })
+// rig is a cluster in one test: a Kafka, a real Mosquitto, intake nodes,
+// workers, a sink reading the output topics, and an agent publishing.
+type rig struct {
+	t       *testing.T
+	b       *mqtttest.Broker
+	k       *kfake.Cluster
+	intakes []*IntakeNode
+	istops  []func()
+	workers []*WorkerNode
+	wstops  []func()
+	sink    *SinkNode
+	ag      *agent
 
-	devices := []string{"m-01", "m-02", "m-03", "m-04", "m-05", "m-06", "m-07", "m-08"}
-	const batches, perBatch = 16, 50
-	ag := newAgent(t, b.URL(), "agents", nil)
-	publish := func(from, to int) {
-		for i := from; i < to; i++ {
-			for _, d := range devices {
-				ag.publish("site", d, encode(t, makeBatch(d, 3, uint64(i*perBatch), perBatch)))
+	mu    sync.Mutex
+	acked map[string]map[uint64]bool // device -> seqs acknowledged
+}
+
+var rigDevices = []string{"m-01", "m-02", "m-03", "m-04", "m-05", "m-06", "m-07", "m-08"}
+
+const rigBatches, rigPerBatch = 12, 50
+
+func newRig(t *testing.T, b *mqtttest.Broker, intakes, workers int) *rig {
+	r := &rig{t: t, b: b, k: kafkaCluster(t), acked: map[string]map[uint64]bool{}}
+	// A share group of its own: a stopped intake's persistent session
+	// keeps its place in its group, and another rig's must not take data.
+	share := fmt.Sprintf("rig%d", time.Now().UnixNano())
+	for range workers {
+		r.addWorker()
+	}
+	for i := range intakes {
+		cfg := clusterConfig(t, RoleIntake, b.URL(), r.k)
+		cfg.ClientID = fmt.Sprintf("intake-%s-%d", share, i)
+		cfg.ShareGroup = share
+		n, stop := startIntake(t, cfg)
+		r.intakes, r.istops = append(r.intakes, n), append(r.istops, stop)
+	}
+	r.sink = startSink(t, clusterConfig(t, RoleSink, "", r.k))
+	waitFor(t, "every partition owned by one worker", func() bool { return everyPartitionOnce(r.workers...) })
+	r.ag = newAgent(t, b.URL(), fmt.Sprintf("agents-%d", time.Now().UnixNano()), func(a *wire.Ack) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		m := r.acked[a.DeviceId]
+		if m == nil {
+			m = map[uint64]bool{}
+			r.acked[a.DeviceId] = m
+		}
+		for _, sr := range a.Ranges {
+			for s := sr.First; s <= sr.Last; s++ {
+				m[s] = true
 			}
 		}
-	}
-	publish(0, batches/2)
-	waitFor(t, "first half acknowledged", func() bool { return ag.ackCount() >= len(devices)*batches/2 })
+	})
+	return r
+}
 
-	// Lose the busiest worker.
+// resendUntilAcked resends, as agents do after their ack timeout, every
+// batch below upTo not acknowledged yet, until all are: a lost intake
+// node's persistent session keeps a share of the subscription's messages
+// queued, so a round of resends may need another.
+func (r *rig) resendUntilAcked(upTo int) {
+	deadline := time.Now().Add(waitLimit)
+	for {
+		var missing [][2]int // device index, batch
+		r.mu.Lock()
+		for di, d := range rigDevices {
+			for i := range upTo {
+				for s := range uint64(rigPerBatch) {
+					if !r.acked[d][uint64(i*rigPerBatch)+s] {
+						missing = append(missing, [2]int{di, i})
+						break
+					}
+				}
+			}
+		}
+		r.mu.Unlock()
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("%d batches still unacknowledged after resending for %v", len(missing), waitLimit)
+		}
+		for _, m := range missing {
+			d := rigDevices[m[0]]
+			r.ag.publish("site", d, encode(r.t, makeBatch(d, 3, uint64(m[1]*rigPerBatch), rigPerBatch)))
+		}
+		time.Sleep(time.Second) // the agents' ack timeout, shortened
+	}
+}
+
+// waitAcked waits until every device's readings of batches below upTo
+// have been acknowledged (by any ack, first send or resend).
+func (r *rig) waitAcked(what string, upTo int) {
+	waitFor(r.t, what, func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, d := range rigDevices {
+			for s := range uint64(upTo * rigPerBatch) {
+				if !r.acked[d][s] {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
+func (r *rig) addWorker() *WorkerNode {
+	cfg := clusterConfig(r.t, RoleWorker, "", r.k)
+	cfg.Kafka.InstanceID = fmt.Sprintf("worker-%d", len(r.workers))
+	w, stop := startWorker(r.t, cfg)
+	r.workers, r.wstops = append(r.workers, w), append(r.wstops, stop)
+	return w
+}
+
+// publish sends batches from..to-1 of every device.
+func (r *rig) publish(from, to int) {
+	for i := from; i < to; i++ {
+		for _, d := range rigDevices {
+			r.ag.publish("site", d, encode(r.t, makeBatch(d, 3, uint64(i*rigPerBatch), rigPerBatch)))
+		}
+	}
+}
+
+// check waits until the sink holds every device's readings exactly once,
+// with windows and results equal to an uninterrupted computation, and
+// that the results topic holds no result revision twice.
+func (r *rig) check() {
+	t := r.t
+	cfg := clusterConfig(t, RoleWorker, "", r.k)
+	for _, d := range rigDevices {
+		all := makeBatch(d, 3, 0, rigBatches*rigPerBatch).Readings
+		waitFor(t, d+" in the sink", func() bool { return readingsStored(t, r.sink.HTTPAddr(), d) >= uint64(len(all)) })
+		if got := readingsStored(t, r.sink.HTTPAddr(), d); got != uint64(len(all)) {
+			t.Fatalf("%s (partition %d): the sink has %d readings stored, want exactly %d", d,
+				readlog.PartitionFor([]byte(d), clusterPartitions), got, len(all))
+		}
+		checkWindows(t, r.sink.HTTPAddr(), d, all, time.Minute)
+		waitForResults(t, r.sink.HTTPAddr(), d, cfg.Pipelines, uninterrupted(t, cfg, d, 3, all))
+	}
+	r.auditResults()
+}
+
+// auditResults reads the results topic as a downstream consumer would
+// (read_committed) and fails if a window revision appears twice.
+func (r *rig) auditResults() {
+	t := r.t
+	cfg := clusterConfig(t, RoleWorker, "", r.k)
+	// A plain record after the workers' transactions marks each
+	// partition's end.
+	prod, err := kgo.NewClient(kgo.SeedBrokers(r.k.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	for p := range clusterPartitions {
+		if err := prod.ProduceSync(context.Background(), &kgo.Record{Topic: cfg.Kafka.ResultsTopic, Partition: int32(p),
+			Key: []byte("end-of-audit")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons, err := kgo.NewClient(kgo.SeedBrokers(r.k.ListenAddrs()...), kgo.ConsumeTopics(cfg.Kafka.ResultsTopic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	seen := map[string]bool{}
+	ended := map[int32]bool{}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	records := 0
+	for len(ended) < clusterPartitions {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("results topic: end marker of %d of %d partitions read", len(ended), clusterPartitions)
+		}
+		fs.EachRecord(func(rec *kgo.Record) {
+			if string(rec.Key) == "end-of-audit" {
+				ended[rec.Partition] = true
+				return
+			}
+			res, err := decodeFeedResult(rec.Value)
+			if err != nil {
+				t.Errorf("results topic record %d/%d: %v", rec.Partition, rec.Offset, err)
+				return
+			}
+			id := fmt.Sprintf("%s|%s|%s|%s|%s|%d", res.Pipeline, res.Device, res.Channel, res.Quantity, res.Start.Format(time.RFC3339), res.Revision)
+			if seen[id] {
+				t.Errorf("results topic: %s committed twice (partition %d offset %d)", id, rec.Partition, rec.Offset)
+			}
+			seen[id] = true
+			records++
+		})
+	}
+	if records == 0 {
+		t.Fatal("results topic: no result committed")
+	}
+}
+
+// TestClusterWorkerLostMidStream: half-way through, the worker owning the
+// most partitions disappears without leaving the group (a crash: static
+// membership, no leave). Its partitions move to the others once its
+// session expires; they restore the partitions' state from the changelog
+// (they never owned them), the agents resend everything, and every
+// reading lands once, with results equal to an uninterrupted computation
+// and no result revision committed twice.
+func TestClusterWorkerLostMidStream(t *testing.T) {
+	r := newRig(t, mqtttest.Start(t), 2, 3)
+	r.publish(0, rigBatches/2)
+	r.waitAcked("first half acknowledged", rigBatches/2)
+	// Let every worker commit some of it, so the moved partitions have
+	// state to restore.
+	waitFor(t, "each worker committed", func() bool {
+		for _, w := range r.workers {
+			if len(w.Owned()) > 0 && stored(w) == 0 {
+				return false
+			}
+		}
+		return true
+	})
 	lost := 0
-	for i, w := range ws {
-		if len(w.Owned()) > len(ws[lost].Owned()) {
+	for i, w := range r.workers {
+		if len(w.Owned()) > len(r.workers[lost].Owned()) {
 			lost = i
 		}
 	}
-	moved := ws[lost].Owned()
-	stops[lost]()
-	rest := slices.Delete(slices.Clone(ws), lost, lost+1)
-	publish(batches/2, batches)
+	moved := r.workers[lost].Owned()
+	if len(moved) == 0 {
+		t.Fatal("the lost worker owned no partition: nothing moves")
+	}
+	r.wstops[lost]()
+	rest := slices.Delete(slices.Clone(r.workers), lost, lost+1)
+	r.publish(rigBatches/2, rigBatches)
 	waitFor(t, "its partitions moved to the others", func() bool { return everyPartitionOnce(rest...) })
 	// The agents did not get every ack in the crash: they resend all.
-	publish(0, batches)
-	waitFor(t, "every batch acknowledged", func() bool { return ag.ackCount() >= len(devices)*batches*2 })
-
-	all := func(d string) []*wire.Reading { return makeBatch(d, 3, 0, batches*perBatch).Readings }
-	o := owners(rest...)
-	for _, d := range devices {
-		p := readlog.PartitionFor([]byte(d), clusterPartitions)
-		w := o[p][0]
-		waitFor(t, d+" stored by its owner", func() bool { return readingsStored(t, w.HTTPAddr(), d) >= batches*perBatch })
-		var out struct{ Devices []deviceJSON }
-		getJSON(t, "http://"+w.HTTPAddr()+"/api/v1/devices", &out)
-		for _, dj := range out.Devices {
-			if dj.ID == d && dj.ReadingsStored != batches*perBatch {
-				t.Fatalf("%s (partition %d, moved %v) stored %d readings, want exactly %d", d, p, slices.Contains(moved, p), dj.ReadingsStored, batches*perBatch)
-			}
-		}
-		checkWindows(t, w.HTTPAddr(), d, all(d), time.Minute)
-		cfg := clusterConfig(t, RoleWorker, "", k)
-		waitForResults(t, w.HTTPAddr(), d, cfg.Pipelines, uninterrupted(t, cfg, d, 3, all(d)))
+	r.publish(0, rigBatches)
+	r.waitAcked("every batch acknowledged", rigBatches)
+	r.check()
+	var restored float64
+	for _, w := range rest {
+		restored += testutil.ToFloat64(w.m.restored)
 	}
-	if len(moved) == 0 {
-		t.Fatal("the lost worker owned no partition: nothing moved")
+	if restored == 0 {
+		t.Fatal("no changelog record restored by the new owners")
 	}
 }
+
+// TestClusterIntakeLostWorkerAdded: 2 workers run; a third joins
+// mid-stream and takes partitions over (they move with their committed
+// state: nothing is computed twice or skipped); then an intake node is
+// lost and the agents resend everything through the other one. Every
+// reading lands once.
+func TestClusterIntakeLostWorkerAdded(t *testing.T) {
+	r := newRig(t, mqtttest.Start(t), 2, 2)
+	third := rigBatches / 3
+	r.publish(0, third)
+	r.waitAcked("first third acknowledged", third)
+	added := r.addWorker()
+	waitFor(t, "the new worker owns partitions", func() bool { return len(added.Owned()) > 0 && everyPartitionOnce(r.workers...) })
+	r.publish(third, 2*third)
+	r.waitAcked("second third acknowledged", 2*third)
+	r.istops[0]()
+	r.publish(2*third, rigBatches)
+	r.resendUntilAcked(rigBatches)
+	r.check()
+	if stored(added) == 0 {
+		t.Fatal("the added worker stored nothing")
+	}
+}
+
+// TestClusterKafkaOutage: every request to Kafka fails for a while. No
+// device is acknowledged meanwhile (the agents keep their readings); once
+// Kafka answers again, the resent and retried batches are stored once.
+func TestClusterKafkaOutage(t *testing.T) {
+	r := newRig(t, mqtttest.Start(t), 2, 3)
+	r.publish(0, rigBatches/2)
+	r.waitAcked("first half acknowledged", rigBatches/2)
+	before := r.ag.ackCount()
+	waitFor(t, "the workers caught up", func() bool {
+		var n uint64
+		for _, w := range r.workers {
+			n += stored(w)
+		}
+		return n >= uint64(len(rigDevices)*rigBatches/2*rigPerBatch)
+	})
+	var down atomic.Bool
+	var refused atomic.Int64
+	down.Store(true)
+	r.k.Control(func(req kmsg.Request) (kmsg.Response, error, bool) {
+		r.k.KeepControl()
+		if !down.Load() {
+			return nil, nil, false
+		}
+		refused.Add(1)
+		return nil, errors.New("kafka unreachable"), true
+	})
+	r.publish(rigBatches/2, rigBatches)
+	waitFor(t, "requests refused", func() bool { return refused.Load() >= 50 })
+	if got := r.ag.ackCount(); got != before {
+		t.Fatalf("%d acks sent while no request reached Kafka, want none", got-before)
+	}
+	down.Store(false)
+	r.k.DropControl()
+	r.publish(0, rigBatches) // resends after the ack timeout
+	r.waitAcked("every batch acknowledged", rigBatches)
+	r.check()
+}
+
+// TestClusterOneWorkerEqualsThree runs the same stream through a cluster
+// with one worker and one with three: their sinks hold the same results.
+func TestClusterOneWorkerEqualsThree(t *testing.T) {
+	b := mqtttest.Start(t)
+	results := func(workers int) map[string]store.WindowResult {
+		r := newRig(t, b, 1, workers)
+		r.publish(0, rigBatches)
+		r.waitAcked("every batch acknowledged", rigBatches)
+		r.check()
+		out := map[string]store.WindowResult{}
+		cfg := clusterConfig(t, RoleWorker, "", r.k)
+		for _, d := range rigDevices {
+			for _, p := range collectorPipelines(cfg) {
+				if err := r.sink.Store().Results(store.ResultQuery{Pipeline: p.Name, Device: d}, func(w *store.WindowResult) error {
+					if !w.Provisional {
+						out[fmt.Sprintf("%s|%s|%s|%s", w.Pipeline, w.Device, w.Channel, w.Start)] = *w
+					}
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for _, s := range r.istops {
+			s()
+		}
+		for _, s := range r.wstops {
+			s()
+		}
+		r.ag.client.Disconnect(100)
+		return out
+	}
+	one, three := results(1), results(3)
+	if len(one) == 0 || len(one) != len(three) {
+		t.Fatalf("%d results with one worker, %d with three", len(one), len(three))
+	}
+	for id, a := range one {
+		b, ok := three[id]
+		if !ok || a.Count != b.Count || fmt.Sprint(a.Values) != fmt.Sprint(b.Values) {
+			t.Fatalf("%s: one worker %+v, three workers %+v", id, a, b)
+		}
+	}
+}
+
+func stored(w *WorkerNode) uint64 {
+	var n uint64
+	for _, s := range w.stats() {
+		n += s.Stored
+	}
+	return n
+}
+

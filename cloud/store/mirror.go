@@ -136,11 +136,10 @@ func (s *Store) Cursor(name string, p int) (int64, error) {
 func (b *Batch) PutWindowResult(r WindowResult) error {
 	q := wire.Quantity_QUANTITY_UNSPECIFIED
 	if r.Quantity != "" {
-		v, ok := wire.Quantity_value[r.Quantity]
-		if !ok {
-			return fmt.Errorf("store: result of unknown quantity %q", r.Quantity)
+		var err error
+		if q, err = wire.ParseQuantity(r.Quantity); err != nil {
+			return fmt.Errorf("store: result: %w", err)
 		}
-		q = wire.Quantity(v)
 	}
 	start := orderedTime(r.Start.UnixNano())
 	key := binary.BigEndian.AppendUint64(resultSeriesPrefix(prefixResult, r.Pipeline, r.Device, r.Channel, q), start)

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/gridedge/gridedge/cloud/feed"
 	"github.com/gridedge/gridedge/cloud/readlog"
 	"github.com/gridedge/gridedge/cloud/store"
 	"github.com/gridedge/gridedge/shared/mqtttest"
@@ -304,11 +305,15 @@ func (r *rig) auditResults() {
 				ended[rec.Partition] = true
 				return
 			}
-			res, err := decodeFeedResult(rec.Value)
+			fr, err := feed.Decode(rec.Value)
 			if err != nil {
 				t.Errorf("results topic record %d/%d: %v", rec.Partition, rec.Offset, err)
 				return
 			}
+			if fr.Kind != feed.KindResult {
+				return
+			}
+			res := fr.Result
 			id := fmt.Sprintf("%s|%s|%s|%s|%s|%d", res.Pipeline, res.Device, res.Channel, res.Quantity, res.Start.Format(time.RFC3339), res.Revision)
 			if seen[id] {
 				t.Errorf("results topic: %s committed twice (partition %d offset %d)", id, rec.Partition, rec.Offset)

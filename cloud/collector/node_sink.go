@@ -19,6 +19,7 @@ import (
 
 	"github.com/gridedge/gridedge/cloud/api"
 	"github.com/gridedge/gridedge/cloud/diskguard"
+	"github.com/gridedge/gridedge/cloud/feed"
 	"github.com/gridedge/gridedge/cloud/readlog/kafka"
 	"github.com/gridedge/gridedge/cloud/store"
 )
@@ -282,27 +283,50 @@ func (n *SinkNode) apply(b *store.Batch, r *kgo.Record) (bool, error) {
 	k := n.cfg.Kafka
 	switch r.Topic {
 	case k.ChangelogTopic:
-		switch store.KeyClass(r.Key) {
-		case store.ClassDevice, store.ClassStatus, store.ClassBlock:
-			if r.Value == nil {
-				return true, b.Delete(r.Key)
-			}
-			return true, b.Set(r.Key, r.Value)
+		if store.KeyClass(r.Key) != store.ClassBlock {
+			return false, nil // a worker's own state; counters and statuses come as feed records
 		}
-		return false, nil
+		if r.Value == nil {
+			return true, b.Delete(r.Key)
+		}
+		return true, b.Set(r.Key, r.Value)
 	case k.ResultsTopic:
-		res, err := decodeFeedResult(r.Value)
+		rec, err := feed.Decode(r.Value)
 		if err != nil {
 			return false, err
 		}
-		return true, b.PutWindowResult(res)
-	case k.LateTopic, k.ConflictTopic:
-		for _, h := range r.Headers {
-			if h.Key == StoreKeyHeader {
-				return true, b.Set(h.Value, r.Value)
-			}
+		switch rec.Kind {
+		case feed.KindResult:
+			return true, b.PutWindowResult(*rec.Result)
+		case feed.KindDevice:
+			return true, b.PutDevice(rec.Device)
+		case feed.KindStatus:
+			return true, b.PutStatus(*rec.Status)
 		}
-		return false, fmt.Errorf("no %s header", StoreKeyHeader)
+		return false, nil
+	case k.LateTopic:
+		rec, err := feed.Decode(r.Value)
+		if err != nil {
+			return false, err
+		}
+		if rec.Kind != feed.KindLate {
+			return false, nil
+		}
+		key := storeKey(r)
+		if key == nil {
+			return false, fmt.Errorf("no %s header", StoreKeyHeader)
+		}
+		v, err := json.Marshal(rec.Late)
+		if err != nil {
+			return false, err
+		}
+		return true, b.Set(key, v)
+	case k.ConflictTopic:
+		key := storeKey(r)
+		if key == nil {
+			return false, fmt.Errorf("no %s header", StoreKeyHeader)
+		}
+		return true, b.Set(key, r.Value)
 	case k.DeadLetterTopic:
 		var dl store.DeadLetter
 		if err := json.Unmarshal(r.Value, &dl); err != nil {
@@ -312,6 +336,15 @@ func (n *SinkNode) apply(b *store.Batch, r *kgo.Record) (bool, error) {
 		return true, b.PutDeadLetterAt(dl, uint64(r.Partition)<<48|uint64(r.Offset+1))
 	}
 	return false, nil
+}
+
+func storeKey(r *kgo.Record) []byte {
+	for _, h := range r.Headers {
+		if h.Key == StoreKeyHeader {
+			return h.Value
+		}
+	}
+	return nil
 }
 
 // Close releases the store, Kafka and the listener; Run calls it.

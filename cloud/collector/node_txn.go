@@ -8,6 +8,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/gridedge/gridedge/cloud/feed"
 	"github.com/gridedge/gridedge/cloud/readlog/kafka"
 	"github.com/gridedge/gridedge/cloud/store"
 	"github.com/gridedge/gridedge/cloud/worker"
@@ -101,15 +102,20 @@ func (n *WorkerNode) takeOver(ctx context.Context, p int) (*kafka.Txn, error) {
 }
 
 // txnCommitter makes a partition worker's commit durable in Kafka: the
-// changelog records, results, late readings and conflicts of the commit
-// and the readings offset to resume from, in one transaction; then the
-// same batch goes to the node's store with the changelog position.
+// changelog records, results, device counters and statuses (results
+// topic, feed records), late readings (late topic, feed records) and
+// conflicts of the commit and the readings offset to resume from, in one
+// transaction; then the same batch goes to the node's store with the
+// changelog position.
 type txnCommitter struct {
 	n    *WorkerNode
 	p    int
 	ctx  context.Context
 	txn  *kafka.Txn
-	recs []*kgo.Record
+	// source names the writer in feed records: the partition's
+	// transactional id.
+	source string
+	recs   []*kgo.Record
 }
 
 func (c *txnCommitter) Commit(b *store.Batch, next int64) error {
@@ -123,23 +129,51 @@ func (c *txnCommitter) Commit(b *store.Batch, next int64) error {
 		}
 		c.recs = append(c.recs, r)
 	}
+	at := c.n.now().UTC()
+	feedRec := func(r *feed.Record) error {
+		r.V, r.Source, r.Partition, r.At = feed.Version, c.source, c.p, at
+		v, err := feed.Encode(r)
+		if err != nil {
+			return err
+		}
+		add(k.ResultsTopic, []byte(r.DeviceID()), v, nil)
+		return nil
+	}
 	err := b.Each(func(key, value []byte) error {
-		switch cl := store.KeyClass(key); {
-		case changelogClass(cl):
+		cl := store.KeyClass(key)
+		if changelogClass(cl) {
 			add(k.ChangelogTopic, key, value, nil)
-		case cl == store.ClassResult:
-			var r store.WindowResult
-			if err := json.Unmarshal(value, &r); err != nil {
+		}
+		switch cl {
+		case store.ClassResult:
+			r := feed.Record{Kind: feed.KindResult, Result: new(store.WindowResult)}
+			if err := json.Unmarshal(value, r.Result); err != nil {
 				return fmt.Errorf("results topic: %w", err)
 			}
-			fk, fv, err := encodeFeedResult(&r)
+			return feedRec(&r)
+		case store.ClassDevice:
+			r := feed.Record{Kind: feed.KindDevice, Device: new(store.DeviceInfo)}
+			if err := json.Unmarshal(value, r.Device); err != nil {
+				return fmt.Errorf("results topic: %w", err)
+			}
+			return feedRec(&r)
+		case store.ClassStatus:
+			r := feed.Record{Kind: feed.KindStatus, Status: new(store.Status)}
+			if err := json.Unmarshal(value, r.Status); err != nil {
+				return fmt.Errorf("results topic: %w", err)
+			}
+			return feedRec(&r)
+		case store.ClassLate:
+			r := feed.Record{V: feed.Version, Kind: feed.KindLate, Source: c.source, Partition: c.p, At: at, Late: new(store.LateReading)}
+			if err := json.Unmarshal(value, r.Late); err != nil {
+				return fmt.Errorf("late topic: %w", err)
+			}
+			v, err := feed.Encode(&r)
 			if err != nil {
 				return err
 			}
-			add(k.ResultsTopic, fk, fv, nil)
-		case cl == store.ClassLate:
-			add(k.LateTopic, deviceOf(value), value, key)
-		case cl == store.ClassConflict:
+			add(k.LateTopic, []byte(r.DeviceID()), v, key)
+		case store.ClassConflict:
 			add(k.ConflictTopic, deviceOf(value), value, key)
 		}
 		return nil

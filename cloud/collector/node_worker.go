@@ -351,7 +351,7 @@ func (n *WorkerNode) runPartition(ctx context.Context, p int, pr *partitionRun) 
 		if err == nil {
 			wc.Partition, wc.Log, wc.Store, wc.Pipelines, wc.Now, wc.Logger = p, n.klog, n.st, n.pipes, n.now, n.log
 			wc.Observe = n.quality.Observe
-			wc.Committer = &txnCommitter{n: n, p: p, ctx: context.WithoutCancel(ctx), txn: txn}
+			wc.Committer = &txnCommitter{n: n, p: p, ctx: context.WithoutCancel(ctx), txn: txn, source: txn.ID()}
 			w, err = worker.New(wc)
 		}
 		if err == nil {

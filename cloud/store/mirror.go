@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/batchrepr"
@@ -166,19 +165,4 @@ func (b *Batch) PutDeadLetterAt(dl DeadLetter, id uint64) error {
 	dl.Received = dl.Received.UTC()
 	dl.Bytes = len(dl.Payload)
 	return b.setJSON(deadLetterKey(dl.Received, id), dl)
-}
-
-// DeviceOf decodes a device-counters value (ClassDevice).
-func DeviceOf(v []byte) (DeviceInfo, error) {
-	var d DeviceInfo
-	err := json.Unmarshal(v, &d)
-	return d, err
-}
-
-// ReceivedOf is the receive time stored in a conflict key (ClassConflict).
-func ReceivedOf(key []byte) (time.Time, bool) {
-	if len(key) < 9 || key[0] != prefixConflict {
-		return time.Time{}, false
-	}
-	return time.Unix(0, timeFromOrdered(binary.BigEndian.Uint64(key[1:9]))).UTC(), true
 }

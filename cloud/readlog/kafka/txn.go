@@ -164,6 +164,9 @@ func (t *Txn) commitOffset(ctx context.Context, next int64) error {
 
 func (t *Txn) txid() string { return t.group + "-" + strconv.Itoa(t.p) }
 
+// ID is the transactional id.
+func (t *Txn) ID() string { return t.txid() }
+
 // fail aborts the open transaction (what was produced is never visible to
 // read_committed consumers) and classifies err.
 func (t *Txn) fail(ctx context.Context, err error) error {

@@ -487,4 +487,3 @@ func stored(w *WorkerNode) uint64 {
 	}
 	return n
 }
-

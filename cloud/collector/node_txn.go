@@ -108,10 +108,10 @@ func (n *WorkerNode) takeOver(ctx context.Context, p int) (*kafka.Txn, error) {
 // transaction; then the same batch goes to the node's store with the
 // changelog position.
 type txnCommitter struct {
-	n    *WorkerNode
-	p    int
-	ctx  context.Context
-	txn  *kafka.Txn
+	n   *WorkerNode
+	p   int
+	ctx context.Context
+	txn *kafka.Txn
 	// source names the writer in feed records: the partition's
 	// transactional id.
 	source string

@@ -48,11 +48,14 @@ type KafkaConfig struct {
 	// gridedge.deadletters).
 	DeadLetterTopic string `yaml:"deadletter_topic"`
 	// ChangelogTopic holds each partition's worker state (compacted; default
-	// gridedge.worker-state); ResultsTopic the window results (versioned
-	// JSON records, default gridedge.results); LateTopic the late stream
-	// (default gridedge.late); ConflictTopic the conflicts (default
+	// gridedge.worker-state); RawTopic the raw-reading blocks (compacted,
+	// and deleted after readings_retention; default gridedge.raw-blocks);
+	// ResultsTopic the window results, device counters and statuses
+	// (results-feed records, default gridedge.results); LateTopic the late
+	// stream (default gridedge.late); ConflictTopic the conflicts (default
 	// gridedge.conflicts). All have the readings topic's partition count.
 	ChangelogTopic string `yaml:"changelog_topic"`
+	RawTopic       string `yaml:"raw_topic"`
 	ResultsTopic   string `yaml:"results_topic"`
 	LateTopic      string `yaml:"late_topic"`
 	ConflictTopic  string `yaml:"conflict_topic"`
@@ -87,7 +90,7 @@ type KafkaConfig struct {
 // DefaultKafkaConfig returns the defaults of the kafka: section.
 func DefaultKafkaConfig() KafkaConfig {
 	return KafkaConfig{Topic: "gridedge.readings", Partitions: 16, Replication: -1,
-		DeadLetterTopic: "gridedge.deadletters", ChangelogTopic: "gridedge.worker-state", ResultsTopic: "gridedge.results",
+		DeadLetterTopic: "gridedge.deadletters", ChangelogTopic: "gridedge.worker-state", RawTopic: "gridedge.raw-blocks", ResultsTopic: "gridedge.results",
 		LateTopic: "gridedge.late", ConflictTopic: "gridedge.conflicts", GroupPrefix: "gridedge-", SessionTimeout: 10 * time.Second}
 }
 
@@ -112,7 +115,7 @@ func (c Config) validateRole() error {
 		}
 	}
 	topics := map[string]string{}
-	for _, t := range [][2]string{{"topic", k.Topic}, {"deadletter_topic", k.DeadLetterTopic}, {"changelog_topic", k.ChangelogTopic},
+	for _, t := range [][2]string{{"topic", k.Topic}, {"deadletter_topic", k.DeadLetterTopic}, {"changelog_topic", k.ChangelogTopic}, {"raw_topic", k.RawTopic},
 		{"results_topic", k.ResultsTopic}, {"late_topic", k.LateTopic}, {"conflict_topic", k.ConflictTopic}} {
 		if t[1] == "" {
 			return fmt.Errorf("kafka.%s: required", t[0])

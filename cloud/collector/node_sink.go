@@ -106,6 +106,9 @@ func NewSink(cfg Config, opts ...Option) (*SinkNode, error) {
 		return nil, fmt.Errorf("collector: %w", err)
 	}
 	for _, s := range specs {
+		if s.Name == cfg.Kafka.ChangelogTopic {
+			continue // the workers' own state
+		}
 		if s.Name == cfg.Kafka.DeadLetterTopic {
 			// Created by intake or here; its own partition count.
 			if s.Partitions, err = n.klog.EnsureTopic(ctx, s.Name, 0); err != nil {
@@ -282,9 +285,9 @@ func (n *SinkNode) waitForDisk(ctx context.Context) bool {
 func (n *SinkNode) apply(b *store.Batch, r *kgo.Record) (bool, error) {
 	k := n.cfg.Kafka
 	switch r.Topic {
-	case k.ChangelogTopic:
+	case k.RawTopic:
 		if store.KeyClass(r.Key) != store.ClassBlock {
-			return false, nil // a worker's own state; counters and statuses come as feed records
+			return false, nil // a fence record
 		}
 		if r.Value == nil {
 			return true, b.Delete(r.Key)

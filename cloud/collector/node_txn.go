@@ -14,9 +14,9 @@ import (
 	"github.com/gridedge/gridedge/cloud/worker"
 )
 
-// cursorChangelog names, in a worker node's store, how far it has applied
-// each partition's changelog.
-const cursorChangelog = "changelog"
+// stateTopics are the topics a partition's worker state is replayed from
+// on takeover: the changelog and the raw-reading blocks.
+func stateTopics(k KafkaConfig) []string { return []string{k.ChangelogTopic, k.RawTopic} }
 
 // StoreKeyHeader is the record header of the late and conflict topics
 // that carries the record's key in the collector's store, where a sink
@@ -30,43 +30,66 @@ const restoreBatchBytes = 4 << 20
 // txnTimeout bounds one commit transaction, end to end.
 const txnTimeout = time.Minute
 
-// changelogClass reports whether a store key belongs in a partition's
-// changelog: what its next owner needs to continue (offset, engine and
-// dedup state, device counters and statuses, raw-reading blocks).
-func changelogClass(c store.Class) bool {
+// stateTopic is the topic a store key of a worker commit is replayed
+// from on takeover ("" for outputs only a sink needs): the changelog for
+// the offset, engine and dedup state, device counters and statuses, the
+// raw topic for raw-reading blocks (which the worker reads back to
+// compare resent readings).
+func stateTopic(k KafkaConfig, c store.Class) string {
 	switch c {
-	case store.ClassState, store.ClassDevice, store.ClassStatus, store.ClassBlock:
-		return true
+	case store.ClassState, store.ClassDevice, store.ClassStatus:
+		return k.ChangelogTopic
+	case store.ClassBlock:
+		return k.RawTopic
 	}
-	return false
+	return ""
 }
 
 // takeOver fences every earlier owner of partition p (their open
 // transaction is aborted, their next one refused) and brings this node's
-// store up to date with the partition's changelog: from where this node
-// last applied it (the whole changelog when it never did) up to the fence
-// record. The store is a cache of the changelog: its content for p is
-// replaced key by key, so whatever this node held from an earlier
-// ownership is overwritten by what other owners committed since.
+// store up to date with the partition's changelog and raw topic: from
+// where this node last applied each (from their start when it never did)
+// up to the fence records. The store is a cache of those topics: its
+// content for p is replaced key by key, so whatever this node held from an
+// earlier ownership is overwritten by what other owners committed since.
 func (n *WorkerNode) takeOver(ctx context.Context, p int) (*kafka.Txn, error) {
-	txn, err := n.klog.NewTxn(ctx, worker.Group, n.cfg.Kafka.ChangelogTopic, p)
+	topics := stateTopics(n.cfg.Kafka)
+	txn, err := n.klog.NewTxn(ctx, worker.Group, p, topics...)
 	if err != nil {
 		return nil, err
 	}
-	from, err := n.st.Cursor(cursorChangelog, p)
-	if err == nil && from == 0 {
+	var applied int64
+	for _, topic := range topics {
+		a, err := n.replay(ctx, txn, topic, p)
+		if err != nil {
+			txn.Close()
+			return nil, fmt.Errorf("restore partition %d from %s: %w", p, topic, err)
+		}
+		applied += a
+	}
+	n.m.restored.Add(float64(applied))
+	n.log.Info("partition taken over", "partition", p, "records_applied", applied)
+	return txn, nil
+}
+
+// replay applies topic's partition p to the store, from the store's
+// cursor up to txn's fence.
+func (n *WorkerNode) replay(ctx context.Context, txn *kafka.Txn, topic string, p int) (int64, error) {
+	from, err := n.st.Cursor(topic, p)
+	if err != nil {
+		return 0, err
+	}
+	if from == 0 && topic == n.cfg.Kafka.ChangelogTopic {
 		// Never applied here: state left by an earlier release must not
 		// mix with the changelog's.
-		err = n.st.DropPartitionState(p)
-	}
-	if err != nil {
-		txn.Close()
-		return nil, err
+		if err := n.st.DropPartitionState(p); err != nil {
+			return 0, err
+		}
 	}
 	b := n.st.NewBatch(p)
 	var applied int64
-	err = n.klog.ReadCommitted(ctx, n.cfg.Kafka.ChangelogTopic, p, from, txn.Fence(), func(r *kgo.Record) error {
-		if changelogClass(store.KeyClass(r.Key)) {
+	err = n.klog.ReadCommitted(ctx, topic, p, from, txn.Fence(topic), func(r *kgo.Record) error {
+		if stateTopic(n.cfg.Kafka, store.KeyClass(r.Key)) == topic {
 			var err error
 			if r.Value == nil {
 				err = b.Delete(r.Key)
@@ -78,7 +101,7 @@ func (n *WorkerNode) takeOver(ctx context.Context, p int) (*kafka.Txn, error) {
 			}
 			applied++
 		}
-		b.SetCursor(cursorChangelog, p, r.Offset+1)
+		b.SetCursor(topic, p, r.Offset+1)
 		if b.Len() >= restoreBatchBytes {
 			if err := b.Commit(); err != nil {
 				return err
@@ -87,18 +110,11 @@ func (n *WorkerNode) takeOver(ctx context.Context, p int) (*kafka.Txn, error) {
 		}
 		return nil
 	})
-	if err == nil {
-		err = b.Commit()
-	} else {
-		b.Abandon()
-	}
 	if err != nil {
-		txn.Close()
-		return nil, fmt.Errorf("restore partition %d from the changelog: %w", p, err)
+		b.Abandon()
+		return 0, err
 	}
-	n.m.restored.Add(float64(applied))
-	n.log.Info("partition taken over", "partition", p, "changelog_from", from, "fence", txn.Fence(), "records_applied", applied)
-	return txn, nil
+	return applied, b.Commit()
 }
 
 // txnCommitter makes a partition worker's commit durable in Kafka: the
@@ -141,8 +157,8 @@ func (c *txnCommitter) Commit(b *store.Batch, next int64) error {
 	}
 	err := b.Each(func(key, value []byte) error {
 		cl := store.KeyClass(key)
-		if changelogClass(cl) {
-			add(k.ChangelogTopic, key, value, nil)
+		if topic := stateTopic(k, cl); topic != "" {
+			add(topic, key, value, nil)
 		}
 		switch cl {
 		case store.ClassResult:
@@ -190,14 +206,14 @@ func (c *txnCommitter) Commit(b *store.Batch, next int64) error {
 		return err
 	}
 	c.n.m.txns.Inc()
-	last := int64(-1)
+	last := map[string]int64{}
 	for _, r := range c.recs {
-		if r.Topic == k.ChangelogTopic {
-			last = max(last, r.Offset)
+		if r.Topic == k.ChangelogTopic || r.Topic == k.RawTopic {
+			last[r.Topic] = max(last[r.Topic], r.Offset+1)
 		}
 	}
-	if last >= 0 {
-		b.SetCursor(cursorChangelog, c.p, last+1)
+	for topic, next := range last {
+		b.SetCursor(topic, c.p, next)
 	}
 	// Committed in Kafka: the store is a cache of it, so a failed write
 	// here is redone by the next restore.
@@ -222,6 +238,7 @@ func outputTopics(cfg Config, partitions int) []kafka.TopicSpec {
 	k := cfg.Kafka
 	return []kafka.TopicSpec{
 		{Name: k.ChangelogTopic, Partitions: partitions, Compact: true},
+		{Name: k.RawTopic, Partitions: partitions, Compact: true, Retention: cfg.ReadingsRetention},
 		{Name: k.ResultsTopic, Partitions: partitions, Retention: cfg.ResultsRetention},
 		{Name: k.LateTopic, Partitions: partitions, Retention: cfg.LateRetention},
 		{Name: k.ConflictTopic, Partitions: partitions, Retention: cfg.ConflictRetention},

@@ -38,6 +38,7 @@ type Log struct {
 	mu      sync.Mutex
 	members map[string]*Member // group -> this process's member, for commits
 	readers map[*Reader]struct{}
+	topicID [16]byte // the readings topic's, once known
 }
 
 var _ readlog.Log = (*Log)(nil)

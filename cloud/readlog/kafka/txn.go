@@ -13,9 +13,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// FenceKey is the key of the record a new Txn writes to its changelog
-// partition when it takes the partition over. Restores read up to it; no
-// store key starts with 0x00.
+// FenceKey is the key of the record a new Txn writes to its partition of
+// each state topic when it takes the partition over. Restores read up to
+// it; no store key starts with 0x00.
 var FenceKey = []byte("\x00fence")
 
 // ErrFenced says another process took the partition's transactional id
@@ -31,9 +31,8 @@ type Txn struct {
 	l         *Log
 	p         int
 	group     string
-	changelog string
 	cl        *kgo.Client
-	fence     int64
+	fences    map[string]int64
 	topicID   [16]byte
 }
 
@@ -45,9 +44,9 @@ const TxnTimeout = 30 * time.Second
 // NewTxn starts the transactional producer of readings partition p, under
 // transactional id <group prefix><group>-<p>, and fences every earlier
 // producer of that id: their open transaction is aborted. It then commits
-// a fence record to changelog's partition p; Fence returns its offset,
-// which a restore reads up to.
-func (l *Log) NewTxn(ctx context.Context, group, changelog string, p int) (*Txn, error) {
+// a fence record to partition p of each of fenceTopics; Fence returns its
+// offset, which a restore reads up to.
+func (l *Log) NewTxn(ctx context.Context, group string, p int, fenceTopics ...string) (*Txn, error) {
 	if l.closed.Load() {
 		return nil, errors.New("readlog/kafka: txn: log closed")
 	}
@@ -68,33 +67,29 @@ func (l *Log) NewTxn(ctx context.Context, group, changelog string, p int) (*Txn,
 	if err != nil {
 		return nil, fmt.Errorf("readlog/kafka: txn %s: %w", txid, err)
 	}
-	t := &Txn{l: l, p: p, group: l.o.groupPrefix + group, changelog: changelog, cl: cl}
+	t := &Txn{l: l, p: p, group: l.o.groupPrefix + group, cl: cl, fences: map[string]int64{}}
 	// TxnOffsetCommit v6+ names the readings topic by its id.
-	td, err := l.adm.ListTopics(ctx, l.o.topic)
-	if err == nil {
-		err = td.Error()
-	}
-	if err != nil {
+	if t.topicID, err = l.readingsTopicID(ctx); err != nil {
 		cl.Close()
-		return nil, fmt.Errorf("readlog/kafka: txn %s: topic %s: %w", txid, l.o.topic, err)
+		return nil, fmt.Errorf("readlog/kafka: txn %s: %w", txid, err)
 	}
-	t.topicID = td[l.o.topic].ID
-	if _, _, err := cl.ProducerID(ctx); err != nil {
-		cl.Close()
-		return nil, fmt.Errorf("readlog/kafka: txn %s: init: %w", txid, err)
+	var fences []*kgo.Record
+	for _, topic := range fenceTopics {
+		fences = append(fences, &kgo.Record{Topic: topic, Partition: int32(p), Key: FenceKey,
+			Value: strconv.AppendInt(nil, time.Now().UnixNano(), 10)})
 	}
-	fence := &kgo.Record{Topic: changelog, Partition: int32(p), Key: FenceKey,
-		Value: strconv.AppendInt(nil, time.Now().UnixNano(), 10)}
-	if err := t.run(ctx, []*kgo.Record{fence}, -1); err != nil {
+	if err := t.run(ctx, fences, -1); err != nil {
 		cl.Close()
 		return nil, fmt.Errorf("readlog/kafka: txn %s: fence: %w", txid, err)
 	}
-	t.fence = fence.Offset
+	for _, r := range fences {
+		t.fences[r.Topic] = r.Offset
+	}
 	return t, nil
 }
 
-// Fence is the offset of the fence record NewTxn committed.
-func (t *Txn) Fence() int64 { return t.fence }
+// Fence is the offset of the fence record NewTxn committed to topic.
+func (t *Txn) Fence(topic string) int64 { return t.fences[topic] }
 
 // Commit produces recs and commits next as the group's offset of the
 // readings partition, in one transaction: all of it becomes visible to
@@ -246,8 +241,9 @@ func (l *Log) ReadCommitted(ctx context.Context, topic string, p int, from, unti
 type TopicSpec struct {
 	Name       string
 	Partitions int
-	// Compact makes it a compacted topic (cleanup.policy=compact);
-	// otherwise Retention (0: the brokers' default) deletes by age.
+	// Compact makes it a compacted topic (cleanup.policy=compact); with
+	// Retention too, records older than it are also deleted
+	// (compact,delete). Retention 0: the brokers' default.
 	Compact   bool
 	Retention time.Duration
 }
@@ -258,9 +254,12 @@ func (l *Log) EnsureTopics(ctx context.Context, specs ...TopicSpec) error {
 	for _, s := range specs {
 		cfg := map[string]*string{}
 		switch {
+		case s.Compact && s.Retention > 0:
+			cfg["cleanup.policy"] = kadm.StringPtr("compact,delete")
 		case s.Compact:
 			cfg["cleanup.policy"] = kadm.StringPtr("compact")
-		case s.Retention > 0:
+		}
+		if s.Retention > 0 {
 			cfg["retention.ms"] = kadm.StringPtr(strconv.FormatInt(s.Retention.Milliseconds(), 10))
 		}
 		if _, err := l.ensureTopic(ctx, s.Name, s.Partitions, cfg); err != nil {
@@ -268,4 +267,35 @@ func (l *Log) EnsureTopics(ctx context.Context, specs ...TopicSpec) error {
 		}
 	}
 	return nil
+}
+
+// readingsTopicID returns the readings topic's id, asking the brokers
+// until they know it (a topic just created may not be listed at once).
+func (l *Log) readingsTopicID(ctx context.Context) ([16]byte, error) {
+	l.mu.Lock()
+	id := l.topicID
+	l.mu.Unlock()
+	if id != ([16]byte{}) {
+		return id, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	for {
+		td, err := l.adm.ListTopics(ctx, l.o.topic)
+		if err == nil {
+			err = td.Error()
+		}
+		if err == nil {
+			id = td[l.o.topic].ID
+			l.mu.Lock()
+			l.topicID = id
+			l.mu.Unlock()
+			return id, nil
+		}
+		select {
+		case <-ctx.Done():
+			return id, fmt.Errorf("topic %s: %w", l.o.topic, err)
+		case <-time.After(metadataMinAge):
+		}
+	}
 }

@@ -28,12 +28,12 @@ var ErrFenced = errors.New("readlog/kafka: fenced by a newer owner of the partit
 // (ErrFenced) and its open transaction is aborted. Not safe for concurrent
 // use.
 type Txn struct {
-	l         *Log
-	p         int
-	group     string
-	cl        *kgo.Client
-	fences    map[string]int64
-	topicID   [16]byte
+	l       *Log
+	p       int
+	group   string
+	cl      *kgo.Client
+	fences  map[string]int64
+	topicID [16]byte
 }
 
 // TxnTimeout is how long a transaction may stay open: the coordinator

@@ -42,11 +42,11 @@ func collectorArgs(t *testing.T) map[string][]string {
 	out["systemd"] = strings.Fields(exec)[1:]
 	cluster := documents(t, "compose/docker-compose.cluster.yml")[0]
 	for name, svc := range cluster["services"].(map[string]any) {
-		if cmd, ok := svc.(map[string]any)["command"]; ok && strings.HasPrefix(name, "worker") || strings.HasPrefix(name, "intake") {
+		if cmd, ok := svc.(map[string]any)["command"]; ok && (strings.HasPrefix(name, "worker") || strings.HasPrefix(name, "intake") || name == "sink") {
 			out["compose cluster "+name] = strs(cmd)
 		}
 	}
-	for _, path := range []string{"k8s/cluster/30-intake.yaml", "k8s/cluster/40-workers.yaml"} {
+	for _, path := range []string{"k8s/cluster/30-intake.yaml", "k8s/cluster/40-workers.yaml", "k8s/cluster/50-sink.yaml"} {
 		for _, doc := range documents(t, path) {
 			if doc["kind"] != "StatefulSet" && doc["kind"] != "Deployment" {
 				continue
@@ -73,8 +73,8 @@ func flagValue(args []string, name string) string {
 // none opts out with -http-allow-anonymous.
 func TestShippedDeploymentsProtectTheAPI(t *testing.T) {
 	all := collectorArgs(t)
-	if len(all) != 10 {
-		t.Fatalf("found %d collector command lines, want Dockerfile, compose, k8s, systemd and the six cluster nodes: %v", len(all), all)
+	if len(all) != 12 {
+		t.Fatalf("found %d collector command lines, want Dockerfile, compose, k8s, systemd and the eight cluster nodes: %v", len(all), all)
 	}
 	for where, args := range all {
 		if strings.Contains(strings.Join(args, " "), "-http-allow-anonymous") {

@@ -89,7 +89,17 @@ func TestClusterManifests(t *testing.T) {
 	if get(worker, "spec", "volumeClaimTemplates", 0, "metadata", "name") != "data" {
 		t.Error("workers keep their store on a volume claim named data")
 	}
-	for name, d := range map[string]map[string]any{"intake": intake, "worker": worker} {
+	sink := docs["StatefulSet/gridedge-sink"]
+	if sink == nil {
+		t.Fatalf("need StatefulSet/gridedge-sink (the cluster's API), have %v", keys(docs))
+	}
+	if h := docs["Service/"+get(sink, "spec", "serviceName").(string)]; h == nil || get(h, "spec", "clusterIP") != "None" {
+		t.Errorf("the sink's serviceName must be a headless Service: %v", h)
+	}
+	if api := docs["Service/gridedge-api"]; api == nil || get(api, "spec", "selector", "app") != get(sink, "spec", "template", "metadata", "labels", "app") {
+		t.Errorf("Service gridedge-api must select the sink's pods: %v", api)
+	}
+	for name, d := range map[string]map[string]any{"intake": intake, "worker": worker, "sink": sink} {
 		c := get(d, "spec", "template", "spec", "containers", 0)
 		if get(c, "readinessProbe", "httpGet", "path") != "/healthz" {
 			t.Errorf("%s: readiness must follow /healthz (MQTT and Kafka connections)", name)
@@ -149,12 +159,12 @@ func TestClusterComposeFile(t *testing.T) {
 	if get(kafka, "environment", "KAFKA_PROCESS_ROLES") != "broker,controller" {
 		t.Error("kafka must run in KRaft mode (KAFKA_PROCESS_ROLES broker,controller)")
 	}
-	for _, name := range []string{"mosquitto", "intake-1", "intake-2", "worker-1", "worker-2"} {
+	for _, name := range []string{"mosquitto", "intake-1", "intake-2", "worker-1", "worker-2", "sink"} {
 		if services[name] == nil {
 			t.Errorf("no service %s", name)
 		}
 	}
-	for _, name := range []string{"intake-1", "intake-2", "worker-1", "worker-2"} {
+	for _, name := range []string{"intake-1", "intake-2", "worker-1", "worker-2", "sink"} {
 		cmd := strings.Join(strs(get(services[name], "command")), " ")
 		role := strings.TrimRight(name, "-12")
 		if !strings.Contains(cmd, "-role "+role) || !strings.Contains(cmd, "-kafka-brokers kafka:9092") {
@@ -185,6 +195,8 @@ func TestClusterCommandsBecomeReady(t *testing.T) {
 		"k8s worker":       strs(get(docs["StatefulSet/gridedge-worker"], "spec", "template", "spec", "containers", 0, "args")),
 		"compose intake-1": strs(get(compose, "intake-1", "command")),
 		"compose worker-1": strs(get(compose, "worker-1", "command")),
+		"k8s sink":         strs(get(docs["StatefulSet/gridedge-sink"], "spec", "template", "spec", "containers", 0, "args")),
+		"compose sink":     strs(get(compose, "sink", "command")),
 	}
 	// The workers' API tokens, from the secret the manifests mount.
 	tokens := filepath.Join(t.TempDir(), "api-tokens")

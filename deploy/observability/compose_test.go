@@ -38,7 +38,7 @@ func TestComposeRunsPrometheusAndGrafana(t *testing.T) {
 		collectors []string
 	}{
 		"../compose/docker-compose.yml":         {"prometheus.yml", []string{"collector"}},
-		"../compose/docker-compose.cluster.yml": {"prometheus.cluster.yml", []string{"intake-1", "intake-2", "worker-1", "worker-2"}},
+		"../compose/docker-compose.cluster.yml": {"prometheus.cluster.yml", []string{"intake-1", "intake-2", "worker-1", "worker-2", "sink"}},
 	} {
 		var c composeFile
 		readYAML(t, file, &c)

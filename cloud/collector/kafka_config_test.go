@@ -20,18 +20,25 @@ func TestRoleAndKafkaSettingsAreValidated(t *testing.T) {
 	if err := worker.Validate(); err != nil {
 		t.Fatalf("a worker needs no MQTT: %v", err)
 	}
+	sink := worker
+	sink.Role = RoleSink
+	if err := sink.Validate(); err != nil {
+		t.Fatalf("a sink needs no MQTT: %v", err)
+	}
 	for want, change := range map[string]func(*Config){
-		"role":                  func(c *Config) { c.Role = "sink" },
-		"kafka.brokers":         func(c *Config) { c.Kafka.Brokers = nil },
-		"not host:port":         func(c *Config) { c.Kafka.Brokers = []string{"kafka"} },
-		"kafka.partitions":      func(c *Config) { c.Kafka.Partitions = 0 },
-		"kafka.session_timeout": func(c *Config) { c.Kafka.SessionTimeout = 0 },
-		"tls_key":               func(c *Config) { c.Kafka.TLS, c.Kafka.TLSCert = true, "c.pem" },
-		"need tls":              func(c *Config) { c.Kafka.TLSCA = "ca.pem" },
-		"sasl_mechanism":        func(c *Config) { c.Kafka.SASLMechanism = "GSSAPI" },
-		"username":              func(c *Config) { c.Kafka.SASLMechanism = "PLAIN" },
-		"embedded_broker":       func(c *Config) { c.EmbeddedBroker = "127.0.0.1:1883" },
-		"deadletter_topic":      func(c *Config) { c.Kafka.DeadLetterTopic = c.Kafka.Topic },
+		"role":                      func(c *Config) { c.Role = "reader" },
+		"kafka.brokers":             func(c *Config) { c.Kafka.Brokers = nil },
+		"not host:port":             func(c *Config) { c.Kafka.Brokers = []string{"kafka"} },
+		"kafka.partitions":          func(c *Config) { c.Kafka.Partitions = 0 },
+		"kafka.session_timeout":     func(c *Config) { c.Kafka.SessionTimeout = 0 },
+		"tls_key":                   func(c *Config) { c.Kafka.TLS, c.Kafka.TLSCert = true, "c.pem" },
+		"need tls":                  func(c *Config) { c.Kafka.TLSCA = "ca.pem" },
+		"sasl_mechanism":            func(c *Config) { c.Kafka.SASLMechanism = "GSSAPI" },
+		"username":                  func(c *Config) { c.Kafka.SASLMechanism = "PLAIN" },
+		"embedded_broker":           func(c *Config) { c.EmbeddedBroker = "127.0.0.1:1883" },
+		"deadletter_topic":          func(c *Config) { c.Kafka.DeadLetterTopic = c.Kafka.Topic },
+		"results_topic":             func(c *Config) { c.Kafka.ResultsTopic = c.Kafka.LateTopic },
+		"kafka.raw_topic: required": func(c *Config) { c.Kafka.RawTopic = "" },
 	} {
 		c := ok
 		change(&c)

@@ -35,11 +35,12 @@ const sinkPollRecords = 10_000
 // committed worker output lands once. Any number of sinks may run, each
 // with its own store (for the API's availability, or near its users).
 //
-// From the changelog it takes device counters, statuses and raw-reading
-// blocks (not the workers' private engine and dedup state); from the
-// results topic every revision (the highest kept per window); the late
-// and conflict topics' records go under the store key their header
-// carries; dead letters get an id from their position.
+// From the results topic it takes every result revision (the highest
+// kept per window), device counters and statuses; from the raw topic the
+// raw-reading blocks; the late and conflict topics' records go under the
+// store key their header carries; dead letters get an id from their
+// position. The workers' changelog (their private engine and dedup state)
+// is not read.
 type SinkNode struct {
 	cfg  Config
 	log  *slog.Logger
@@ -100,24 +101,26 @@ func NewSink(cfg Config, opts ...Option) (*SinkNode, error) {
 		return nil, fmt.Errorf("collector: %w", err)
 	}
 	parts := n.klog.Partitions()
-	specs := append(outputTopics(cfg, parts), kafka.TopicSpec{Name: cfg.Kafka.DeadLetterTopic, Partitions: 1})
+	specs := outputTopics(cfg, parts)
 	if err := n.klog.EnsureTopics(ctx, specs...); err != nil {
 		n.Close()
 		return nil, fmt.Errorf("collector: %w", err)
 	}
 	for _, s := range specs {
-		if s.Name == cfg.Kafka.ChangelogTopic {
-			continue // the workers' own state
+		if s.Name != cfg.Kafka.ChangelogTopic { // the workers' own state
+			n.topics[s.Name] = s.Partitions
 		}
-		if s.Name == cfg.Kafka.DeadLetterTopic {
-			// Created by intake or here; its own partition count.
-			if s.Partitions, err = n.klog.EnsureTopic(ctx, s.Name, 0); err != nil {
-				n.Close()
-				return nil, fmt.Errorf("collector: %w", err)
-			}
-		}
-		n.topics[s.Name] = s.Partitions
 	}
+	// The dead letters keep the partition count intake gave them (one).
+	dlq, err := n.klog.EnsureTopic(ctx, cfg.Kafka.DeadLetterTopic, 0)
+	if err != nil {
+		dlq, err = n.klog.EnsureTopic(ctx, cfg.Kafka.DeadLetterTopic, 1)
+	}
+	if err != nil {
+		n.Close()
+		return nil, fmt.Errorf("collector: %w", err)
+	}
+	n.topics[cfg.Kafka.DeadLetterTopic] = dlq
 	n.skipped = prometheus.NewCounter(prometheus.CounterOpts{Name: "gridedge_collector_sink_skipped_records_total",
 		Help: "Output-topic records the sink could not decode (logged), skipped."})
 	cols := []prometheus.Collector{n.skipped,

@@ -68,7 +68,6 @@ func (n *WorkerNode) takeOver(ctx context.Context, p int) (*kafka.Txn, error) {
 		applied += a
 	}
 	n.m.restored.Add(float64(applied))
-	n.log.Info("partition taken over", "partition", p, "records_applied", applied)
 	return txn, nil
 }
 
@@ -114,6 +113,7 @@ func (n *WorkerNode) replay(ctx context.Context, txn *kafka.Txn, topic string, p
 		b.Abandon()
 		return 0, err
 	}
+	n.log.Info("state replayed", "topic", topic, "partition", p, "from", from, "to", txn.Fence(topic), "records_applied", applied)
 	return applied, b.Commit()
 }
 

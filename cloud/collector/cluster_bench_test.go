@@ -6,9 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/gridedge/gridedge/cloud/feed"
 	"github.com/gridedge/gridedge/cloud/intake"
 	"github.com/gridedge/gridedge/cloud/readlog"
 	"github.com/gridedge/gridedge/cloud/readlog/kafka"
+	"github.com/gridedge/gridedge/cloud/store"
 )
 
 // BenchmarkClusterWorkers measures how fast 1, 2 and 4 worker nodes drain a
@@ -120,5 +124,70 @@ func startNodeB(b *testing.B, run func(context.Context) error) func() {
 		if err := <-done; err != nil {
 			b.Error(err)
 		}
+	}
+}
+
+// BenchmarkClusterSink measures how fast a sink stores what the workers
+// committed: 100,000 results-feed records (one revision each of windows of
+// 500 devices) spread over the 8 partitions of the results topic on kfake;
+// the clock runs from the sink's start until every record is in its store
+// (one synced batch per poll, positions included).
+//
+//	go test -run '^$' -bench ClusterSink -benchtime 1x ./cloud/collector/
+func BenchmarkClusterSink(b *testing.B) {
+	const partitions, records = 8, 100_000
+	for range b.N {
+		b.StopTimer()
+		k := kafkaCluster(b)
+		cfg := clusterConfig(b, RoleSink, "", k)
+		cfg.Kafka.Partitions = partitions
+		prod, err := kgo.NewClient(kgo.SeedBrokers(k.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+			kgo.AllowAutoTopicCreation())
+		if err != nil {
+			b.Fatal(err)
+		}
+		lg, err := kafka.Open(context.Background(), kafka.WithBrokers(k.ListenAddrs()...), kafka.WithPartitions(partitions), kafka.WithLogger(testLogger(b)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := lg.EnsureTopics(context.Background(), outputTopics(cfg, partitions)...); err != nil {
+			b.Fatal(err)
+		}
+		lg.Close()
+		recs := make([]*kgo.Record, 0, records)
+		for i := range records {
+			dev := fmt.Sprintf("meter-%04d", i%500)
+			start := t0.Add(time.Duration(i/500) * time.Minute)
+			v, err := feed.Encode(&feed.Record{V: feed.Version, Kind: feed.KindResult, Result: &store.WindowResult{
+				Pipeline: "windows_1m", Device: dev, Channel: "mains", Quantity: "active_power", Start: start, End: start.Add(time.Minute),
+				Revision: 1, Count: 60, Coverage: 1, WorstQuality: "synced",
+				Values: map[string]float64{"count": 60, "sum": 12345.5, "mean": 205.75, "min": 100, "max": 300}}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			recs = append(recs, &kgo.Record{Topic: cfg.Kafka.ResultsTopic, Partition: int32(readlog.PartitionFor([]byte(dev), partitions)),
+				Key: []byte(dev), Value: v})
+		}
+		if err := prod.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+			b.Fatal(err)
+		}
+		prod.Close()
+		b.StartTimer()
+		start := time.Now()
+		n, err := NewSink(cfg, WithLogger(testLogger(b)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		stop := startNodeB(b, n.Run)
+		for n.applied.Load() < records {
+			if time.Since(start) > 5*time.Minute {
+				b.Fatalf("%d of %d records stored after 5 minutes", n.applied.Load(), records)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		elapsed := time.Since(start)
+		b.StopTimer()
+		stop()
+		b.ReportMetric(float64(records)/elapsed.Seconds(), "records/s")
 	}
 }

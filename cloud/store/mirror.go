@@ -129,9 +129,11 @@ func (s *Store) Cursor(name string, p int) (int64, error) {
 	return int64(binary.BigEndian.Uint64(v)), nil
 }
 
-// PutWindowResult stores a result read back from a results feed: the
-// highest revision (kept if r's revision is not lower than the stored
-// one) and the revision's history entry.
+// PutWindowResult stores a result read back from a results feed as the
+// window's latest revision, and in its history. The feed must give a
+// window's revisions in increasing order (a window's results come from one
+// partition, in commit order), as the worker's own upsert assumes: the
+// upsert needs no read.
 func (b *Batch) PutWindowResult(r WindowResult) error {
 	q := wire.Quantity_QUANTITY_UNSPECIFIED
 	if r.Quantity != "" {
@@ -148,12 +150,7 @@ func (b *Batch) PutWindowResult(r WindowResult) error {
 	if err != nil {
 		return fmt.Errorf("store: encode result: %w", err)
 	}
-	var cur WindowResult
-	if ok, err := b.s.getJSON(key, &cur); err != nil {
-		return err
-	} else if !ok || cur.Revision <= r.Revision {
-		b.set(key, v)
-	}
+	b.set(key, v)
 	b.set(hist, v)
 	return nil
 }

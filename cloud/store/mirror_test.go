@@ -85,12 +85,11 @@ func TestCursorsAndResultsFromAFeed(t *testing.T) {
 	if err := b.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	// An older revision arriving later keeps the newer one as the result,
-	// and goes to the history.
-	old := r
-	old.Revision, old.Count = 1, 3
+	// The next revision replaces it; both stay in the history.
+	next := r
+	next.Revision, next.Count = 3, 5
 	b = s.NewBatch(0)
-	if err := b.PutWindowResult(old); err != nil {
+	if err := b.PutWindowResult(next); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Commit(); err != nil {
@@ -109,8 +108,8 @@ func TestCursorsAndResultsFromAFeed(t *testing.T) {
 	if err := s.Results(ResultQuery{Pipeline: "p", Device: "dev", History: true}, collect(&history)); err != nil {
 		t.Fatal(err)
 	}
-	if len(latest) != 1 || latest[0].Revision != 2 || len(history) != 2 {
-		t.Fatalf("latest %+v, history %d revisions; want revision 2 and 2 revisions", latest, len(history))
+	if len(latest) != 1 || latest[0].Revision != 3 || latest[0].Count != 5 || len(history) != 2 {
+		t.Fatalf("latest %+v, history %d revisions; want revision 3 and 2 revisions", latest, len(history))
 	}
 	if err := s.NewBatch(0).PutWindowResult(WindowResult{Pipeline: "p", Device: "dev", Quantity: "no_such_quantity"}); err == nil {
 		t.Fatal("a result of an unknown quantity: no error")

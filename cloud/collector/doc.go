@@ -8,4 +8,11 @@
 // windowing engine and replays the log after its checkpoint, connects to the
 // broker and serves until its context ends, then stops ingest, applies and
 // commits what was stored, and shuts everything down.
+//
+// The cluster roles are built by NewIntake (MQTT to a Kafka readings
+// topic), NewWorker (a consumer-group member whose partition workers
+// commit state changelog, outputs and input offset in one Kafka
+// transaction, and take partitions over by replaying the changelog) and
+// NewSink (the output topics, read_committed, into an embedded store that
+// serves the API for every partition).
 package collector

@@ -38,10 +38,24 @@
 // group offsets serve monitoring (lag) and tell an operator what is safe to
 // delete.
 //
+// # Transactions
+//
+// NewTxn starts the transactional producer of one readings partition
+// (transactional id <group prefix><group>-<partition>): starting it fences
+// every earlier producer of that id (their open transaction is aborted,
+// their next one fails with ErrFenced), then it commits a fence record to
+// the partition of each state topic it is given. Txn.Commit produces a
+// commit's records and adds the group's offset of the readings partition
+// (TxnOffsetCommit) in one transaction: read_committed consumers see all of
+// it or none. ReadCommitted replays a partition up to a fence record;
+// Follow reads many partitions from given positions, committed records
+// only. EnsureTopics creates compacted or retention-bounded topics.
+//
 // # Bounds
 //
-// Connections: one producer client, one client per open Reader and one per
-// group member, each with a connection per broker it talks to. Memory: the
-// in-flight bound, and per Reader one fetch (WithFetchBytes, 4 MiB).
+// Connections: one producer client, one client per open Reader, Txn,
+// Follower and group member, each with a connection per broker it talks
+// to. Memory: the in-flight bound, and per Reader, Follower or replay one
+// fetch (WithFetchBytes, 4 MiB); a Txn holds one commit's records.
 // Goroutines: those of the clients; none of the package's own per record.
 package kafka

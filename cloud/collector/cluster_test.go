@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -427,21 +428,50 @@ func TestClusterIntakeLostWorkerAdded(t *testing.T) {
 	}
 }
 
-// TestClusterKafkaOutage: every request to Kafka fails for a while. No
-// device is acknowledged meanwhile (the agents keep their readings); once
-// Kafka answers again, the resent and retried batches are stored once.
+// TestClusterKafkaOutage: the transaction coordinator refuses two worker
+// commits (aborted, redone from the committed state); then every request
+// to Kafka fails for a while. No device is acknowledged meanwhile (the
+// agents keep their readings); once Kafka answers again, the resent and
+// retried batches are stored once.
 func TestClusterKafkaOutage(t *testing.T) {
 	r := newRig(t, mqtttest.Start(t), 2, 3)
-	r.publish(0, rigBatches/2)
-	r.waitAcked("first half acknowledged", rigBatches/2)
-	before := r.ag.ackCount()
-	waitFor(t, "the workers caught up", func() bool {
-		var n uint64
+	quarter := rigBatches / 4
+	r.publish(0, quarter)
+	r.waitAcked("first quarter acknowledged", quarter)
+	waitFor(t, "every worker committed", func() bool {
 		for _, w := range r.workers {
-			n += stored(w)
+			if testutil.ToFloat64(w.m.txns) == 0 {
+				return false
+			}
 		}
-		return n >= uint64(len(rigDevices)*rigBatches/2*rigPerBatch)
+		return true
 	})
+	// The transaction coordinator refuses the next two commits (of a
+	// worker's data or of a restarted worker's fence): those transactions
+	// are aborted and the workers restart from their committed state.
+	var refusedCommits atomic.Int64
+	r.k.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if refusedCommits.Add(1) == 2 {
+			r.k.DropControl() // after this one
+		} else {
+			r.k.KeepControl()
+		}
+		resp := req.(*kmsg.EndTxnRequest).ResponseKind().(*kmsg.EndTxnResponse)
+		resp.ErrorCode = kerr.InvalidTxnState.Code
+		return resp, nil, true
+	})
+	r.publish(quarter, rigBatches/2)
+	r.waitAcked("first half acknowledged", rigBatches/2)
+	waitFor(t, "a worker's commit refused and aborted", func() bool {
+		var aborted float64
+		for _, w := range r.workers {
+			aborted += testutil.ToFloat64(w.m.aborted)
+		}
+		return aborted >= 1 && refusedCommits.Load() >= 2
+	})
+	before := r.ag.ackCount()
+	// The workers may be mid-commit when Kafka goes: their transactions
+	// abort and they restart from the committed state once it is back.
 	var down atomic.Bool
 	var refused atomic.Int64
 	down.Store(true)
@@ -459,7 +489,6 @@ func TestClusterKafkaOutage(t *testing.T) {
 		t.Fatalf("%d acks sent while no request reached Kafka, want none", got-before)
 	}
 	down.Store(false)
-	r.k.DropControl()
 	r.publish(0, rigBatches) // resends after the ack timeout
 	r.waitAcked("every batch acknowledged", rigBatches)
 	r.check()

@@ -575,7 +575,7 @@ func (c *Collector) publishAcks(client paho.Client, giveUp <-chan struct{}) {
 			// Each ack waits at most ack_timeout from its publish, so a
 			// stalled broker holds the shutdown for one ack_timeout, not one
 			// per pending ack.
-			if !p.tok.WaitTimeout(max(time.Until(p.at.Add(c.cfg.AckTimeout)), 0)) || p.tok.Error() != nil {
+			if !confirmedWithin(p.tok, time.Until(p.at.Add(c.cfg.AckTimeout))) || p.tok.Error() != nil {
 				// A lost ack costs a resend, which deduplication absorbs.
 				c.m.acks.WithLabelValues("failed").Inc()
 				c.log.Warn("ack not published", "device", p.device, "err", p.tok.Error())
@@ -601,6 +601,22 @@ func (c *Collector) publishAcks(client paho.Client, giveUp <-chan struct{}) {
 		}
 		pending <- sent{client.Publish(topic.For(job.site, job.ack.DeviceId, topic.Ack), 1, false, payload), job.ack.DeviceId, time.Now()}
 	}
+}
+
+// confirmedWithin reports whether tok completes within d. A token already
+// complete counts whatever d is: once the ack waiter falls more than
+// ack_timeout behind it waits zero time per ack, and paho's WaitTimeout
+// then picks at random between its completion and the expired timer.
+func confirmedWithin(tok paho.Token, d time.Duration) bool {
+	select {
+	case <-tok.Done():
+		return true
+	default:
+	}
+	if d <= 0 {
+		return false
+	}
+	return tok.WaitTimeout(d)
 }
 
 // ackPipeline bounds the acks published and not yet confirmed by the broker.

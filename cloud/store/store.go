@@ -81,7 +81,7 @@ type Store struct {
 // store records it, an existing one must have been created with the same
 // number (the log's partitioning is fixed), and Partitions reports it.
 func Open(dir string, opts ...Option) (*Store, error) {
-	cfg := settings{logger: slog.Default(), cacheBytes: 32 << 20, memtable: 16 << 20, sync: true}
+	cfg := settings{logger: slog.Default(), cacheBytes: 32 << 20, memtable: 8 << 20, sync: true}
 	for _, o := range opts {
 		o(&cfg)
 	}

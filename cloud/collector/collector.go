@@ -23,7 +23,6 @@ import (
 	"github.com/gridedge/gridedge/cloud/api"
 	"github.com/gridedge/gridedge/cloud/apitoken"
 	"github.com/gridedge/gridedge/cloud/broker"
-	"github.com/gridedge/gridedge/cloud/dataset"
 	"github.com/gridedge/gridedge/cloud/diskguard"
 	"github.com/gridedge/gridedge/cloud/intake"
 	"github.com/gridedge/gridedge/cloud/mqttclient"
@@ -187,21 +186,7 @@ func New(cfg Config, opts ...Option) (*Collector, error) {
 		c.closeResources()
 		return nil, fmt.Errorf("collector: http_addr %s: %w", cfg.HTTPAddr, err)
 	}
-	c.httpSrv = &http.Server{
-		Handler: api.New(st, append(apiOpts,
-			api.WithGatherer(c.reg),
-			api.WithHealth(c.health),
-			api.WithLogger(c.log),
-			api.WithPipelines(servedPipelines(cfg, pipes)),
-			api.WithAnalyticsPipelines(cfg.Analytics.Anomaly, cfg.Analytics.Forecast),
-			api.WithDatasets(dataset.Specs(pipes)),
-			api.WithWindowSizes(cfg.WindowSizes),
-			api.WithDefaultTimeZone(cfg.SiteTZ),
-			api.WithOfflineAfter(cfg.DeviceOfflineAfter))...),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-	}
+	c.httpSrv = apiServer(cfg, st, pipes, c.reg, c.health, c.log, apiOpts)
 	return c, nil
 }
 

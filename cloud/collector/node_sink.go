@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/gridedge/gridedge/cloud/api"
 	"github.com/gridedge/gridedge/cloud/diskguard"
 	"github.com/gridedge/gridedge/cloud/feed"
 	"github.com/gridedge/gridedge/cloud/readlog/kafka"
@@ -139,18 +138,7 @@ func NewSink(cfg Config, opts ...Option) (*SinkNode, error) {
 		return nil, fmt.Errorf("collector: http_addr %s: %w", cfg.HTTPAddr, err)
 	}
 	pipes := collectorPipelines(cfg)
-	n.httpSrv = &http.Server{
-		Handler: api.New(n.st, append(apiOpts,
-			api.WithGatherer(n.reg),
-			api.WithHealth(n.health),
-			api.WithLogger(n.log),
-			api.WithPipelines(pipelineNames(pipes)),
-			api.WithWindowSizes(cfg.WindowSizes),
-			api.WithDefaultTimeZone(cfg.SiteTZ))...),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-	}
+	n.httpSrv = apiServer(cfg, n.st, pipes, n.reg, n.health, n.log, apiOpts)
 	return n, nil
 }
 

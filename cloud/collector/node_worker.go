@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/gridedge/gridedge/cloud/analytics"
-	"github.com/gridedge/gridedge/cloud/api"
 	"github.com/gridedge/gridedge/cloud/dataset"
 	"github.com/gridedge/gridedge/cloud/diskguard"
 	"github.com/gridedge/gridedge/cloud/readlog"
@@ -174,21 +173,7 @@ func NewWorker(cfg Config, opts ...Option) (*WorkerNode, error) {
 		n.Close()
 		return nil, fmt.Errorf("collector: http_addr %s: %w", cfg.HTTPAddr, err)
 	}
-	n.httpSrv = &http.Server{
-		Handler: api.New(n.st, append(apiOpts,
-			api.WithGatherer(n.reg),
-			api.WithHealth(n.health),
-			api.WithLogger(n.log),
-			api.WithPipelines(servedPipelines(cfg, n.pipes)),
-			api.WithAnalyticsPipelines(cfg.Analytics.Anomaly, cfg.Analytics.Forecast),
-			api.WithDatasets(dataset.Specs(n.pipes)),
-			api.WithWindowSizes(cfg.WindowSizes),
-			api.WithDefaultTimeZone(cfg.SiteTZ),
-			api.WithOfflineAfter(cfg.DeviceOfflineAfter))...),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-	}
+	n.httpSrv = apiServer(cfg, n.st, n.pipes, n.reg, n.health, n.log, apiOpts)
 	return n, nil
 }
 
